@@ -1,0 +1,576 @@
+package bus
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyring/skyring"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix            = "skyring"
+	DefaultNATSHost          = "127.0.0.1"
+	DefaultClusterHost       = "127.0.0.1"
+	DefaultClusterName       = "skyring"
+	DefaultHeartbeatInterval = time.Second
+	DefaultRequestTimeout    = 5 * time.Second
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultDrainTimeout      = 5 * time.Second
+	DefaultMaxConcurrent     = 256
+	DefaultMaxBodySize       = 1 << 20
+	// DefaultMaxPayload is the max payload of the embedded server: room for
+	// handoff batches (larger batches are split anyway).
+	DefaultMaxPayload = 8 << 20
+)
+
+// APIQueueGroup is the queue group of the public NATS API subscriptions.
+const APIQueueGroup = "skyring-api"
+
+// ErrNodeUnreachable is returned (wrapped) by Relay when no node listens on
+// the target's subject: the node is gone, or has not joined yet. The command
+// was not carried out.
+var ErrNodeUnreachable = errors.New("bus: node unreachable")
+
+// ErrPortInUse is returned (wrapped) by Start when the embedded server's
+// client or cluster port is taken.
+var ErrPortInUse = errors.New("bus: port in use")
+
+// Options configure a Bus. The zero value of each field means its default.
+type Options struct {
+	// NodeID names this node; required. A NATS-subject-safe token: letters,
+	// digits, '-' and '_'.
+	NodeID string
+	// Prefix is the subject prefix of the public API and events; default
+	// "skyring". Dot-separated tokens without spaces or wildcards.
+	Prefix string
+	// Servers are external NATS URLs (--nats:hosts). Empty runs an embedded
+	// nats-server.
+	Servers []string
+
+	// NATSHost is the embedded server's client listen host; default
+	// "127.0.0.1".
+	NATSHost string
+	// NATSPort is the embedded server's client port; 0 picks a free port.
+	NATSPort int
+	// ClusterHost is the embedded server's route listen host
+	// (--channel:host); default "127.0.0.1".
+	ClusterHost string
+	// ClusterPort is the route listen port (--channel:port); 0 means no
+	// clustering (a single server), -1 picks a free port (tests).
+	ClusterPort int
+	// Seeds are "host:port" route addresses of the seed nodes' cluster
+	// ports. This node's own address is left out.
+	Seeds []string
+	// ClusterName is the embedded server's cluster name; default "skyring".
+	ClusterName string
+	// MaxPayload is the embedded server's max payload; default 8 MiB.
+	MaxPayload int32
+
+	// HeartbeatInterval is how often the node announces itself; default 1s.
+	HeartbeatInterval time.Duration
+	// MemberTimeout, if positive, makes the bus report through MemberLeft a
+	// member not heard from for that long (checked at each heartbeat). 0
+	// leaves failure detection to the Handler.
+	MemberTimeout time.Duration
+	// MaxTimeout is the largest accepted timeout in ms of the public NATS
+	// API (skyring.ParseParams.MaxTimeout); 0 means the default.
+	MaxTimeout int64
+	// MaxBodySize is the largest public API message in bytes; larger ones
+	// answer 413. Default 1 MiB, as the HTTP API.
+	MaxBodySize int
+	// MaxConcurrent bounds the handlers running at once, separately for the
+	// public API and for relays; default 256.
+	MaxConcurrent int
+	// RequestTimeout bounds a Relay whose context has no deadline; default
+	// 5s.
+	RequestTimeout time.Duration
+	// ConnectTimeout bounds connecting to external servers in Start and
+	// waiting for the embedded server to listen; default 5s.
+	ConnectTimeout time.Duration
+	// DrainTimeout bounds how long Close waits for in-flight messages
+	// before it cancels the handlers' context; default 5s.
+	DrainTimeout time.Duration
+
+	// Logger gets the bus's logs; default slog.Default(). The embedded
+	// server logs through it at debug level.
+	Logger *slog.Logger
+	// Now stamps accepted NATS API creates and updates; default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
+	o.NATSHost = cmp.Or(o.NATSHost, DefaultNATSHost)
+	o.ClusterHost = cmp.Or(o.ClusterHost, DefaultClusterHost)
+	o.ClusterName = cmp.Or(o.ClusterName, DefaultClusterName)
+	o.MaxPayload = cmp.Or(o.MaxPayload, DefaultMaxPayload)
+	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
+	o.MaxBodySize = cmp.Or(o.MaxBodySize, DefaultMaxBodySize)
+	o.MaxConcurrent = cmp.Or(o.MaxConcurrent, DefaultMaxConcurrent)
+	o.RequestTimeout = cmp.Or(o.RequestTimeout, DefaultRequestTimeout)
+	o.ConnectTimeout = cmp.Or(o.ConnectTimeout, DefaultConnectTimeout)
+	o.DrainTimeout = cmp.Or(o.DrainTimeout, DefaultDrainTimeout)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.NodeID == "" {
+		return errors.New("bus: NodeID is required")
+	}
+	if !isToken(o.NodeID) {
+		return fmt.Errorf("bus: NodeID %q may hold only letters, digits, '-' and '_'", o.NodeID)
+	}
+	for _, tok := range strings.Split(o.Prefix, ".") {
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n*>") {
+			return fmt.Errorf("bus: invalid subject prefix %q", o.Prefix)
+		}
+	}
+	if o.NATSPort < 0 || o.NATSPort > 65535 {
+		return fmt.Errorf("bus: invalid NATS port %d", o.NATSPort)
+	}
+	if o.ClusterPort < -1 || o.ClusterPort > 65535 {
+		return fmt.Errorf("bus: invalid cluster port %d", o.ClusterPort)
+	}
+	for _, s := range o.Servers {
+		if strings.TrimSpace(s) == "" {
+			return errors.New("bus: empty NATS server URL")
+		}
+	}
+	if o.HeartbeatInterval < 0 || o.MemberTimeout < 0 || o.RequestTimeout < 0 ||
+		o.ConnectTimeout < 0 || o.DrainTimeout < 0 {
+		return errors.New("bus: durations must not be negative")
+	}
+	if o.MaxConcurrent < 0 || o.MaxBodySize < 0 || o.MaxPayload < 0 {
+		return errors.New("bus: limits must not be negative")
+	}
+	return nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Handler is what the bus calls into; package node implements it. Every
+// method may be called from several goroutines at once, except the
+// membership callbacks (MemberSeen, MemberLeft), which are called one at a
+// time, in the order the messages arrived.
+type Handler interface {
+	// Create, Update, Cancel and Get serve the public NATS API (API.md
+	// section 4) with the semantics of HTTP; the node relays to the owner
+	// itself. Errors map to statuses through skyring.Status.
+	Create(ctx context.Context, t *skyring.Timer) error
+	Update(ctx context.Context, t *skyring.Timer) error
+	Cancel(ctx context.Context, id string) error
+	Get(ctx context.Context, id string) (skyring.Info, error)
+	// HandleRelay serves a command another node sent to this node's own
+	// subject (Relay).
+	HandleRelay(ctx context.Context, cmd Command) Reply
+	// MemberSeen is called for every heartbeat, announce or sync answer of
+	// another node (never for this node's own).
+	MemberSeen(m Member)
+	// MemberLeft is called when another node says goodbye (or, with
+	// Options.MemberTimeout, falls silent).
+	MemberLeft(id string)
+	// LocalMember returns this node's fresh membership info; it is called
+	// before each heartbeat. ID is overwritten with Options.NodeID, and a
+	// zero Started with the time Start was called.
+	LocalMember() Member
+}
+
+// Member is one node as the membership messages describe it.
+type Member struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http"`
+	Timers   int    `json:"timers"`
+	Started  int64  `json:"started"` // Unix ms
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateClosed
+)
+
+// Bus is one node's NATS side. Create it with New, then Start it; Close it
+// when done.
+type Bus struct {
+	opts Options
+	log  *slog.Logger
+
+	relaySubject   string
+	membersSubject string
+
+	mu    sync.Mutex // guards state and the fields set by Start
+	state int
+	h     Handler
+	srv   *server.Server
+	subs  struct {
+		relay, members *nats.Subscription
+		api            []*nats.Subscription
+	}
+	started int64 // Unix ms
+
+	nc atomic.Pointer[nats.Conn]
+
+	ctx    context.Context // handlers' context, cancelled by Close
+	cancel context.CancelCauseFunc
+
+	apiPool, relayPool *pool
+
+	hbStop chan struct{}
+	hbDone chan struct{}
+
+	leaveOnce   sync.Once
+	stopAPIOnce sync.Once
+	stopAPIErr  error
+	closeOnce   sync.Once
+	closeErr    error
+
+	members memberTable
+}
+
+// New checks opts and returns a Bus that is not started yet.
+func New(opts Options) (*Bus, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	b := &Bus{
+		opts: opts,
+		log:  opts.Logger.With("component", "bus", "node_id", opts.NodeID),
+	}
+	b.relaySubject = relaySubject(opts.Prefix, opts.NodeID)
+	b.membersSubject = "_SKYRING." + opts.Prefix + ".members"
+	b.ctx, b.cancel = context.WithCancelCause(context.Background())
+	b.apiPool = newPool(opts.MaxConcurrent)
+	b.relayPool = newPool(opts.MaxConcurrent)
+	b.members.init()
+	return b, nil
+}
+
+func relaySubject(prefix, nodeID string) string {
+	return "_SKYRING." + prefix + ".relay." + nodeID
+}
+
+// Start starts the embedded server (if no external Servers are set),
+// connects, subscribes to this node's relay subject, the membership subject
+// and the public API (in a queue group), announces the node and starts
+// heartbeating. It returns once every subscription is registered with the
+// server. ctx bounds the start only. A failed Start undoes what it did; the
+// Bus can then only be closed.
+func (b *Bus) Start(ctx context.Context, h Handler) error {
+	if h == nil {
+		return errors.New("bus: Start needs a Handler")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case stateStarted:
+		return errors.New("bus: already started")
+	case stateClosed:
+		return fmt.Errorf("bus: start: %w", skyring.ErrClosed)
+	}
+	b.h = h
+	b.started = time.Now().UnixMilli()
+	if err := b.start(ctx); err != nil {
+		b.abortStart()
+		b.state = stateClosed
+		return err
+	}
+	b.state = stateStarted
+	return nil
+}
+
+func (b *Bus) start(ctx context.Context) error {
+	var nc *nats.Conn
+	var err error
+	if len(b.opts.Servers) == 0 {
+		if b.srv, err = b.startServer(ctx); err != nil {
+			return err
+		}
+		nc, err = nats.Connect("", b.natsOptions(ctx, nats.InProcessServer(b.srv))...)
+		if err != nil {
+			return fmt.Errorf("bus: connecting to the embedded NATS server: %w", err)
+		}
+	} else {
+		nc, err = nats.Connect(strings.Join(b.opts.Servers, ","), b.natsOptions(ctx)...)
+		if err != nil {
+			return fmt.Errorf("bus: connecting to NATS at %s: %w", strings.Join(b.opts.Servers, ","), err)
+		}
+	}
+	b.nc.Store(nc)
+
+	if err := b.subscribe(nc); err != nil {
+		return err
+	}
+	if err := flush(ctx, nc, b.opts.ConnectTimeout); err != nil {
+		return fmt.Errorf("bus: registering subscriptions: %w", err)
+	}
+	b.publishMember(kindAnnounce)
+	b.publishMember(kindSync)
+
+	b.hbStop = make(chan struct{})
+	b.hbDone = make(chan struct{})
+	go b.heartbeatLoop(b.hbStop, b.hbDone)
+	return nil
+}
+
+// abortStart undoes a failed start. b.mu is held.
+func (b *Bus) abortStart() {
+	b.cancel(skyring.ErrClosed)
+	if nc := b.nc.Load(); nc != nil {
+		nc.Close()
+	}
+	b.apiPool.close()
+	b.relayPool.close()
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+func flush(ctx context.Context, nc *nats.Conn, d time.Duration) error {
+	if _, ok := ctx.Deadline(); ok {
+		return nc.FlushWithContext(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return nc.FlushWithContext(ctx)
+}
+
+func (b *Bus) natsOptions(ctx context.Context, extra ...nats.Option) []nats.Option {
+	timeout := b.opts.ConnectTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	opts := []nats.Option{
+		nats.Name("skyring-" + b.opts.NodeID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(32 << 20),
+		nats.Timeout(max(timeout, time.Millisecond)),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			b.log.Warn("NATS async error", "subject", subj, "err", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			b.publishMember(kindSync)
+		}),
+	}
+	return append(opts, extra...)
+}
+
+// Close says goodbye (unless Leave did), stops heartbeating, drains every
+// subscription, waits for the handlers in flight (cancelling their context
+// after Options.DrainTimeout), closes the connection and shuts the embedded
+// server down. It is idempotent, may be called without Start, and returns
+// once every goroutine of the bus has exited.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.close() })
+	return b.closeErr
+}
+
+func (b *Bus) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != stateStarted {
+		b.state = stateClosed
+		b.cancel(skyring.ErrClosed)
+		return nil
+	}
+	b.state = stateClosed
+	nc := b.nc.Load()
+	deadline := time.Now().Add(b.opts.DrainTimeout)
+
+	b.leave()
+	var errs []error
+	subs := append([]*nats.Subscription{b.subs.relay, b.subs.members}, b.subs.api...)
+	if err := drainSubs(subs, deadline); err != nil {
+		errs = append(errs, err)
+	}
+	// Handlers still running after the deadline get their context
+	// cancelled; Close waits for them all the same.
+	expire := time.AfterFunc(time.Until(deadline), func() { b.cancel(skyring.ErrClosed) })
+	b.apiPool.close()
+	b.relayPool.close()
+	expire.Stop()
+	b.cancel(skyring.ErrClosed)
+
+	if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		b.log.Debug("flushing before close", "err", err)
+	}
+	nc.Close()
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// drainSubs drains subs (unsubscribes, then lets the messages already
+// received reach their handler) and waits until they are closed or the
+// deadline passes.
+func drainSubs(subs []*nats.Subscription, deadline time.Time) error {
+	var chans []<-chan nats.SubStatus
+	for _, s := range subs {
+		if s == nil || !s.IsValid() {
+			continue
+		}
+		ch := s.StatusChanged(nats.SubscriptionClosed)
+		if err := s.Drain(); err != nil {
+			continue // already gone
+		}
+		chans = append(chans, ch)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return errors.New("bus: timed out draining subscriptions")
+		}
+	}
+	return nil
+}
+
+// StopAPI stops taking public NATS API messages: it drains the API
+// subscriptions and waits, bounded by ctx, for the API handlers in flight.
+// Relays and membership keep working. Idempotent; Close calls it.
+func (b *Bus) StopAPI(ctx context.Context) error {
+	b.mu.Lock()
+	started := b.state == stateStarted
+	subs := b.subs.api
+	b.mu.Unlock()
+	if !started {
+		return nil
+	}
+	b.stopAPIOnce.Do(func() {
+		deadline := time.Now().Add(b.opts.DrainTimeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		b.stopAPIErr = drainSubs(subs, deadline)
+	})
+	return b.stopAPIErr
+}
+
+// Leave says goodbye to the other members and stops heartbeating, while
+// relays and the public API keep working: a node leaves the ring first, then
+// hands its timers off, then closes. Idempotent; Close calls it.
+func (b *Bus) Leave() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == stateStarted {
+		b.leave()
+	}
+}
+
+// leave stops the heartbeat and says goodbye, once. b.mu is held.
+func (b *Bus) leave() {
+	b.leaveOnce.Do(func() {
+		close(b.hbStop)
+		<-b.hbDone
+		b.members.left.Store(true)
+		b.publishMember(kindGoodbye)
+	})
+}
+
+// ClientURL returns the NATS URL clients can use: the embedded server's, or
+// the first external server's. Empty before Start.
+func (b *Bus) ClientURL() string {
+	if len(b.opts.Servers) > 0 {
+		return strings.TrimSpace(strings.Split(b.opts.Servers[0], ",")[0])
+	}
+	b.mu.Lock()
+	srv := b.srv
+	b.mu.Unlock()
+	if srv == nil {
+		return ""
+	}
+	return srv.ClientURL()
+}
+
+// Conn returns the bus's NATS connection; nil before Start.
+func (b *Bus) Conn() *nats.Conn { return b.nc.Load() }
+
+// Server returns the embedded server; nil with external servers or before
+// Start. For tests and diagnostics.
+func (b *Bus) Server() *server.Server {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srv
+}
+
+// NodeID returns Options.NodeID.
+func (b *Bus) NodeID() string { return b.opts.NodeID }
+
+// Subject joins the prefix and parts with dots: Subject("timer", "create")
+// is "skyring.timer.create" with the default prefix.
+func (b *Bus) Subject(parts ...string) string {
+	if len(parts) == 0 {
+		return b.opts.Prefix
+	}
+	return b.opts.Prefix + "." + strings.Join(parts, ".")
+}
+
+// subscribe registers every subscription. b.mu is held.
+func (b *Bus) subscribe(nc *nats.Conn) error {
+	var err error
+	b.subs.relay, err = nc.Subscribe(b.relaySubject, b.onRelay)
+	if err != nil {
+		return fmt.Errorf("bus: subscribing to %s: %w", b.relaySubject, err)
+	}
+	b.subs.members, err = nc.Subscribe(b.membersSubject, b.onMember)
+	if err != nil {
+		return fmt.Errorf("bus: subscribing to %s: %w", b.membersSubject, err)
+	}
+	for _, op := range apiOps {
+		subj := b.Subject("timer", op.name)
+		sub, err := nc.QueueSubscribe(subj, APIQueueGroup, b.apiHandler(op))
+		if err != nil {
+			return fmt.Errorf("bus: subscribing to %s: %w", subj, err)
+		}
+		b.subs.api = append(b.subs.api, sub)
+	}
+	// Raise the pending limits: the dispatcher hands messages to the pool,
+	// so a burst waits here rather than being dropped as a slow consumer.
+	for _, s := range append([]*nats.Subscription{b.subs.relay}, b.subs.api...) {
+		if err := s.SetPendingLimits(1<<20, 256<<20); err != nil {
+			return fmt.Errorf("bus: setting pending limits: %w", err)
+		}
+	}
+	return nil
+}

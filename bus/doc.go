@@ -1,0 +1,70 @@
+// Package bus is everything Skyring does over NATS: it runs the embedded
+// nats-server (clustered with the seeds over routes) or connects to external
+// servers, keeps the membership heartbeat, relays commands from one node to
+// another, publishes events, and serves the public NATS API.
+//
+// The package is internal to Skyring and its Go API is not stable: the only
+// intended caller is package node, which implements Handler. bus never
+// imports node, http, storage, transports, ring or wheel; it calls back into
+// the node only through Handler.
+//
+// # Subjects
+//
+// <prefix> is Options.Prefix ("skyring" by default), so several clusters can
+// share one NATS. Public subjects (API.md sections 4 and 5), JSON payloads:
+//
+//	<prefix>.timer.create   create a timer; queue group "skyring-api"
+//	<prefix>.timer.update   replace a timer (id required); queue group "skyring-api"
+//	<prefix>.timer.cancel   cancel a timer ({"id":…}); queue group "skyring-api"
+//	<prefix>.timer.get      read a timer ({"id":…}); queue group "skyring-api"
+//	<prefix>.events.<type>  timer events: create, replace, execute, cancel, success, fail, evict (TimerEvent)
+//	<prefix>.node.<type>    node events: ready, recover, rebalance, purge, shutdown, join, leave (NodeEvent)
+//
+// Every node subscribes to the four API subjects in one queue group, so
+// exactly one node takes each message; that node asks its Handler, which
+// relays to the owner if need be. A message with a reply subject gets
+// {"id":…,"status":201|200|202}, {"status":200,"timer":{…}} for get, or
+// {"status":N,"error":"…"}; one without is carried out all the same.
+//
+// Internal subjects, never part of the public contract:
+//
+//	_SKYRING.<prefix>.relay.<nodeID>  node-to-node commands (Relay), request-reply, binary
+//	_SKYRING.<prefix>.members         membership: JSON Member plus "kind"
+//
+// The members subject carries four kinds of message, all {"kind":…, "id":…,
+// "http":…, "timers":…, "started":…}:
+//
+//	announce   sent once by a node when it starts; every other node calls
+//	           MemberSeen and answers at once with a heartbeat (fast convergence)
+//	sync       asks every node to answer with a heartbeat now; sent on start
+//	           and after a reconnect to NATS
+//	heartbeat  sent every Options.HeartbeatInterval
+//	goodbye    sent once by a node that leaves (Leave or Close); others call MemberLeft
+//
+// # Relay encoding
+//
+// Relays are binary, little and allocation-light. A command is
+//
+//	version byte (1), op byte, uvarint timeout ms (0: none),
+//	uvarint len + From, uvarint len + ID,
+//	uvarint n, then n times: uvarint len + skyring.Timer binary encoding
+//
+// where Command.Timer travels as the single timer of a create or update, and
+// Command.Timers as the batch of a handoff. A handoff batch that does not fit
+// the connection's max payload is split into several requests. A reply is
+//
+//	version byte (1), uvarint status, uvarint len + Reason,
+//	info byte (0: none, 1: an Info follows), then for an Info:
+//	ID, Data, Transport, Method, URI, Node as uvarint len + bytes and
+//	Timeout, Created, Due as varints.
+//
+// # Lifecycle
+//
+// New checks the options, Start starts the embedded server (if any),
+// connects, subscribes, announces and starts heartbeating, and returns once
+// every subscription is registered with the server. Leave says goodbye and
+// stops heartbeating while relays still work (a node hands off its timers
+// after leaving the ring); StopAPI stops taking public API messages; Close
+// does both if not done, drains every subscription, waits for in-flight
+// handlers, closes the connection and shuts the embedded server down.
+package bus

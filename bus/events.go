@@ -1,0 +1,86 @@
+package bus
+
+import "encoding/json"
+
+// Timer event types (API.md section 5), published on <prefix>.events.<type>.
+const (
+	EventCreate  = "create"
+	EventReplace = "replace"
+	EventExecute = "execute"
+	EventCancel  = "cancel"
+	EventSuccess = "success"
+	EventFail    = "fail"
+	EventEvict   = "evict"
+)
+
+// Node event types (API.md section 5), published on <prefix>.node.<type>.
+const (
+	NodeReady     = "ready"
+	NodeRecover   = "recover"
+	NodeRebalance = "rebalance"
+	NodePurge     = "purge"
+	NodeShutdown  = "shutdown"
+	NodeJoin      = "join"
+	NodeLeave     = "leave"
+)
+
+// TimerEvent is the JSON of a timer event.
+type TimerEvent struct {
+	Type     string          `json:"type"`               // create, replace, execute, cancel, success, fail, evict
+	Timer    string          `json:"timer"`              // id
+	Node     string          `json:"node"`               // filled with Options.NodeID when empty
+	Created  int64           `json:"created,omitempty"`  // Unix ms
+	Due      int64           `json:"due,omitempty"`      // Unix ms
+	Payload  json.RawMessage `json:"payload,omitempty"`  // the timer's data / callback, as the original sends
+	Executed int64           `json:"executed,omitempty"` // Unix ms
+	Message  string          `json:"message,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	To       string          `json:"to,omitempty"` // evict: the new owner
+}
+
+// NodeEvent is the JSON of a node event.
+type NodeEvent struct {
+	Type    string `json:"type"`             // ready, recover, rebalance, purge, shutdown, join, leave
+	Node    string `json:"node"`             // filled with Options.NodeID when empty
+	Member  string `json:"member,omitempty"` // join, leave: which member
+	Count   int    `json:"count,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// PublishTimerEvent publishes e on <prefix>.events.<type>. It does not
+// block (the connection buffers) and never fails: errors are logged at
+// debug level. Before Start and after Close it does nothing.
+func (b *Bus) PublishTimerEvent(e TimerEvent) {
+	if e.Node == "" {
+		e.Node = b.opts.NodeID
+	}
+	b.publishEvent("events", e.Type, &e)
+}
+
+// PublishNodeEvent publishes e on <prefix>.node.<type>, like
+// PublishTimerEvent.
+func (b *Bus) PublishNodeEvent(e NodeEvent) {
+	if e.Node == "" {
+		e.Node = b.opts.NodeID
+	}
+	b.publishEvent("node", e.Type, &e)
+}
+
+func (b *Bus) publishEvent(kind, typ string, v any) {
+	nc := b.nc.Load()
+	if nc == nil {
+		return
+	}
+	if !isToken(typ) {
+		b.log.Debug("dropping event of invalid type", "kind", kind, "type", typ)
+		return
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		b.log.Debug("encoding event", "kind", kind, "type", typ, "err", err)
+		return
+	}
+	if err := nc.Publish(b.opts.Prefix+"."+kind+"."+typ, data); err != nil {
+		b.log.Debug("publishing event", "kind", kind, "type", typ, "err", err)
+	}
+}

@@ -1,0 +1,262 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// t0 is the injected clock of the tests.
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// fakeHandler is an in-memory node: it stores timers, answers relays from
+// the same store, and records what the bus told it.
+type fakeHandler struct {
+	id   string
+	http string
+
+	mu       sync.Mutex
+	timers   map[string]*skyring.Timer
+	handled  map[string]int // create calls per id
+	relays   []bus.Command
+	deadline []bool // whether each relay's context had a deadline
+	seen     map[string]bus.Member
+
+	timersGauge atomic.Int64
+	block       chan struct{} // when set, HandleRelay waits for it or ctx
+	events      chan string   // "create:<id>", "seen:<id>", "left:<id>", "relay:<op>"
+}
+
+func newFakeHandler(id string) *fakeHandler {
+	return &fakeHandler{
+		id:      id,
+		http:    "127.0.0.1:3000",
+		timers:  make(map[string]*skyring.Timer),
+		handled: make(map[string]int),
+		seen:    make(map[string]bus.Member),
+		events:  make(chan string, 4096),
+	}
+}
+
+func (h *fakeHandler) signal(ev string) {
+	select {
+	case h.events <- ev:
+	default:
+	}
+}
+
+// waitEvent waits for the event ev, skipping others.
+func (h *fakeHandler) waitEvent(t testing.TB, ev string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-h.events:
+			if got == ev {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s: no event %q within 10s", h.id, ev)
+		}
+	}
+}
+
+func (h *fakeHandler) Create(_ context.Context, t *skyring.Timer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.handled[t.ID]++
+	if _, ok := h.timers[t.ID]; ok {
+		return skyring.ErrTimerExists
+	}
+	h.timers[t.ID] = t
+	h.timersGauge.Add(1)
+	h.signal("create:" + t.ID)
+	return nil
+}
+
+func (h *fakeHandler) Update(_ context.Context, t *skyring.Timer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.timers[t.ID]; !ok {
+		return skyring.ErrTimerNotFound
+	}
+	h.timers[t.ID] = t
+	return nil
+}
+
+func (h *fakeHandler) Cancel(_ context.Context, id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.timers[id]; !ok {
+		return skyring.ErrTimerNotFound
+	}
+	delete(h.timers, id)
+	h.timersGauge.Add(-1)
+	return nil
+}
+
+func (h *fakeHandler) Get(_ context.Context, id string) (skyring.Info, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.timers[id]
+	if !ok {
+		return skyring.Info{}, skyring.ErrTimerNotFound
+	}
+	return t.Info(h.id), nil
+}
+
+func (h *fakeHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
+	_, hasDeadline := ctx.Deadline()
+	h.mu.Lock()
+	h.relays = append(h.relays, cmd)
+	h.deadline = append(h.deadline, hasDeadline)
+	block := h.block
+	h.mu.Unlock()
+	h.signal("relay:" + cmd.Op.String())
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return bus.ReplyFromError(ctx.Err())
+		}
+	}
+	switch cmd.Op {
+	case bus.OpCreate:
+		if err := h.Create(ctx, cmd.Timer); err != nil {
+			return bus.ReplyFromError(err)
+		}
+		return bus.Reply{Status: http.StatusCreated}
+	case bus.OpUpdate:
+		return bus.ReplyFromError(h.Update(ctx, cmd.Timer))
+	case bus.OpCancel:
+		if err := h.Cancel(ctx, cmd.ID); err != nil {
+			return bus.ReplyFromError(err)
+		}
+		return bus.Reply{Status: http.StatusAccepted}
+	case bus.OpGet:
+		info, err := h.Get(ctx, cmd.ID)
+		if err != nil {
+			return bus.ReplyFromError(err)
+		}
+		return bus.Reply{Status: http.StatusOK, Info: &info}
+	case bus.OpHandoff:
+		h.mu.Lock()
+		for _, t := range cmd.Timers {
+			h.timers[t.ID] = t
+		}
+		h.mu.Unlock()
+		return bus.Reply{Status: http.StatusOK}
+	}
+	return bus.Reply{Status: http.StatusBadRequest, Reason: "unknown op"}
+}
+
+func (h *fakeHandler) MemberSeen(m bus.Member) {
+	h.mu.Lock()
+	h.seen[m.ID] = m
+	h.mu.Unlock()
+	h.signal("seen:" + m.ID)
+}
+
+func (h *fakeHandler) MemberLeft(id string) {
+	h.mu.Lock()
+	delete(h.seen, id)
+	h.mu.Unlock()
+	h.signal("left:" + id)
+}
+
+func (h *fakeHandler) LocalMember() bus.Member {
+	return bus.Member{ID: "ignored", HTTPAddr: h.http, Timers: int(h.timersGauge.Load())}
+}
+
+func (h *fakeHandler) timer(id string) *skyring.Timer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.timers[id]
+}
+
+func (h *fakeHandler) numTimers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.timers)
+}
+
+func (h *fakeHandler) member(id string) (bus.Member, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.seen[id]
+	return m, ok
+}
+
+// testLogger logs to t.Log until the test's cleanup ends; with
+// SKYRING_TEST_DEBUG=1 at debug level (the embedded server's logs included).
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(w.stop) // registered first: runs last
+	level := slog.LevelInfo
+	if os.Getenv("SKYRING_TEST_DEBUG") == "1" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *tWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// startBus starts a Bus with test defaults (embedded server on a random
+// port, unless opts say otherwise) and closes it at cleanup.
+func startBus(t testing.TB, opts bus.Options, h bus.Handler) *bus.Bus {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return t0 }
+	}
+	b, err := bus.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, b.Start(ctx, h))
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return b
+}
+
+var idSeq atomic.Int64
+
+// nodeID returns a fresh node id for a test.
+func nodeID(name string) string { return fmt.Sprintf("%s-%d", name, idSeq.Add(1)) }

@@ -1,0 +1,166 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/skyring/skyring"
+)
+
+func testTimer(id string) *skyring.Timer {
+	return &skyring.Timer{
+		ID: id, Created: 1_700_000_000_000_000_000, Due: 1_700_000_060_000_000_000,
+		Data:     json.RawMessage(`{"k":"v"}`),
+		Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://x/" + id},
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []Command{
+		{Op: OpCreate, Timer: testTimer("a"), From: "n1"},
+		{Op: OpUpdate, Timer: &skyring.Timer{ID: "b"}, From: "n1"},
+		{Op: OpCancel, ID: "c", From: "n2"},
+		{Op: OpGet, ID: "d"},
+		{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e"), testTimer("f")}, From: "n3"},
+		{Op: OpHandoff, Timer: testTimer("g"), Timers: []*skyring.Timer{testTimer("h")}},
+	} {
+		data := appendCommand(nil, &cmd, 1234)
+		require.LessOrEqual(t, len(data), commandSize(&cmd))
+		got, timeout, err := decodeCommand(data)
+		require.NoError(t, err)
+		require.EqualValues(t, 1234, timeout)
+		require.Equal(t, cmd, got)
+	}
+}
+
+func TestReplyRoundTrip(t *testing.T) {
+	t.Parallel()
+	info := testTimer("a").Info("n1")
+	noData := testTimer("b").Info("n1")
+	noData.Data = nil
+	for _, r := range []Reply{
+		{Status: 200},
+		{Status: 404, Reason: "Timer not found"},
+		{Status: 200, Info: &info},
+		{Status: 200, Info: &noData},
+	} {
+		got, err := decodeReply(appendReply(nil, &r))
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	t.Parallel()
+	cmd := appendCommand(nil, &Command{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e")}, From: "n"}, 5)
+	for i := range cmd {
+		_, _, err := decodeCommand(cmd[:i])
+		require.ErrorIs(t, err, errCorrupt, "truncated at %d", i)
+	}
+	_, _, err := decodeCommand(append(cmd, 0))
+	require.ErrorIs(t, err, errCorrupt)
+	info := testTimer("a").Info("n1")
+	rep := appendReply(nil, &Reply{Status: 200, Info: &info})
+	for i := range rep {
+		_, err := decodeReply(rep[:i])
+		require.ErrorIs(t, err, errCorrupt, "truncated at %d", i)
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Add(appendCommand(nil, &Command{Op: OpCreate, Timer: testTimer("a"), From: "n1"}, 10))
+	f.Add(appendCommand(nil, &Command{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e"), testTimer("f")}}, 0))
+	f.Add(appendCommand(nil, &Command{Op: OpGet, ID: "x"}, 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cmd, timeout, err := decodeCommand(data)
+		if err != nil {
+			return
+		}
+		again, timeout2, err := decodeCommand(appendCommand(nil, &cmd, timeout))
+		require.NoError(t, err)
+		require.Equal(t, timeout, timeout2)
+		require.Equal(t, cmd, again)
+	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	info := testTimer("a").Info("n1")
+	f.Add(appendReply(nil, &Reply{Status: 200, Info: &info}))
+	f.Add(appendReply(nil, &Reply{Status: 409, Reason: "exists"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := decodeReply(data)
+		if err != nil {
+			return
+		}
+		again, err := decodeReply(appendReply(nil, &r))
+		require.NoError(t, err)
+		require.Equal(t, r, again)
+	})
+}
+
+func TestRouteURLs(t *testing.T) {
+	t.Parallel()
+	b, err := New(Options{NodeID: "n", ClusterPort: 3455, Seeds: []string{
+		"127.0.0.1:3455", "localhost:3455", "nats-route://127.0.0.1:3455", "[::1]:3455", // self
+		"127.0.0.1:3456", " 10.0.0.7:3455 ", "127.0.0.1:3456", "", // others, a duplicate, an empty one
+	}})
+	require.NoError(t, err)
+	urls, err := b.routeURLs()
+	require.NoError(t, err)
+	var got []string
+	for _, u := range urls {
+		got = append(got, u.String())
+	}
+	require.Equal(t, []string{"nats-route://127.0.0.1:3456", "nats-route://10.0.0.7:3455"}, got)
+
+	o, err := b.serverOptions()
+	require.NoError(t, err)
+	require.Equal(t, "skyring", o.Cluster.Name)
+	require.Equal(t, 3455, o.Cluster.Port)
+	require.Equal(t, -1, o.Port, "NATSPort 0 is a random port")
+	require.True(t, o.NoSigs)
+	require.EqualValues(t, DefaultMaxPayload, o.MaxPayload)
+
+	b, err = New(Options{NodeID: "n"})
+	require.NoError(t, err)
+	o, err = b.serverOptions()
+	require.NoError(t, err)
+	require.Zero(t, o.Cluster.Port, "no cluster without ClusterPort")
+	require.Empty(t, o.Routes)
+
+	for _, bad := range []string{"nohost", "h:0", "h:x", "h:70000"} {
+		b, err := New(Options{NodeID: "n", ClusterPort: 1, Seeds: []string{bad}})
+		require.NoError(t, err)
+		_, err = b.routeURLs()
+		require.Error(t, err, bad)
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		seed, own string
+		want      bool
+	}{
+		{"127.0.0.1", "127.0.0.1", true},
+		{"localhost", "127.0.0.1", true},
+		{"127.0.0.2", "localhost", true},
+		{"0.0.0.0", "0.0.0.0", true},
+		{"127.0.0.1", "0.0.0.0", true},
+		{"10.9.9.9", "127.0.0.1", false},
+		{"example.com", "127.0.0.1", false},
+		{"EXAMPLE.com", "example.COM", true},
+	} {
+		require.Equal(t, tc.want, sameHost(tc.seed, tc.own), fmt.Sprintf("%s vs %s", tc.seed, tc.own))
+	}
+}
+
+func TestOpString(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "handoff", OpHandoff.String())
+	require.Equal(t, "op(9)", Op(9).String())
+}

@@ -1,0 +1,130 @@
+package bus
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Kinds of membership message (see the package doc).
+const (
+	kindAnnounce  = "announce"
+	kindSync      = "sync"
+	kindHeartbeat = "heartbeat"
+	kindGoodbye   = "goodbye"
+)
+
+// memberMsg is the JSON of the members subject: a Member plus its kind.
+type memberMsg struct {
+	Kind string `json:"kind"`
+	Member
+}
+
+// memberTable serialises the membership callbacks and, with
+// Options.MemberTimeout, remembers when each member was last heard from.
+type memberTable struct {
+	mu   sync.Mutex // held while calling MemberSeen / MemberLeft
+	seen map[string]time.Time
+	left atomic.Bool // this node said goodbye: send nothing more
+}
+
+func (t *memberTable) init() { t.seen = make(map[string]time.Time) }
+
+// localMember asks the handler for this node's fresh info.
+func (b *Bus) localMember() Member {
+	m := b.h.LocalMember()
+	m.ID = b.opts.NodeID
+	if m.Started == 0 {
+		m.Started = b.started
+	}
+	return m
+}
+
+// publishMember sends a membership message of the given kind. After the
+// goodbye nothing more is sent.
+func (b *Bus) publishMember(kind string) {
+	nc := b.nc.Load()
+	if nc == nil || (kind != kindGoodbye && b.members.left.Load()) {
+		return
+	}
+	msg := memberMsg{Kind: kind, Member: Member{ID: b.opts.NodeID}}
+	if kind == kindAnnounce || kind == kindHeartbeat {
+		msg.Member = b.localMember()
+	}
+	data, err := json.Marshal(msg)
+	if err != nil {
+		b.log.Error("encoding membership message", "kind", kind, "err", err)
+		return
+	}
+	if err := nc.Publish(b.membersSubject, data); err != nil {
+		b.log.Debug("publishing membership message", "kind", kind, "err", err)
+	}
+}
+
+// onMember handles the members subject. nats.go calls it serially, so the
+// membership callbacks arrive in order.
+func (b *Bus) onMember(m *nats.Msg) {
+	var msg memberMsg
+	if err := json.Unmarshal(m.Data, &msg); err != nil || !isToken(msg.ID) {
+		b.log.Debug("ignoring bad membership message", "data", string(m.Data), "err", err)
+		return
+	}
+	if msg.ID == b.opts.NodeID {
+		return
+	}
+	answer := false
+	t := &b.members
+	t.mu.Lock()
+	switch msg.Kind {
+	case kindAnnounce, kindHeartbeat:
+		t.seen[msg.ID] = time.Now()
+		b.h.MemberSeen(msg.Member)
+		answer = msg.Kind == kindAnnounce
+	case kindSync:
+		answer = true
+	case kindGoodbye:
+		delete(t.seen, msg.ID)
+		b.h.MemberLeft(msg.ID)
+	default:
+		b.log.Debug("ignoring membership message of unknown kind", "kind", msg.Kind, "member", msg.ID)
+	}
+	t.mu.Unlock()
+	if answer {
+		b.publishMember(kindHeartbeat)
+	}
+}
+
+// expireMembers reports the members not heard from within MemberTimeout.
+func (b *Bus) expireMembers(now time.Time) {
+	if b.opts.MemberTimeout <= 0 {
+		return
+	}
+	t := &b.members
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, seen := range t.seen {
+		if now.Sub(seen) > b.opts.MemberTimeout {
+			delete(t.seen, id)
+			b.log.Info("member timed out", "member", id, "last_seen", seen)
+			b.h.MemberLeft(id)
+		}
+	}
+}
+
+func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(b.opts.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			b.publishMember(kindHeartbeat)
+			b.expireMembers(now)
+		}
+	}
+}

@@ -1,0 +1,478 @@
+package bus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyring/skyring"
+)
+
+// Op is the operation of a node-to-node Command.
+type Op uint8
+
+// Operations of a Command.
+const (
+	OpCreate  Op = iota + 1 // store Command.Timer (new)
+	OpUpdate                // replace Command.Timer
+	OpCancel                // cancel Command.ID
+	OpGet                   // read Command.ID; the Reply carries Info
+	OpHandoff               // store every timer of Command.Timers (rebalance), then reply 200
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpCancel:
+		return "cancel"
+	case OpGet:
+		return "get"
+	case OpHandoff:
+		return "handoff"
+	default:
+		return "op(" + strconv.Itoa(int(o)) + ")"
+	}
+}
+
+// Command is what one node asks of another over Relay.
+type Command struct {
+	Op     Op
+	ID     string           // cancel, get
+	Timer  *skyring.Timer   // create, update
+	Timers []*skyring.Timer // handoff batch: the receiver stores them all, then replies 200
+	From   string           // sender node id; Relay fills it in when empty
+}
+
+// Reply is the answer to a Command.
+type Reply struct {
+	Status int           // HTTP-style status
+	Reason string        // x-skyring-reason text on errors
+	Info   *skyring.Info // get
+}
+
+// Err turns the reply back into the sentinel error its status stands for
+// (skyring.ErrorFromStatus); nil for a 2xx.
+func (r Reply) Err() error { return skyring.ErrorFromStatus(r.Status, r.Reason) }
+
+// ReplyFromError builds the reply for err through skyring.Status: a nil err
+// is 200.
+func ReplyFromError(err error) Reply {
+	status, reason := skyring.Status(err)
+	return Reply{Status: status, Reason: reason}
+}
+
+// Relay sends cmd to the node nodeID and waits for its reply. ctx bounds the
+// wait (Options.RequestTimeout if it has no deadline), and the receiver's
+// handler gets the remaining time as its context deadline.
+//
+// No node listening on nodeID's subject is an error wrapping
+// ErrNodeUnreachable, returned at once: the command was not carried out. A
+// context error means no answer came in time; the command may or may not
+// have been carried out. A handoff batch too large for one message is sent
+// as several, in order; the first non-2xx reply stops it and is returned.
+func (b *Bus) Relay(ctx context.Context, nodeID string, cmd Command) (Reply, error) {
+	if !isToken(nodeID) {
+		return Reply{}, fmt.Errorf("bus: relay to invalid node id %q", nodeID)
+	}
+	nc := b.nc.Load()
+	if nc == nil {
+		return Reply{}, errors.New("bus: relay before Start")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.opts.RequestTimeout)
+		defer cancel()
+	}
+	if cmd.From == "" {
+		cmd.From = b.opts.NodeID
+	}
+	subj := relaySubject(b.opts.Prefix, nodeID)
+	if cmd.Op == OpHandoff && len(cmd.Timers) > 1 {
+		return b.relayBatches(ctx, nc, subj, nodeID, cmd)
+	}
+	return b.request(ctx, nc, subj, nodeID, &cmd)
+}
+
+func (b *Bus) request(ctx context.Context, nc *nats.Conn, subj, nodeID string, cmd *Command) (Reply, error) {
+	timeout := int64(0)
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl).Milliseconds(), 1)
+	}
+	data := appendCommand(make([]byte, 0, commandSize(cmd)), cmd, timeout)
+	msg, err := nc.RequestWithContext(ctx, subj, data)
+	if err != nil {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return Reply{}, fmt.Errorf("%w: %s (%w)", ErrNodeUnreachable, nodeID, err)
+		case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+			return Reply{}, fmt.Errorf("bus: relay %s to %s: %w (%w)", cmd.Op, nodeID, skyring.ErrClosed, err)
+		default:
+			return Reply{}, fmt.Errorf("bus: relay %s to %s: %w", cmd.Op, nodeID, err)
+		}
+	}
+	rep, err := decodeReply(msg.Data)
+	if err != nil {
+		return Reply{}, fmt.Errorf("bus: relay %s to %s: %w", cmd.Op, nodeID, err)
+	}
+	return rep, nil
+}
+
+// relayBatches sends a handoff in as many messages as the max payload asks.
+func (b *Bus) relayBatches(ctx context.Context, nc *nats.Conn, subj, nodeID string, cmd Command) (Reply, error) {
+	limit := int(nc.MaxPayload()) - commandHeaderMax - len(cmd.From) - len(cmd.ID)
+	all := cmd.Timers
+	var rep Reply
+	for start := 0; start < len(all); {
+		end, size := start, 0
+		for end < len(all) {
+			sz := timerSize(all[end]) + 4
+			if end > start && size+sz > limit {
+				break
+			}
+			size += sz
+			end++
+		}
+		cmd.Timers = all[start:end]
+		var err error
+		rep, err = b.request(ctx, nc, subj, nodeID, &cmd)
+		if err != nil {
+			return Reply{}, err
+		}
+		if rep.Status < 200 || rep.Status > 299 {
+			return rep, nil
+		}
+		start = end
+	}
+	return rep, nil
+}
+
+// onRelay handles this node's relay subject.
+func (b *Bus) onRelay(m *nats.Msg) {
+	if !b.relayPool.submit(func() { b.serveRelay(m) }) {
+		b.respondRelay(m, ReplyFromError(skyring.ErrClosed))
+	}
+}
+
+func (b *Bus) serveRelay(m *nats.Msg) {
+	cmd, timeout, err := decodeCommand(m.Data)
+	if err != nil {
+		b.log.Warn("bad relay command", "err", err)
+		b.respondRelay(m, Reply{Status: http.StatusBadRequest, Reason: err.Error()})
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("panic serving relay", "op", cmd.Op, "from", cmd.From, "panic", r)
+			b.respondRelay(m, ReplyFromError(fmt.Errorf("panic: %v", r)))
+		}
+	}()
+	ctx := b.ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Millisecond)
+		defer cancel()
+	}
+	rep := b.h.HandleRelay(ctx, cmd)
+	if rep.Status == 0 {
+		b.log.Error("relay handler returned no status", "op", cmd.Op, "from", cmd.From)
+		rep = Reply{Status: http.StatusInternalServerError, Reason: "Internal error: no status"}
+	}
+	b.respondRelay(m, rep)
+}
+
+func (b *Bus) respondRelay(m *nats.Msg, rep Reply) {
+	if m.Reply == "" {
+		return
+	}
+	if err := m.Respond(appendReply(nil, &rep)); err != nil {
+		b.log.Debug("answering relay", "err", err)
+	}
+}
+
+// Wire encoding; see the package doc.
+
+const (
+	wireVersion      = 1
+	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
+	commandHeaderMax = 3 + 3*binary.MaxVarintLen64
+)
+
+var errCorrupt = errors.New("bus: corrupt relay message")
+
+func timerSize(t *skyring.Timer) int {
+	return 1 + 6*binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 + len(t.ID) + len(t.Data) +
+		len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
+}
+
+func commandSize(cmd *Command) int {
+	n := commandHeaderMax + len(cmd.From) + len(cmd.ID)
+	if cmd.Timer != nil {
+		n += 4 + timerSize(cmd.Timer)
+	}
+	for _, t := range cmd.Timers {
+		n += 4 + timerSize(t)
+	}
+	return n
+}
+
+func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
+	var flags byte
+	n := len(cmd.Timers)
+	if cmd.Timer != nil {
+		flags |= flagTimer
+		n++
+	}
+	b = append(b, wireVersion, byte(cmd.Op), flags)
+	b = binary.AppendUvarint(b, uint64(timeoutMs))
+	b = appendStr(b, cmd.From)
+	b = appendStr(b, cmd.ID)
+	b = binary.AppendUvarint(b, uint64(n))
+	if cmd.Timer != nil {
+		b = appendTimer(b, cmd.Timer)
+	}
+	for _, t := range cmd.Timers {
+		b = appendTimer(b, t)
+	}
+	return b
+}
+
+// appendTimer appends a big-endian uint32 length, then the timer's binary
+// encoding.
+func appendTimer(b []byte, t *skyring.Timer) []byte {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b, _ = t.AppendBinary(b) // never fails
+	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
+	if len(data) < 3 || data[0] != wireVersion {
+		return Command{}, 0, fmt.Errorf("%w: unknown version", errCorrupt)
+	}
+	cmd.Op = Op(data[1])
+	flags := data[2]
+	rest := data[3:]
+	var ok bool
+	var u uint64
+	var from, id []byte
+	u, rest, ok = readUvarint(rest)
+	timeoutMs = int64(u)
+	if ok {
+		from, rest, ok = readBytes(rest)
+	}
+	if ok {
+		id, rest, ok = readBytes(rest)
+	}
+	var n uint64
+	if ok {
+		n, rest, ok = readUvarint(rest)
+	}
+	if !ok || timeoutMs < 0 {
+		return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
+	}
+	if len(from) > 0 {
+		cmd.From = string(from)
+	}
+	if len(id) > 0 {
+		cmd.ID = string(id)
+	}
+	if n > uint64(len(rest)/5) { // each timer takes at least 5 bytes
+		return Command{}, 0, fmt.Errorf("%w: bad timer count", errCorrupt)
+	}
+	timers := make([]*skyring.Timer, n)
+	for i := range timers {
+		if len(rest) < 4 {
+			return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
+		}
+		l := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(l) > uint64(len(rest)) {
+			return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
+		}
+		t := new(skyring.Timer)
+		if err := t.UnmarshalBinary(rest[:l]); err != nil {
+			return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		timers[i] = t
+		rest = rest[l:]
+	}
+	if len(rest) != 0 {
+		return Command{}, 0, fmt.Errorf("%w: trailing bytes", errCorrupt)
+	}
+	if flags&flagTimer != 0 {
+		if len(timers) == 0 {
+			return Command{}, 0, fmt.Errorf("%w: missing timer", errCorrupt)
+		}
+		cmd.Timer, timers = timers[0], timers[1:]
+	}
+	if len(timers) > 0 {
+		cmd.Timers = timers
+	}
+	return cmd, timeoutMs, nil
+}
+
+func appendReply(b []byte, r *Reply) []byte {
+	b = append(b, wireVersion)
+	b = binary.AppendUvarint(b, uint64(r.Status))
+	b = appendStr(b, r.Reason)
+	if r.Info == nil {
+		return append(b, 0)
+	}
+	i := r.Info
+	b = append(b, 1)
+	b = appendStr(b, i.ID)
+	b = binary.AppendVarint(b, i.Timeout)
+	b = appendStr(b, string(i.Data))
+	b = appendStr(b, i.Callback.Transport)
+	b = appendStr(b, i.Callback.Method)
+	b = appendStr(b, i.Callback.URI)
+	b = binary.AppendVarint(b, i.Created)
+	b = binary.AppendVarint(b, i.Due)
+	b = appendStr(b, i.Node)
+	return b
+}
+
+func decodeReply(data []byte) (Reply, error) {
+	if len(data) < 1 || data[0] != wireVersion {
+		return Reply{}, fmt.Errorf("%w: unknown version", errCorrupt)
+	}
+	d := wireDecoder{s: string(data[1:])}
+	var r Reply
+	status := d.uvarint()
+	if status > 999 {
+		return Reply{}, fmt.Errorf("%w: bad status", errCorrupt)
+	}
+	r.Status = int(status)
+	r.Reason = d.str()
+	switch d.byte() {
+	case 0:
+	case 1:
+		i := new(skyring.Info)
+		i.ID = d.str()
+		i.Timeout = d.varint()
+		if data := d.str(); data != "" {
+			i.Data = []byte(data)
+		}
+		i.Callback.Transport = d.str()
+		i.Callback.Method = d.str()
+		i.Callback.URI = d.str()
+		i.Created = d.varint()
+		i.Due = d.varint()
+		i.Node = d.str()
+		r.Info = i
+	default:
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: bad info flag", errCorrupt)
+		}
+	}
+	if d.err == nil && d.s != "" {
+		d.err = fmt.Errorf("%w: trailing bytes", errCorrupt)
+	}
+	if d.err != nil {
+		return Reply{}, d.err
+	}
+	return r, nil
+}
+
+func readUvarint(b []byte) (uint64, []byte, bool) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 {
+		return 0, nil, false
+	}
+	return v, b[k:], true
+}
+
+func readBytes(b []byte) ([]byte, []byte, bool) {
+	n, rest, ok := readUvarint(b)
+	if !ok || n > uint64(len(rest)) {
+		return nil, nil, false
+	}
+	return rest[:n], rest[n:], true
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// wireDecoder reads from one string, so the strings it returns share a
+// single allocation.
+type wireDecoder struct {
+	s   string
+	err error
+}
+
+func (d *wireDecoder) fail() {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated", errCorrupt)
+	}
+	d.s = ""
+}
+
+func (d *wireDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	var v uint64
+	var shift uint
+	for i := 0; i < len(d.s) && i < binary.MaxVarintLen64; i++ {
+		c := d.s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break
+			}
+			d.s = d.s[i+1:]
+			return v | uint64(c)<<shift
+		}
+		v |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	d.fail()
+	return 0
+}
+
+func (d *wireDecoder) varint() int64 {
+	u := d.uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
+	}
+	return v
+}
+
+func (d *wireDecoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.s == "" {
+		d.fail()
+		return 0
+	}
+	c := d.s[0]
+	d.s = d.s[1:]
+	return c
+}
+
+func (d *wireDecoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.s)) {
+		d.fail()
+		return ""
+	}
+	s := d.s[:n]
+	d.s = d.s[n:]
+	return s
+}

@@ -1,0 +1,349 @@
+// Package skyringcli is the `skyring` command line: flags (each also an
+// environment variable SKYRING_<NAME>), the run, version and bench commands,
+// signal handling and wiring. It holds no logic of its own: `run` builds
+// node.Options from the flags and runs a node until SIGINT or SIGTERM.
+//
+// It is a package, not only a main, so that a custom binary can add its own
+// transports and storage backends before the CLI runs:
+//
+//	app := skyringcli.New()
+//	_ = app.Transports.Add("fizzbuzz", newFizzBuzz)
+//	os.Exit(app.Main(os.Args))
+package skyringcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/skyring/skyring/internal/loadgen"
+	"github.com/skyring/skyring/node"
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/transports"
+)
+
+// App is the skyring command line with the transports and storage backends
+// it can enable.
+type App struct {
+	// Transports are the compiled-in transports --transport can enable.
+	Transports *transports.Catalog
+	// Storage are the backends --storage:backend can select.
+	Storage *storage.Registry
+	// Stdout and Stderr default to the process's.
+	Stdout, Stderr io.Writer
+}
+
+// New returns the CLI with the built-in transports and storage backends.
+func New() *App {
+	return &App{
+		Transports: node.DefaultTransports(),
+		Storage:    node.DefaultStorage(),
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+	}
+}
+
+// Main runs the CLI with args (os.Args) and returns the exit code.
+func (a *App) Main(args []string) int {
+	args, extra := splitStorageExtras(args)
+	app := a.cliApp(extra)
+	if err := app.Run(args); err != nil {
+		fmt.Fprintf(a.Stderr, "skyring: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func env(name string) []string {
+	r := strings.NewReplacer(":", "_", "-", "_")
+	return []string{"SKYRING_" + strings.ToUpper(r.Replace(name))}
+}
+
+func (a *App) cliApp(storageExtra map[string][]string) *cli.App {
+	return &cli.App{
+		Name:      "skyring",
+		Usage:     "a distributed, durable timer service: setTimeout as a service",
+		Version:   node.Version,
+		Writer:    a.Stdout,
+		ErrWriter: a.Stderr,
+		Commands: []*cli.Command{
+			a.runCommand(storageExtra),
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintf(a.Stdout, "skyring %s\n", node.Version)
+					return nil
+				},
+			},
+			loadgen.Command(),
+			loadgen.TrivialCommand(),
+		},
+	}
+}
+
+// Flag names keep the original's.
+const (
+	flagPort            = "port"
+	flagSeeds           = "seeds"
+	flagChannelHost     = "channel:host"
+	flagChannelPort     = "channel:port"
+	flagNATSHosts       = "nats:hosts"
+	flagNATSPort        = "nats:port"
+	flagNATSPrefix      = "nats:prefix"
+	flagTimerMax        = "timer:max"
+	flagStorageBackend  = "storage:backend"
+	flagStoragePath     = "storage:path"
+	flagStorageNoSync   = "storage:nosync"
+	flagTransport       = "transport"
+	flagLogLevel        = "log:level"
+	flagDeliveryTimeout = "delivery:timeout"
+	flagDeliveryWorkers = "delivery:workers"
+	flagNodeID          = "node:id"
+	flagHeartbeat       = "member:heartbeat"
+	flagMemberTimeout   = "member:timeout"
+	flagShutdownTimeout = "shutdown:timeout"
+	flagMaxBody         = "http:max-body"
+)
+
+func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run a Skyring node",
+		Description: "With no flags: HTTP on :3000, an embedded NATS server on 127.0.0.1:4222 whose cluster\n" +
+			"port is 127.0.0.1:3455, durable goleveldb storage in the user's data directory.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: 3000, EnvVars: env(flagPort), Usage: "HTTP port (0 picks a free one)"},
+			&cli.StringFlag{Name: "host", Value: "", EnvVars: env("host"), Usage: "HTTP listen host (empty: every interface)"},
+			&cli.StringSliceFlag{Name: flagSeeds, Aliases: []string{"s"}, EnvVars: env(flagSeeds), Usage: "host:port of a seed node's cluster (channel) port; repeatable (default 127.0.0.1:3455 and 127.0.0.1:3456)"},
+			&cli.StringFlag{Name: flagChannelHost, Value: node.ChannelHostDefault, EnvVars: env(flagChannelHost), Usage: "this node's cluster host"},
+			&cli.IntFlag{Name: flagChannelPort, Value: node.ChannelPortDefault, EnvVars: env(flagChannelPort), Usage: "this node's cluster port (0: no cluster listener)"},
+			&cli.StringFlag{Name: flagNATSHosts, EnvVars: env(flagNATSHosts), Usage: "comma-separated external NATS servers; without it the node embeds a NATS server"},
+			&cli.IntFlag{Name: flagNATSPort, Value: -1, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (0 picks a free one)"},
+			&cli.StringFlag{Name: flagNATSPrefix, Value: node.PrefixDefault, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
+			&cli.Int64Flag{Name: flagTimerMax, Value: 2147483647, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
+			&cli.StringFlag{Name: flagStorageBackend, Value: node.StorageBackendDefault, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
+			&cli.StringFlag{Name: flagStoragePath, EnvVars: env(flagStoragePath), DefaultText: "$XDG_DATA_HOME/skyring/<channel:host>-<channel:port>", Usage: "data directory"},
+			&cli.BoolFlag{Name: flagStorageNoSync, EnvVars: env(flagStorageNoSync), Usage: "acknowledge writes before they are fsynced (faster; a power loss may lose acknowledged timers)"},
+			&cli.StringSliceFlag{Name: flagTransport, Aliases: []string{"t"}, EnvVars: append(env(flagTransport), "transport"), Usage: "enable a compiled-in transport by name; repeatable (default http and nats)"},
+			&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env(flagLogLevel), Usage: "debug, info, warn or error (DEBUG=skyring:* also turns on debug)"},
+			&cli.DurationFlag{Name: flagDeliveryTimeout, Value: node.DeliveryTimeoutDefault, EnvVars: env(flagDeliveryTimeout), Usage: "timeout of one delivery"},
+			&cli.IntFlag{Name: flagDeliveryWorkers, Value: node.DeliveryWorkersDefault, EnvVars: env(flagDeliveryWorkers), Usage: "deliveries under way at once"},
+			&cli.StringFlag{Name: flagNodeID, EnvVars: env(flagNodeID), Usage: "node identity (default: the one stored with the data, or a new one)"},
+			&cli.DurationFlag{Name: flagHeartbeat, Value: node.HeartbeatIntervalDefault, EnvVars: env(flagHeartbeat), Usage: "membership heartbeat interval"},
+			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.MemberTimeoutDefault, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
+			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.ShutdownTimeoutDefault, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
+			&cli.Int64Flag{Name: flagMaxBody, Value: node.MaxBodyBytesDefault, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
+		},
+		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
+	}
+}
+
+func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " "))
+	}
+	logger, err := a.logger(c.String(flagLogLevel))
+	if err != nil {
+		return err
+	}
+	opts, err := a.options(c, storageExtra)
+	if err != nil {
+		return err
+	}
+	opts.Logger = logger
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	n, err := opts.New()
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop() // a second signal kills the process at once
+	logger.Info("signal received, shutting down")
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Options, error) {
+	o := node.Options{
+		ID:                c.String(flagNodeID),
+		HTTPAddr:          joinHostPort(c.String("host"), c.Int(flagPort)),
+		MaxBodyBytes:      c.Int64(flagMaxBody),
+		MaxTimeout:        c.Int64(flagTimerMax),
+		Prefix:            c.String(flagNATSPrefix),
+		ChannelHost:       c.String(flagChannelHost),
+		ChannelPort:       c.Int(flagChannelPort),
+		Seeds:             c.StringSlice(flagSeeds),
+		HeartbeatInterval: c.Duration(flagHeartbeat),
+		MemberTimeout:     c.Duration(flagMemberTimeout),
+		StorageBackend:    c.String(flagStorageBackend),
+		StoragePath:       c.String(flagStoragePath),
+		StorageNoSync:     c.Bool(flagStorageNoSync),
+		StorageExtra:      storageExtra,
+		StorageRegistry:   a.Storage,
+		Transports:        splitList(c.StringSlice(flagTransport)),
+		TransportCatalog:  a.Transports,
+		DeliveryTimeout:   c.Duration(flagDeliveryTimeout),
+		DeliveryWorkers:   c.Int(flagDeliveryWorkers),
+		ShutdownTimeout:   c.Duration(flagShutdownTimeout),
+	}
+	if o.MaxTimeout < 1 {
+		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
+	}
+	if p := c.Int(flagPort); p < 0 || p > 65535 {
+		return o, fmt.Errorf("--%s %d is not a port", flagPort, p)
+	}
+	// Channel port 0 picks a free one; the node's options use a negative
+	// value for "no cluster listener" and 0 for the default.
+	if o.ChannelPort == 0 {
+		o.ChannelPort = -1
+	}
+	switch np := c.Int(flagNATSPort); {
+	case np == -1 && o.ChannelPort < 0:
+		o.NATSPort = -1 // free port, as the channel port
+	case np == -1:
+		o.NATSPort = 0 // node default: 4222 + (channel:port - 3455)
+	case np == 0:
+		o.NATSPort = -1
+	default:
+		o.NATSPort = np
+	}
+	if hosts := c.String(flagNATSHosts); hosts != "" {
+		o.NATSHosts = splitList([]string{hosts})
+	}
+	if len(o.Seeds) == 0 && o.ChannelPort > 0 && len(o.NATSHosts) == 0 {
+		// The original's defaults: seeds on 3455 and 3456 of this host.
+		o.Seeds = []string{"127.0.0.1:3455", "127.0.0.1:3456"}
+	}
+	if o.StoragePath == "" && !isMemory(o.StorageBackend) {
+		dir, err := defaultDataDir(o.ChannelHost, c.Int(flagChannelPort))
+		if err != nil {
+			return o, err
+		}
+		o.StoragePath = dir
+	}
+	return o, nil
+}
+
+func isMemory(backend string) bool {
+	switch backend {
+	case "memory", "memdown", "mem":
+		return true
+	}
+	return false
+}
+
+// defaultDataDir is $XDG_DATA_HOME/skyring/<host>-<port> (or
+// ~/.local/share/...), so that nodes sharing a machine with distinct channel
+// ports get distinct data directories.
+func defaultDataDir(host string, port int) (string, error) {
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no --%s given and no home directory: %w", flagStoragePath, err)
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "skyring", host+"-"+strconv.Itoa(port)), nil
+}
+
+func joinHostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + strconv.Itoa(port)
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// splitList flattens repeated and comma-separated values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (a *App) logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--%s: %w", flagLogLevel, err)
+	}
+	if d := os.Getenv("DEBUG"); d != "" && debugMatches(d) {
+		l = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// debugMatches reads the original's DEBUG=skyring:* convention (a
+// comma-separated list of patterns; "*" and "skyring*" match).
+func debugMatches(v string) bool {
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "*" || strings.HasPrefix(p, "skyring") {
+			return true
+		}
+	}
+	return false
+}
+
+// knownStorageFlags are the --storage:* flags the CLI defines itself.
+var knownStorageFlags = map[string]bool{flagStorageBackend: true, flagStoragePath: true, flagStorageNoSync: true}
+
+// splitStorageExtras takes the --storage:<name>=<value> arguments that are
+// not flags of the CLI out of args, for custom storage backends.
+func splitStorageExtras(args []string) ([]string, map[string][]string) {
+	var out []string
+	extra := map[string][]string{}
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		name, ok := strings.CutPrefix(arg, "--storage:")
+		if !ok {
+			out = append(out, arg)
+			continue
+		}
+		name, val, hasVal := strings.Cut(name, "=")
+		if knownStorageFlags["storage:"+name] {
+			out = append(out, arg)
+			continue
+		}
+		if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			val = args[i+1]
+			i++
+		}
+		extra[name] = append(extra[name], val)
+	}
+	if len(extra) == 0 {
+		extra = nil
+	}
+	return out, extra
+}
+
+var _ = errors.New
+var _ = time.Second

@@ -1,0 +1,434 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skyring/skyring"
+)
+
+// Service is what the edge hands validated commands to. The node implements
+// it. Errors are mapped to status codes with [skyring.Status]: for example
+// skyring.ErrTimerExists is a 409, a *skyring.ValidationError (an unknown
+// transport included) a 400, skyring.ErrTimerNotFound a 404,
+// skyring.ErrNoOwner and skyring.ErrClosed a 503. Any other error is a 500
+// and is logged.
+type Service interface {
+	// Create stores and arms a new timer (POST /timer).
+	Create(ctx context.Context, t *skyring.Timer) error
+	// Update replaces the pending timer t.ID (PUT /timer/:id).
+	Update(ctx context.Context, t *skyring.Timer) error
+	// Cancel cancels the pending timer id (DELETE /timer/:id).
+	Cancel(ctx context.Context, id string) error
+	// Get describes the pending timer id (GET /timer/:id).
+	Get(ctx context.Context, id string) (skyring.Info, error)
+}
+
+// Defaults of [Options].
+const (
+	DefaultAddr         = ":3000"
+	DefaultMaxBodyBytes = 1 << 20 // 1 MiB, as the original
+)
+
+// Options configure [NewHandler] and [NewServer]. The zero value is usable.
+type Options struct {
+	// Addr is the listen address of a Server. Default ":3000".
+	Addr string
+	// MaxBodyBytes is the largest accepted request body; a larger one is a
+	// 413. Default 1 MiB (1<<20); zero or negative means the default.
+	MaxBodyBytes int64
+	// MaxTimeout is the largest accepted timeout in ms, passed to
+	// skyring.ParseTimer. Zero means skyring.DefaultMaxTimeout.
+	MaxTimeout int64
+	// Now is the clock timeouts count from. Default time.Now.
+	Now func() time.Time
+	// Logger receives internal failures (500s, panics) and server errors.
+	// Default slog.Default().
+	Logger *slog.Logger
+	// Extra holds additional GET routes by exact path, e.g. "/cluster".
+	// They cannot shadow the timer routes or /ping.
+	Extra map[string]http.Handler
+}
+
+func (o Options) withDefaults() Options {
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Header keys, in canonical form so that they can be set by direct map
+// assignment.
+const (
+	headerReason      = "X-Skyring-Reason"
+	headerTimerID     = "X-Timer-Id"
+	headerLocation    = "Location"
+	headerContentType = "Content-Type"
+
+	timerPath  = "/timer"
+	timerPathS = "/timer/"
+	pingPath   = "/ping"
+
+	reasonNotFound = "Not Found"
+)
+
+var notFoundBody = []byte(`{"message":"Not Found"}`)
+
+// NewHandler returns the HTTP API of API.md section 2 in front of svc.
+func NewHandler(svc Service, opts Options) http.Handler {
+	opts = opts.withDefaults()
+	extra := make(map[string]http.Handler, len(opts.Extra))
+	for path, h := range opts.Extra {
+		if h != nil {
+			extra[path] = h
+		}
+	}
+	return &handler{
+		svc:        svc,
+		maxBody:    opts.MaxBodyBytes,
+		maxTimeout: opts.MaxTimeout,
+		now:        opts.Now,
+		log:        opts.Logger.With("component", "http"),
+		extra:      extra,
+	}
+}
+
+type handler struct {
+	svc        Service
+	maxBody    int64
+	maxTimeout int64
+	now        func() time.Time
+	log        *slog.Logger
+	extra      map[string]http.Handler
+}
+
+// ServeHTTP routes by hand on the path (no regexp, no mux): the timer routes
+// are few and POST /timer is the hot path.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer h.recoverPanic(w, r)
+
+	path := r.URL.Path
+	switch {
+	case path == timerPath:
+		if r.Method == http.MethodPost {
+			h.create(w, r)
+			return
+		}
+	case strings.HasPrefix(path, timerPathS):
+		if r.Method != http.MethodPut && r.Method != http.MethodDelete && r.Method != http.MethodGet {
+			break
+		}
+		id, ok := pathID(r.URL)
+		if !ok {
+			break
+		}
+		if err := skyring.ValidateID(id); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		switch r.Method {
+		case http.MethodPut:
+			h.update(w, r, id)
+		case http.MethodDelete:
+			h.cancel(w, r, id)
+		default:
+			h.get(w, r, id)
+		}
+		return
+	case path == pingPath:
+		if r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+	default:
+		if r.Method == http.MethodGet {
+			if eh, ok := h.extra[path]; ok {
+				eh.ServeHTTP(w, r)
+				return
+			}
+		}
+	}
+	notFound(w)
+}
+
+// pathID returns the percent-decoded :id of /timer/:id. ok is false when the
+// path is not of that shape (an empty id, or more segments), which is a 404.
+// An id holding an encoded slash (%2F) is returned as is, so that it fails
+// the id rules (400) instead of looking like another route.
+func pathID(u *url.URL) (id string, ok bool) {
+	id = u.Path[len(timerPathS):]
+	if id == "" {
+		return "", false
+	}
+	if strings.IndexByte(id, '/') < 0 {
+		return id, true
+	}
+	// Path is decoded, so a '/' in id is either a real segment separator
+	// (another route: 404) or an encoded %2F inside the id (invalid id:
+	// 400). RawPath, when set, keeps the original encoding: real separators
+	// are the only '/' in it.
+	if u.RawPath != "" && strings.Count(u.RawPath, "/") == 2 {
+		return id, true
+	}
+	return "", false
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+	var id string
+	if v := r.Header[headerTimerID]; len(v) > 0 && v[0] != "" {
+		id = v[0]
+		if err := skyring.ValidateID(id); err != nil {
+			// No Location: an invalid id names no timer URL (and may
+			// not be fit for a header).
+			h.fail(w, r, err)
+			return
+		}
+	} else {
+		id = skyring.NewID()
+	}
+	// As the original, Location is set before the body is validated, so a
+	// 400 to a POST carries it too.
+	w.Header()[headerLocation] = []string{timerPathS + url.PathEscape(id)}
+
+	t, err := h.parse(w, r, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.svc.Create(r.Context(), t); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (h *handler) update(w http.ResponseWriter, r *http.Request, id string) {
+	t, err := h.parse(w, r, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.svc.Update(r.Context(), t); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request, id string) {
+	if err := h.svc.Cancel(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request, id string) {
+	info, err := h.svc.Get(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("encoding timer %q: %w", id, err))
+		return
+	}
+	w.Header()[headerContentType] = []string{"application/json"}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// parse reads the body of a create or update and validates it. The body
+// buffer goes back to the pool before parse returns: ParseTimer copies what
+// it keeps (its json.RawMessage and string fields do not alias the input).
+func (h *handler) parse(w http.ResponseWriter, r *http.Request, id string) (*skyring.Timer, error) {
+	bp, err := h.readBody(w, r)
+	if bp != nil {
+		defer putBuf(bp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return skyring.ParseTimer(*bp, skyring.ParseParams{
+		Now:        h.now(),
+		MaxTimeout: h.maxTimeout,
+		ID:         id,
+	})
+}
+
+// errReadBody is a body that could not be read (client gone, read timeout):
+// a 400, since the request as received is incomplete.
+var errReadBody = &skyring.ValidationError{Reason: "Could not read the request body"}
+
+// readBody reads the whole body into a pooled buffer, at most h.maxBody
+// bytes. It returns the buffer even on error (to be put back).
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	if r.ContentLength > h.maxBody {
+		return nil, skyring.ErrBodyTooLarge
+	}
+	bp := getBuf()
+	buf := (*bp)[:0]
+	if cl := r.ContentLength; cl >= 0 && cl+1 > int64(cap(buf)) {
+		// +1 so that the read that sees io.EOF needs no growth.
+		buf = make([]byte, 0, cl+1)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		*bp = buf
+		return bp, nil
+	}
+	body := http.MaxBytesReader(w, r.Body, h.maxBody)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = buf
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return bp, skyring.ErrBodyTooLarge
+			}
+			return bp, fmt.Errorf("%w: %w", errReadBody, err)
+		}
+	}
+	*bp = buf
+	return bp, nil
+}
+
+// Body buffers. Typical timer bodies are a few hundred bytes; buffers that
+// grew past maxPooledBuf for a rare big body are left to the GC.
+const (
+	initialBufSize = 2 << 10
+	maxPooledBuf   = 64 << 10
+)
+
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, initialBufSize)
+	return &b
+}}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte) {
+	if cap(*bp) > maxPooledBuf {
+		return
+	}
+	*bp = (*bp)[:0]
+	bufPool.Put(bp)
+}
+
+// fail answers err: the status and reason of skyring.Status, the reason in
+// x-skyring-reason, an empty body. Internal failures (5xx other than the
+// known 503s) are logged.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, reason := errorStatus(err)
+	if status == http.StatusInternalServerError {
+		level := slog.LevelError
+		if r.Context().Err() != nil {
+			// The client is gone; the failure is most likely its cancel.
+			level = slog.LevelDebug
+		}
+		h.log.Log(r.Context(), level, "request failed",
+			"method", r.Method, "path", r.URL.Path, "status", status, "error", err)
+	}
+	writeError(w, status, reason)
+}
+
+// errorStatus is skyring.Status made safe for an HTTP answer: the status is
+// an error status (4xx or 5xx; anything else from a misbehaving Service is a
+// 500) and the reason is one non-empty line of header-safe text.
+func errorStatus(err error) (int, string) {
+	status, reason := skyring.Status(err)
+	if status < 400 || status > 599 {
+		reason = fmt.Sprintf("Internal error: status %d for error: %s", status, reason)
+		status = http.StatusInternalServerError
+	}
+	return status, headerLine(reason, status)
+}
+
+func writeError(w http.ResponseWriter, status int, reason string) {
+	w.Header()[headerReason] = []string{reason}
+	w.WriteHeader(status)
+}
+
+func notFound(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr[headerReason] = []string{reasonNotFound}
+	hdr[headerContentType] = []string{"application/json"}
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write(notFoundBody)
+}
+
+// headerLine makes reason fit a header value on one line: control
+// characters become spaces, surrounding spaces go, and an empty reason is
+// replaced by the status text.
+func headerLine(reason string, status int) string {
+	clean := true
+	for i := 0; i < len(reason); i++ {
+		if c := reason[i]; c < ' ' || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		reason = strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, reason)
+	}
+	if len(reason) > 0 && (reason[0] == ' ' || reason[len(reason)-1] == ' ') {
+		reason = strings.TrimSpace(reason)
+	}
+	if reason == "" {
+		reason = http.StatusText(status)
+		if reason == "" {
+			reason = fmt.Sprintf("Status %d", status)
+		}
+	}
+	return reason
+}
+
+// recoverPanic is the last line of defence: a panic in a handler (or the
+// Service) is logged with its stack and answered 500 with a reason, instead
+// of the connection being dropped. http.ErrAbortHandler keeps its meaning.
+func (h *handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+		panic(v)
+	}
+	h.log.Error("panic serving request",
+		"method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+	hdr := w.Header()
+	delete(hdr, headerLocation)
+	delete(hdr, headerContentType)
+	writeError(w, http.StatusInternalServerError, "Internal error: the server panicked")
+}

@@ -1,0 +1,215 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// creator sends creates. Implementations are safe for concurrent use.
+type creator interface {
+	// create sends the create of timer seq (id, JSON body); it reports
+	// success or a one-line reason. It owns body.
+	create(ctx context.Context, seq int, id string, body []byte) (ok bool, reason string)
+	// finish completes what is buffered (NATS publish: flush).
+	finish(ctx context.Context) error
+	// close releases connections.
+	close()
+	// measuresLatency reports whether create's duration is a create latency.
+	measuresLatency() bool
+}
+
+// newHTTPClient returns a client over one shared keep-alive transport that
+// keeps up to perHost idle connections per host (and at most maxPerHost open,
+// 0 for no limit), never follows redirects (so it cannot be sent off the
+// loopback) and bounds each request by timeout.
+func newHTTPClient(perHost, maxPerHost int, timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:               nil, // never through a proxy: loopback only
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        0, // no global limit; per host below
+		MaxIdleConnsPerHost: perHost,
+		MaxConnsPerHost:     maxPerHost,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// drain reads the rest of a response body (so the connection is reused)
+// and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+}
+
+// httpCreator POSTs /timer round-robin over the targets.
+type httpCreator struct {
+	client *http.Client
+	urls   []string // .../timer
+}
+
+func newHTTPCreator(targets []string, concurrency int, timeout time.Duration) (*httpCreator, error) {
+	h := &httpCreator{client: newHTTPClient(concurrency, 0, timeout)}
+	for _, t := range targets {
+		u, err := parseTarget(t)
+		if err != nil {
+			return nil, err
+		}
+		h.urls = append(h.urls, u)
+	}
+	return h, nil
+}
+
+var jsonContentType = []string{"application/json"}
+
+func (h *httpCreator) create(ctx context.Context, seq int, id string, body []byte) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.urls[seq%len(h.urls)], bytes.NewReader(body))
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header["X-Timer-Id"] = []string{id}
+	req.Header["Content-Type"] = jsonContentType
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return false, oneLine(err.Error())
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusCreated {
+		return false, fmt.Sprintf("status %d: %s", resp.StatusCode, oneLine(resp.Header.Get("X-Skyring-Reason")))
+	}
+	return true, ""
+}
+
+func (h *httpCreator) finish(context.Context) error { return nil }
+func (h *httpCreator) close()                       { h.client.CloseIdleConnections() }
+func (h *httpCreator) measuresLatency() bool        { return true }
+
+// preflight checks that every target answers HTTP at all (GET /ping; any
+// status will do), so a run against a stopped node fails at once.
+func preflight(ctx context.Context, client *http.Client, targets []string) error {
+	for _, t := range targets {
+		u, err := parseTarget(t)
+		if err != nil {
+			return err
+		}
+		u = strings.TrimSuffix(u, "/timer") + "/ping"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t, err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("target %s is not answering: %w", t, err)
+		}
+		drain(resp)
+	}
+	return nil
+}
+
+// natsCreator sends creates over NATS on a few shared connections.
+type natsCreator struct {
+	conns   []*nats.Conn
+	subject string
+	publish bool
+	timeout time.Duration
+}
+
+func newNATSCreator(cfg Config) (*natsCreator, error) {
+	n := &natsCreator{
+		subject: cfg.Prefix + ".timer.create",
+		publish: cfg.NATSMode == NATSPublish,
+		timeout: cfg.RequestTimeout,
+	}
+	for range cfg.NATSConns {
+		nc, err := nats.Connect(cfg.NATSURL,
+			nats.Name("skyring-bench"),
+			// Stay on the servers given: a cluster may advertise others.
+			nats.IgnoreDiscoveredServers(),
+			nats.Timeout(5*time.Second),
+		)
+		if err != nil {
+			n.close()
+			return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		n.conns = append(n.conns, nc)
+	}
+	return n, nil
+}
+
+type natsReply struct {
+	ID     string `json:"id"`
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+}
+
+func (n *natsCreator) create(ctx context.Context, seq int, _ string, body []byte) (bool, string) {
+	nc := n.conns[seq%len(n.conns)]
+	if n.publish {
+		if err := nc.Publish(n.subject, body); err != nil {
+			return false, oneLine(err.Error())
+		}
+		return true, ""
+	}
+	rctx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	msg, err := nc.RequestWithContext(rctx, n.subject, body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return false, "no responders on " + n.subject
+		}
+		return false, oneLine(err.Error())
+	}
+	var rep natsReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return false, "invalid reply: " + oneLine(string(msg.Data))
+	}
+	if rep.Status != http.StatusCreated {
+		return false, fmt.Sprintf("status %d: %s", rep.Status, oneLine(rep.Error))
+	}
+	return true, ""
+}
+
+func (n *natsCreator) finish(ctx context.Context) error {
+	for _, nc := range n.conns {
+		fctx, cancel := context.WithTimeout(ctx, n.timeout)
+		err := nc.FlushWithContext(fctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("flushing NATS publishes: %w", err)
+		}
+	}
+	return nil
+}
+
+func (n *natsCreator) close() {
+	for _, nc := range n.conns {
+		nc.Close()
+	}
+}
+
+func (n *natsCreator) measuresLatency() bool { return !n.publish }
+
+func oneLine(s string) string {
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	}
+	return s
+}

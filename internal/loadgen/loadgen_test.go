@@ -1,0 +1,458 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
+	"go.uber.org/goleak"
+
+	"github.com/skyring/skyring"
+)
+
+// childEnv makes the test binary act as the trivial-target subcommand, so the
+// baseline's real re-exec path (os.Executable) is tested.
+const childEnv = "LOADGEN_TEST_TRIVIAL_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		app := &cli.App{Name: "skyring", Commands: []*cli.Command{TrivialCommand()}}
+		if err := app.Run(os.Args); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// small is the base of the awaited-mode runs: a few hundred timers due a few
+// hundred ms ahead.
+func small(target string, mode Mode) Config {
+	return Config{
+		Targets:     []string{target},
+		Mode:        mode,
+		Concurrency: 8,
+		Count:       200,
+		Rate:        1000,
+		Lead:        300 * time.Millisecond,
+		Wait:        10 * time.Second,
+		Settle:      50 * time.Millisecond,
+	}
+}
+
+// lastJSON writes res as the CLI does and decodes its last line generically.
+func lastJSON(t *testing.T, res *Result) map[string]any {
+	t.Helper()
+	var out bytes.Buffer
+	require.NoError(t, res.WriteText(&out))
+	require.NoError(t, res.WriteJSON(&out))
+	return decodeLastLine(t, out.String())
+}
+
+func decodeLastLine(t *testing.T, out string) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &m), "last line: %s", lines[len(lines)-1])
+	for _, k := range []string{"mode", "targets", "concurrency", "creates", "create_errors", "create_per_sec",
+		"latency_ms", "delivered", "missing", "duplicates", "early", "lateness_ms"} {
+		require.Contains(t, m, k)
+	}
+	for _, k := range []string{"latency_ms", "lateness_ms"} {
+		require.IsType(t, map[string]any{}, m[k])
+		for _, p := range []string{"p50", "p90", "p99", "max"} {
+			require.Contains(t, m[k], p)
+		}
+	}
+	return m
+}
+
+func requireAllDelivered(t *testing.T, res *Result, n int64) {
+	t.Helper()
+	require.Equal(t, n, res.Creates, "errors: %v", res.ErrorSamples)
+	require.Zero(t, res.CreateErrors)
+	require.Equal(t, n, res.Delivered)
+	require.Zero(t, res.Missing)
+	require.Zero(t, res.Duplicates)
+	require.Zero(t, res.Early)
+	require.Zero(t, res.Unexpected)
+	require.Zero(t, res.BadData)
+	require.Positive(t, res.Lateness.Max)
+}
+
+func TestRunInstant(t *testing.T) {
+	ft := newFakeTarget(t, faults{})
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), small(ft.URL(), ModeInstant), &progress)
+	require.NoError(t, err)
+	requireAllDelivered(t, res, 200)
+	require.Positive(t, res.CreatePerSec)
+	require.Positive(t, res.Latency.Max)
+	require.Equal(t, "http", res.Transport)
+
+	m := lastJSON(t, res)
+	require.Equal(t, "instant", m["mode"])
+	require.EqualValues(t, 200, m["delivered"])
+	require.EqualValues(t, 0, m["early"])
+	require.NotContains(t, m, "baseline_per_sec")
+}
+
+func TestRunRate(t *testing.T) {
+	for _, data := range []string{DataString, DataObject} {
+		t.Run(data, func(t *testing.T) {
+			ft := newFakeTarget(t, faults{})
+			cfg := small(ft.URL(), ModeRate)
+			cfg.Count = 0
+			cfg.Duration = 200 * time.Millisecond // 1000/s: 200 timers
+			cfg.Data = data
+			res, err := Run(context.Background(), cfg, nil)
+			require.NoError(t, err)
+			requireAllDelivered(t, res, 200)
+			require.Equal(t, "rate", lastJSON(t, res)["mode"])
+		})
+	}
+}
+
+// Two targets share the creates round-robin.
+func TestRunTwoTargets(t *testing.T) {
+	a, b := newFakeTarget(t, faults{}), newFakeTarget(t, faults{})
+	cfg := small(a.URL(), ModeInstant)
+	cfg.Targets = append(cfg.Targets, b.URL())
+	res, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	requireAllDelivered(t, res, 200)
+	require.EqualValues(t, 100, a.creates.Load())
+	require.EqualValues(t, 100, b.creates.Load())
+}
+
+// The tool sees what a broken server does: lost, doubled and early
+// deliveries.
+func TestRunDetectsFaults(t *testing.T) {
+	ft := newFakeTarget(t, faults{dropEvery: 10, dupEvery: 25, earlyEvery: 20, early: 250 * time.Millisecond})
+	cfg := small(ft.URL(), ModeInstant)
+	cfg.Lead = 500 * time.Millisecond
+	cfg.Wait = 1500 * time.Millisecond // the dropped ones never come
+	res, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 200, res.Creates)
+	require.EqualValues(t, 20, res.Missing)
+	require.EqualValues(t, 180, res.Delivered)
+	// Every 25th is doubled unless it is also dropped (50, 100, 150 and
+	// 200 are): 8 - 4 = 4.
+	require.EqualValues(t, 4, res.Duplicates)
+	// 3, 23, ..., 183 fire early, and none of them is dropped.
+	require.EqualValues(t, 10, res.Early)
+	require.Contains(t, strings.Join(res.Warnings, "\n"), "10 deliveries arrived before their due instant")
+	require.Contains(t, strings.Join(res.Warnings, "\n"), "20 timers missing")
+}
+
+func TestRunCreateErrors(t *testing.T) {
+	ft := newFakeTarget(t, faults{reject: 503})
+	cfg := small(ft.URL(), ModeCreate)
+	cfg.Count = 50
+	res, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	require.Zero(t, res.Creates)
+	require.EqualValues(t, 50, res.CreateErrors)
+	require.Equal(t, []string{"status 503: rejected by the fake"}, res.ErrorSamples)
+}
+
+func TestRunCreateMode(t *testing.T) {
+	ft := newFakeTarget(t, faults{})
+	cfg := small(ft.URL(), ModeCreate)
+	cfg.Count = 300
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), cfg, &progress)
+	require.NoError(t, err)
+	require.EqualValues(t, 300, res.Creates)
+	require.Equal(t, 300, ft.pending(), "create-mode timers stay pending")
+	require.Zero(t, res.Delivered)
+	require.Contains(t, progress.String(), "remain pending")
+	require.Equal(t, "create", lastJSON(t, res)["mode"])
+}
+
+func TestRunFloor(t *testing.T) {
+	for _, mode := range []Mode{ModeInstant, ModeRate} {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := small("http://127.0.0.1:1", mode) // never contacted
+			cfg.Floor = true
+			cfg.FloorConns = 16
+			res, err := Run(context.Background(), cfg, nil)
+			require.NoError(t, err)
+			requireAllDelivered(t, res, 200)
+			require.Equal(t, "floor", res.Transport)
+			require.Zero(t, res.DeliveryErrors)
+			require.EqualValues(t, 200, lastJSON(t, res)["delivered"])
+		})
+	}
+}
+
+func TestRunNATS(t *testing.T) {
+	opts := natstest.DefaultTestOptions
+	opts.Port = -1
+	s := natstest.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+
+	for _, mode := range []string{NATSRequest, NATSPublish} {
+		t.Run(mode, func(t *testing.T) {
+			ft := newFakeTarget(t, faults{})
+			ft.serveNATS(nc, "bench")
+			require.NoError(t, nc.Flush())
+			cfg := small("", ModeInstant)
+			cfg.Targets = nil
+			cfg.NATSURL = s.ClientURL()
+			cfg.NATSMode = mode
+			cfg.NATSConns = 2
+			cfg.Prefix = "bench"
+			res, err := Run(context.Background(), cfg, nil)
+			require.NoError(t, err)
+			requireAllDelivered(t, res, 200)
+			require.Equal(t, "nats-"+mode, res.Transport)
+			require.Equal(t, []string{s.ClientURL()}, res.Targets)
+		})
+	}
+}
+
+func TestRunNATSRequestErrors(t *testing.T) {
+	opts := natstest.DefaultTestOptions
+	opts.Port = -1
+	s := natstest.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	cfg := small("", ModeCreate)
+	cfg.Count = 5
+	cfg.NATSURL = s.ClientURL()
+	res, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 5, res.CreateErrors)
+	require.Equal(t, []string{"no responders on skyring.timer.create"}, res.ErrorSamples)
+}
+
+func TestRunBaselineInProcess(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	trivial := ServeTrivial(ln)
+	t.Cleanup(func() { _ = trivial.Close() })
+
+	ft := newFakeTarget(t, faults{})
+	cfg := small(ft.URL(), ModeInstant)
+	cfg.Baseline = true
+	cfg.BaselineURL = "http://" + ln.Addr().String()
+	res, err := Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	requireAllDelivered(t, res, 200)
+	require.NotNil(t, res.BaselinePerSec)
+	require.Positive(t, *res.BaselinePerSec)
+	require.NotNil(t, res.Ratio)
+	m := lastJSON(t, res)
+	require.Contains(t, m, "baseline_per_sec")
+	require.Contains(t, m, "ratio")
+}
+
+// The real path: the baseline target is this executable re-run as
+// trivial-target in a child process.
+func TestRunBaselineProcess(t *testing.T) {
+	t.Setenv(childEnv, "1")
+	ft := newFakeTarget(t, faults{})
+	cfg := small(ft.URL(), ModeCreate)
+	cfg.Count = 200
+	cfg.Baseline = true
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), cfg, &progress)
+	require.NoError(t, err)
+	require.EqualValues(t, 200, res.Creates)
+	require.NotNil(t, res.BaselinePerSec)
+	require.Positive(t, *res.BaselinePerSec)
+	require.Contains(t, progress.String(), "trivial target http://127.0.0.1:")
+}
+
+func TestStartTrivialFails(t *testing.T) {
+	_, err := startTrivial(context.Background(), []string{"/bin/true"})
+	require.ErrorContains(t, err, "no address")
+}
+
+func TestRefusesNonLoopback(t *testing.T) {
+	for _, cfg := range []Config{
+		{Targets: []string{"http://10.1.2.3:3000"}},
+		{Targets: []string{"http://127.0.0.1:3000", "http://example.com:3000"}},
+		{Targets: []string{"http://[2001:db8::1]:3000"}},
+		{NATSURL: "nats://192.168.1.10:4222"},
+		{NATSURL: "nats://127.0.0.1:4222,nats://nats.example.com:4222"},
+		{SinkAddr: "0.0.0.0:0"},
+		{Baseline: true, BaselineURL: "http://203.0.113.9:80"},
+	} {
+		_, err := Run(context.Background(), cfg, nil)
+		require.ErrorIs(t, err, ErrNotLoopback, "%+v", cfg)
+	}
+	for _, host := range []string{"127.0.0.1", "127.9.8.7", "localhost", "[::1]"} {
+		_, err := parseTarget("http://" + host + ":3000")
+		require.NoError(t, err, host)
+	}
+}
+
+func TestInvalidConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Mode: "burst"},
+		{Mode: ModeCreate, Floor: true},
+		{Mode: ModeInstant, Floor: true, NATSURL: "nats://127.0.0.1:4222"},
+		{Mode: ModeInstant, Floor: true, Baseline: true},
+		{Mode: ModeRate, Rate: -1},
+		{Mode: ModeInstant, Count: MaxTimers + 1},
+		{Concurrency: -1},
+		{Data: "xml"},
+		{NATSMode: "stream"},
+		{Targets: []string{"https://127.0.0.1:3000"}},
+	} {
+		_, err := Run(context.Background(), cfg, nil)
+		require.ErrorIs(t, err, ErrInvalidConfig, "%+v", cfg)
+	}
+}
+
+func TestRunUnreachableTarget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	_, err = Run(context.Background(), Config{Targets: []string{"http://" + addr}, Count: 1}, nil)
+	require.ErrorContains(t, err, "not answering")
+}
+
+func TestRunCancelled(t *testing.T) {
+	ft := newFakeTarget(t, faults{})
+	cfg := small(ft.URL(), ModeInstant)
+	cfg.Lead = time.Hour // would wait an hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var (
+		res *Result
+		err error
+	)
+	go func() {
+		defer close(done)
+		res, err = Run(ctx, cfg, nil)
+	}()
+	require.Eventually(t, func() bool { return ft.creates.Load() == 200 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	<-done
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotNil(t, res)
+	require.EqualValues(t, 200, res.Creates)
+	require.EqualValues(t, 200, res.Missing)
+}
+
+func TestCommand(t *testing.T) {
+	ft := newFakeTarget(t, faults{})
+	var stdout, stderr bytes.Buffer
+	app := &cli.App{
+		Name:      "skyring",
+		Writer:    &stdout,
+		ErrWriter: &stderr,
+		Commands:  []*cli.Command{Command(), TrivialCommand()},
+	}
+	err := app.Run([]string{"skyring", "bench", "--url", ft.URL(), "-c", "4", "-n", "100",
+		"--mode", "instant", "--lead", "300ms", "--settle", "10ms"})
+	require.NoError(t, err, stderr.String())
+	m := decodeLastLine(t, stdout.String())
+	require.Equal(t, "instant", m["mode"])
+	require.EqualValues(t, 100, m["delivered"])
+	require.EqualValues(t, 4, m["concurrency"])
+	require.Equal(t, []any{ft.URL()}, m["targets"])
+	require.Contains(t, stdout.String(), "delivered:  100")
+
+	err = app.Run([]string{"skyring", "bench", "--url", "http://192.0.2.1:3000"})
+	require.ErrorIs(t, err, ErrNotLoopback)
+}
+
+// The create body is what Skyring's own parser reads back exactly: id, due
+// to the nanosecond, data, callback.
+func TestCreateBodyRoundTrip(t *testing.T) {
+	ids := newIDScheme()
+	due := time.Now().Add(time.Minute).UnixNano() + 123 // odd nanoseconds
+	for _, object := range []bool{false, true} {
+		b := newBodies(ids, object, 0, "http://127.0.0.1:9/cb?x=\"y\"")
+		body := b.appendCreate(nil, 42, due)
+		tm, err := skyring.ParseTimer(body, skyring.ParseParams{Now: time.Now(), IDField: true})
+		require.NoError(t, err, string(body))
+		require.Equal(t, ids.id(42), tm.ID)
+		require.Equal(t, due, tm.Due)
+		require.Equal(t, skyring.Callback{Transport: "http", Method: "post", URI: "http://127.0.0.1:9/cb?x=\"y\""}, tm.Callback)
+		sent, isJSON := tm.Body()
+		require.Equal(t, object, isJSON)
+		require.Equal(t, string(b.appendData(nil, 42, due)), string(sent))
+		id, gotDue, ok := parseData(sent)
+		require.True(t, ok)
+		require.Equal(t, ids.id(42), id)
+		require.Equal(t, due, gotDue)
+	}
+	b := newBodies(ids, false, time.Hour, "http://127.0.0.1:9/cb")
+	tm, err := skyring.ParseTimer(b.appendCreate(nil, 7, due), skyring.ParseParams{Now: time.Unix(0, 0), IDField: true})
+	require.NoError(t, err)
+	require.Equal(t, int64(time.Hour), tm.Due)
+}
+
+func TestIDScheme(t *testing.T) {
+	ids := newIDScheme()
+	for _, seq := range []int{0, 1, 99999999} {
+		id := ids.id(seq)
+		require.NoError(t, skyring.ValidateID(id))
+		got, ok := ids.seq(id)
+		require.True(t, ok)
+		require.Equal(t, seq, got)
+	}
+	for _, id := range []string{"", "lg-00000000-1", ids.prefix, ids.prefix + "-1", ids.prefix + "+1", ids.prefix + "x", "x" + ids.id(1)} {
+		_, ok := ids.seq(id)
+		require.False(t, ok, id)
+	}
+}
+
+func TestParseData(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		id   string
+		due  int64
+		ok   bool
+	}{
+		{"a-1|123", "a-1", 123, true},
+		{`{"id":"a-1","due":123}`, "a-1", 123, true},
+		{`{"id":"a-1"}`, "a-1", 0, false},
+		{"a-1", "a-1", 0, false},
+		{"a|b|x", "a|b", 0, false},
+		{"", "", 0, false},
+		{"{", "", 0, false},
+	} {
+		id, due, ok := parseData([]byte(c.body))
+		require.Equal(t, c.id, id, c.body)
+		require.Equal(t, c.due, due, c.body)
+		require.Equal(t, c.ok, ok, c.body)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	require.Equal(t, Percentiles{}, percentilesMs(nil))
+	ns := make([]int64, 0, 1000)
+	for i := 1000; i >= 1; i-- {
+		ns = append(ns, int64(i)*int64(time.Millisecond))
+	}
+	require.Equal(t, Percentiles{P50: 500, P90: 900, P99: 990, Max: 1000}, percentilesMs(ns))
+	require.Equal(t, Percentiles{P50: 0.002, P90: 0.002, P99: 0.002, Max: 0.002}, percentilesMs([]int64{1500}))
+}
+
+func TestSinkCloseIdempotent(t *testing.T) {
+	s := newSink(newIDScheme(), 0, nil)
+	require.NoError(t, s.Close()) // never started
+	s = newSink(newIDScheme(), 0, nil)
+	require.NoError(t, s.Start("127.0.0.1:0"))
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close())
+}

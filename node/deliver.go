@@ -1,0 +1,100 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
+)
+
+// fire is the wheel's hand-out: it takes the expired timers out of the index
+// (from now on PUT and DELETE answer 404) and queues them for delivery. It
+// blocks while the queue is full, which slows the wheel, not the clock: a
+// timer is never handed out early, only later under overload.
+func (n *Node) fire(batch []string) {
+	n.mu.Lock()
+	for _, enc := range batch {
+		delete(n.timers, encID(enc))
+	}
+	n.mu.Unlock()
+	for _, enc := range batch {
+		select {
+		case n.deliverQ <- enc:
+		case <-n.ctx.Done():
+			// Closing: the timer stays in storage and fires on restart.
+		}
+	}
+}
+
+func (n *Node) deliverLoop() {
+	defer n.workers.Done()
+	for enc := range n.deliverQ {
+		if n.deliverCtx.Err() != nil {
+			continue // abandoned at shutdown; it stays stored
+		}
+		n.deliver(enc)
+	}
+}
+
+// deliver runs one fired timer's callback and then removes it from storage.
+// If the node gives up on it at shutdown, it stays stored and fires again on
+// restart: a delivery may repeat after a crash, it is never lost.
+func (n *Node) deliver(enc string) {
+	t, err := decode(enc)
+	if err != nil {
+		n.log.Error("dropping undecodable timer", "err", err)
+		return
+	}
+	executed := n.clock.Now().UnixNano()
+	n.bus.PublishTimerEvent(bus.TimerEvent{
+		Type: "execute", Timer: t.ID, Node: n.id,
+		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
+	})
+	tr, err := n.transports.Lookup(t.Callback.Transport)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(n.deliverCtx, n.opts.DeliveryTimeout)
+		err = tr.Execute(ctx, t)
+		cancel()
+		if err != nil && n.deliverCtx.Err() != nil {
+			return // abandoned at shutdown; it stays stored
+		}
+	}
+	ev := bus.TimerEvent{Timer: t.ID, Node: n.id, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
+	if err != nil {
+		ev.Type, ev.Error, ev.Message = "fail", err.Error(), "delivery failed"
+		n.log.Debug("delivery failed", "timer_id", t.ID, "err", err)
+	} else {
+		ev.Type, ev.Message = "success", "delivered"
+	}
+	// Remove before the outcome event so that a watcher that sees
+	// success/fail finds the timer gone from storage too.
+	if err := n.store.Delete(context.Background(), t.ID); err != nil && !errors.Is(err, skyring.ErrClosed) {
+		n.log.Error("removing a delivered timer failed; it may fire again after a restart", "timer_id", t.ID, "err", err)
+	}
+	n.bus.PublishTimerEvent(ev)
+}
+
+// recover loads every stored timer into the index and the wheel; those
+// already due fire as soon as the wheel starts.
+func (n *Node) recover(ctx context.Context) (int, error) {
+	start := time.Now()
+	count := 0
+	err := n.store.Iterate(ctx, func(t *skyring.Timer) error {
+		enc, err := encode(t)
+		if err != nil {
+			return err
+		}
+		n.timers[encID(enc)] = n.driver.Add(t.Due, enc)
+		count++
+		return nil
+	})
+	if err != nil {
+		return count, err
+	}
+	if count > 0 {
+		n.log.Info("recovered timers", "count", count, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return count, nil
+}

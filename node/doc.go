@@ -1,0 +1,31 @@
+// Package node is a running Skyring node and the embedding API.
+//
+// A Node composes the other packages: it takes commands from the public HTTP
+// edge (package http) and the NATS API (package bus), decides which ring
+// member owns each timer (package ring), relays commands it does not own to
+// the owner over NATS, stores what it owns (package storage), arms it in a
+// timing wheel (package wheel), and delivers it through a transport (package
+// transports) when it is due. It recovers stored timers at start and hands
+// timers to their new owners when members join or leave.
+//
+// Embed a node in your own program:
+//
+//	n, err := node.New(node.WithHTTPAddr(":3000"), node.WithStoragePath("/var/lib/skyring"))
+//	if err != nil { ... }
+//	if err := n.Start(ctx); err != nil { ... }
+//	defer n.Close()
+//
+// # Guarantees
+//
+// A create is answered only once the timer is in storage (fsynced unless
+// NoSync). A timer never fires before its due time. A fired timer is removed
+// from storage only after its transport returned, so a crash can repeat a
+// delivery that was under way but never loses one.
+//
+// # Locks
+//
+// Node.mu guards the timer index. It may be held while calling into the wheel
+// driver (which takes its own lock), never the other way round: the driver
+// calls Node.fire without holding its lock. No lock is held across storage
+// writes, relays or transport calls.
+package node

@@ -1,0 +1,262 @@
+package node
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/transports"
+	"github.com/skyring/skyring/wheel"
+)
+
+// Defaults of Options.
+const (
+	HTTPAddrDefault          = ":3000"
+	PrefixDefault            = "skyring"
+	ChannelHostDefault       = "127.0.0.1"
+	ChannelPortDefault       = 3455
+	NATSPortDefault          = 4222
+	StorageBackendDefault    = "leveldb"
+	DeliveryTimeoutDefault   = 10 * time.Second
+	DeliveryWorkersDefault   = 256
+	ShutdownTimeoutDefault   = 15 * time.Second
+	HeartbeatIntervalDefault = time.Second
+	MemberTimeoutDefault     = 5 * time.Second
+	MaxBodyBytesDefault      = 1 << 20
+)
+
+// TransportsDefault are the transports enabled when Options.Transports is
+// empty.
+var TransportsDefault = []string{"http", "nats"}
+
+// Options configure a Node: one field per command-line flag of `skyring run`.
+// The zero value of a field means its default.
+type Options struct {
+	// ID is the node's identity in the ring. Default: the id stored with the
+	// node's data, or a new random one (then stored).
+	ID string
+
+	// HTTPAddr is the public HTTP API's listen address. Default ":3000".
+	// An empty host listens on every interface; port 0 picks a free port.
+	HTTPAddr string
+	// MaxBodyBytes bounds a request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxTimeout is the largest accepted timeout in ms. Default 2^31-1.
+	MaxTimeout int64
+
+	// NATSHosts are external NATS servers. Empty runs an embedded NATS
+	// server that clusters with the seeds.
+	NATSHosts []string
+	// NATSHost and NATSPort are the embedded NATS server's client address.
+	// NATSPort default: 4222 + (ChannelPort - 3455), so nodes that share a
+	// machine with distinct channel ports get distinct NATS ports (3455 →
+	// 4222, 3456 → 4223). -1 picks a free port.
+	NATSHost string
+	NATSPort int
+	// Prefix starts every public subject (API and events). Default "skyring".
+	Prefix string
+	// ChannelHost and ChannelPort are this node's cluster address: the
+	// embedded NATS server's route listener. Default 127.0.0.1:3455. A
+	// negative ChannelPort disables clustering of the embedded server.
+	ChannelHost string
+	ChannelPort int
+	// Seeds are host:port cluster addresses of seed nodes.
+	Seeds []string
+	// HeartbeatInterval is how often the node announces itself. Default 1s.
+	HeartbeatInterval time.Duration
+	// MemberTimeout drops a member not heard from for this long. Default 5s.
+	MemberTimeout time.Duration
+	// VNodes is the number of virtual names per member on the ring.
+	VNodes int
+
+	// StorageBackend names the storage backend: "leveldb" (aliases
+	// "leveldown", "goleveldb"), "memory" (aliases "memdown", "mem"), or a
+	// custom one registered in StorageRegistry. Default "leveldb".
+	StorageBackend string
+	// StoragePath is the backend's location (the data directory).
+	StoragePath string
+	// StorageNoSync turns off fsync before acknowledging writes.
+	StorageNoSync bool
+	// StorageExtra are further --storage:* options for custom backends.
+	StorageExtra map[string][]string
+	// Store, if set, is used as is instead of opening StorageBackend; the
+	// node closes it on Close.
+	Store storage.Store
+	// StorageRegistry resolves StorageBackend. Default: the built-in
+	// backends.
+	StorageRegistry *storage.Registry
+
+	// Transports are the names of the enabled transports. Default http, nats.
+	Transports []string
+	// TransportCatalog resolves Transports by name. Default: the built-in
+	// transports.
+	TransportCatalog *transports.Catalog
+	// CustomTransports are extra transport values, enabled in addition.
+	CustomTransports []transports.Transport
+	// DeliveryTimeout bounds one delivery. Default 10s.
+	DeliveryTimeout time.Duration
+	// DeliveryWorkers is how many deliveries run at once. Default 256.
+	DeliveryWorkers int
+	// ShutdownTimeout bounds Close: in-flight deliveries and hand-off.
+	ShutdownTimeout time.Duration
+
+	// Logger receives the node's structured logs. Default slog.Default().
+	Logger *slog.Logger
+	// Clock drives the timing wheel and stamps timers. Default: real time.
+	Clock wheel.Clock
+}
+
+// Option sets one field of Options.
+type Option func(*Options) error
+
+// WithDefaults returns a copy of o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	o.HTTPAddr = cmp.Or(o.HTTPAddr, HTTPAddrDefault)
+	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, MaxBodyBytesDefault)
+	o.MaxTimeout = cmp.Or(o.MaxTimeout, skyring.DefaultMaxTimeout)
+	o.Prefix = cmp.Or(o.Prefix, PrefixDefault)
+	o.ChannelHost = cmp.Or(o.ChannelHost, ChannelHostDefault)
+	o.ChannelPort = cmp.Or(o.ChannelPort, ChannelPortDefault)
+	o.NATSHost = cmp.Or(o.NATSHost, "127.0.0.1")
+	if o.NATSPort == 0 {
+		o.NATSPort = NATSPortDefault
+		if o.ChannelPort > 0 {
+			o.NATSPort += o.ChannelPort - ChannelPortDefault
+		}
+	}
+	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, HeartbeatIntervalDefault)
+	o.MemberTimeout = cmp.Or(o.MemberTimeout, MemberTimeoutDefault)
+	o.StorageBackend = cmp.Or(o.StorageBackend, StorageBackendDefault)
+	if len(o.Transports) == 0 {
+		o.Transports = TransportsDefault
+	}
+	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DeliveryTimeoutDefault)
+	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DeliveryWorkersDefault)
+	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, ShutdownTimeoutDefault)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = wheel.SystemClock()
+	}
+	return o
+}
+
+func (o *Options) validate() error {
+	if o.ID != "" {
+		if err := validNodeID(o.ID); err != nil {
+			return err
+		}
+	}
+	if o.MaxTimeout < 1 {
+		return fmt.Errorf("node: max timeout must be at least 1 ms, got %d", o.MaxTimeout)
+	}
+	if o.Store == nil && o.StoragePath == "" && !isMemoryBackend(o.StorageBackend) {
+		return errors.New("node: a storage path is required for the " + o.StorageBackend + " backend")
+	}
+	if o.DeliveryWorkers < 1 {
+		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)
+	}
+	return nil
+}
+
+func isMemoryBackend(name string) bool {
+	switch name {
+	case "memory", "memdown", "mem":
+		return true
+	}
+	return false
+}
+
+// validNodeID: node ids are NATS subject tokens.
+func validNodeID(id string) error {
+	if len(id) == 0 || len(id) > 128 {
+		return fmt.Errorf("node: id must be 1-128 characters, got %q", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("node: id %q may hold only letters, digits, '-' and '_'", id)
+		}
+	}
+	return nil
+}
+
+// New builds a node from o (after WithDefaults). It opens nothing; Start
+// does.
+func (o Options) New() (*Node, error) {
+	o = o.WithDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return newNode(o)
+}
+
+// New builds a node from options applied over the defaults.
+func New(opts ...Option) (*Node, error) {
+	var o Options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return o.New()
+}
+
+// WithHTTPAddr sets Options.HTTPAddr.
+func WithHTTPAddr(addr string) Option {
+	return func(o *Options) error { o.HTTPAddr = addr; return nil }
+}
+
+// WithStoragePath sets Options.StoragePath (goleveldb by default).
+func WithStoragePath(path string) Option {
+	return func(o *Options) error { o.StoragePath = path; return nil }
+}
+
+// WithStorageBackend sets Options.StorageBackend.
+func WithStorageBackend(name string) Option {
+	return func(o *Options) error { o.StorageBackend = name; return nil }
+}
+
+// WithStore makes the node use s as its storage.
+func WithStore(s storage.Store) Option {
+	return func(o *Options) error { o.Store = s; return nil }
+}
+
+// WithTransport enables an extra transport value on the node.
+func WithTransport(t transports.Transport) Option {
+	return func(o *Options) error {
+		if t == nil {
+			return errors.New("node: nil transport")
+		}
+		o.CustomTransports = append(o.CustomTransports, t)
+		return nil
+	}
+}
+
+// WithNATS makes the node use external NATS servers instead of an embedded
+// one.
+func WithNATS(urls ...string) Option {
+	return func(o *Options) error { o.NATSHosts = append(o.NATSHosts, urls...); return nil }
+}
+
+// WithCluster sets this node's cluster address and its seeds.
+func WithCluster(host string, port int, seeds ...string) Option {
+	return func(o *Options) error {
+		o.ChannelHost, o.ChannelPort, o.Seeds = host, port, seeds
+		return nil
+	}
+}
+
+// WithLogger sets Options.Logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *Options) error { o.Logger = l; return nil }
+}
+
+// WithOptions replaces every option with o; later options still apply.
+func WithOptions(o Options) Option {
+	return func(dst *Options) error { *dst = o; return nil }
+}

@@ -1,0 +1,252 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"unsafe"
+	"errors"
+	"fmt"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/wheel"
+)
+
+// Create stores and arms a new timer, on this node or, if another ring
+// member owns t.ID, on that member. It returns once the timer is stored.
+// Errors: skyring.ErrTimerExists, a *skyring.ValidationError (unknown
+// transport), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
+func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
+	if err := n.accepting(); err != nil {
+		return err
+	}
+	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		return err
+	}
+	if owner := n.ownerOf(t.ID); owner != n.id {
+		rep, err := n.bus.Relay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
+		if err == nil {
+			err = skyring.ErrorFromStatus(rep.Status, rep.Reason)
+			if !errors.Is(err, skyring.ErrClosed) {
+				return err
+			}
+		}
+		if !errors.Is(err, bus.ErrNodeUnreachable) && !errors.Is(err, skyring.ErrClosed) {
+			n.log.Warn("relay failed", "op", "create", "timer_id", t.ID, "owner", owner, "err", err)
+			return skyring.ErrNoOwner
+		}
+		// The owner surely did not take it: keep it here; the next
+		// rebalance moves it to whoever owns it then.
+		n.log.Debug("owner unreachable, keeping timer", "timer_id", t.ID, "owner", owner)
+		n.requestRebalance()
+	}
+	return n.createLocal(ctx, t)
+}
+
+func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
+	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		return err
+	}
+	enc, err := encode(t)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if _, ok := n.timers[t.ID]; ok {
+		n.mu.Unlock()
+		return skyring.ErrTimerExists
+	}
+	n.timers[t.ID] = nil // reserved while it is written
+	n.mu.Unlock()
+
+	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
+		n.mu.Lock()
+		delete(n.timers, t.ID)
+		n.mu.Unlock()
+		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
+		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
+	}
+	n.arm(t.Due, enc)
+	n.bus.PublishTimerEvent(bus.TimerEvent{
+		Type: "create", Timer: t.ID, Node: n.id,
+		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
+	})
+	return nil
+}
+
+// arm puts a stored timer in the index and the wheel. The index key is the
+// id inside enc, so the id's bytes are held once.
+func (n *Node) arm(due int64, enc string) {
+	n.mu.Lock()
+	n.timers[encID(enc)] = n.driver.Add(due, enc)
+	n.mu.Unlock()
+}
+
+// claim takes a pending timer out of the wheel, leaving a reservation in the
+// index. It fails with ErrTimerNotFound if the timer is unknown, being
+// written, or already fired (its callback has started or is about to).
+func (n *Node) claim(id string) (*wheel.Entry[string], error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.timers[id]
+	if e == nil || !n.driver.Remove(e) {
+		return nil, skyring.ErrTimerNotFound
+	}
+	n.timers[id] = nil
+	return e, nil
+}
+
+func (n *Node) release(id string) {
+	n.mu.Lock()
+	delete(n.timers, id)
+	n.mu.Unlock()
+}
+
+func (n *Node) holds(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.timers[id]
+	return ok
+}
+
+// Update replaces a pending timer's body; its timeout counts again from
+// t.Created. Errors: skyring.ErrTimerNotFound, as Create otherwise.
+func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
+	if err := n.accepting(); err != nil {
+		return err
+	}
+	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		return err
+	}
+	if owner := n.ownerOf(t.ID); owner != n.id && !n.holds(t.ID) {
+		return n.relay(ctx, owner, bus.Command{Op: bus.OpUpdate, Timer: t, From: n.id}, nil)
+	}
+	return n.updateLocal(ctx, t)
+}
+
+func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
+	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		return err
+	}
+	enc, err := encode(t)
+	if err != nil {
+		return err
+	}
+	old, err := n.claim(t.ID)
+	if err != nil {
+		return err
+	}
+	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
+		n.arm(old.Due(), old.Value()) // keep the old one
+		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
+		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
+	}
+	n.arm(t.Due, enc)
+	n.bus.PublishTimerEvent(bus.TimerEvent{
+		Type: "replace", Timer: t.ID, Node: n.id,
+		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
+	})
+	return nil
+}
+
+// Cancel removes a pending timer; its callback will not run. Errors:
+// skyring.ErrTimerNotFound (unknown, fired or cancelled).
+func (n *Node) Cancel(ctx context.Context, id string) error {
+	if err := n.accepting(); err != nil {
+		return err
+	}
+	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
+		return n.relay(ctx, owner, bus.Command{Op: bus.OpCancel, ID: id, From: n.id}, nil)
+	}
+	return n.cancelLocal(ctx, id)
+}
+
+func (n *Node) cancelLocal(ctx context.Context, id string) error {
+	old, err := n.claim(id)
+	if err != nil {
+		return err
+	}
+	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
+		n.arm(old.Due(), old.Value())
+		n.log.Error("deleting timer failed", "timer_id", id, "err", err)
+		return fmt.Errorf("node: deleting timer %s: %w", id, err)
+	}
+	n.release(id)
+	n.bus.PublishTimerEvent(bus.TimerEvent{Type: "cancel", Timer: id, Node: n.id})
+	return nil
+}
+
+// Get returns a pending timer. Errors: skyring.ErrTimerNotFound.
+func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
+	if err := n.accepting(); err != nil {
+		return skyring.Info{}, err
+	}
+	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
+		var info skyring.Info
+		err := n.relay(ctx, owner, bus.Command{Op: bus.OpGet, ID: id, From: n.id}, &info)
+		return info, err
+	}
+	return n.getLocal(id)
+}
+
+func (n *Node) getLocal(id string) (skyring.Info, error) {
+	n.mu.Lock()
+	e := n.timers[id]
+	n.mu.Unlock()
+	if e == nil {
+		return skyring.Info{}, skyring.ErrTimerNotFound
+	}
+	t, err := decode(e.Value())
+	if err != nil {
+		return skyring.Info{}, err
+	}
+	return t.Info(n.id), nil
+}
+
+// relay sends cmd to owner and turns its reply back into an error.
+func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *skyring.Info) error {
+	rep, err := n.bus.Relay(ctx, owner, cmd)
+	if err != nil {
+		n.log.Warn("relay failed", "op", cmd.Op, "owner", owner, "err", err)
+		return skyring.ErrNoOwner
+	}
+	if err := skyring.ErrorFromStatus(rep.Status, rep.Reason); err != nil {
+		return err
+	}
+	if info != nil && rep.Info != nil {
+		*info = *rep.Info
+	}
+	return nil
+}
+
+func encode(t *skyring.Timer) (string, error) {
+	b, err := t.MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("node: encoding timer %s: %w", t.ID, err)
+	}
+	// b is never written again, so the string may share its memory.
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
+}
+
+// encID returns the id inside an encoded timer without decoding the rest
+// (see skyring.Timer.AppendBinary: version byte, uvarint length, id).
+func encID(enc string) string {
+	if len(enc) < 2 {
+		return ""
+	}
+	l, k := binary.Uvarint([]byte(enc[1:min(len(enc), 1+binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(enc)-1-k) < l {
+		return ""
+	}
+	return enc[1+k : 1+k+int(l)]
+}
+
+func decode(enc string) (*skyring.Timer, error) {
+	t := new(skyring.Timer)
+	if err := t.UnmarshalBinary([]byte(enc)); err != nil {
+		return nil, fmt.Errorf("node: decoding timer: %w", err)
+	}
+	return t, nil
+}
+
+func ms(ns int64) int64 { return ns / 1e6 }

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/storage/builtin"
+	"github.com/skyring/skyring/transports"
+	"github.com/skyring/skyring/transports/httptransport"
+	"github.com/skyring/skyring/transports/natstransport"
+)
+
+// Version is the Skyring version, sent as User-Agent skyring/<Version>.
+var Version = "0.1.0"
+
+// DefaultTransports returns a catalog of the built-in transports: "http" and
+// "nats". A custom binary adds its own to it before running the CLI.
+func DefaultTransports() *transports.Catalog {
+	c := transports.NewCatalog()
+	if err := c.Add(httptransport.Name, httptransport.Factory); err != nil {
+		panic(err) // impossible: a fresh catalog
+	}
+	if err := c.Add(natstransport.Name, natstransport.Factory); err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// DefaultStorage returns a registry of the built-in storage backends:
+// "leveldb" (aliases leveldown, goleveldb) and "memory" (memdown, mem).
+func DefaultStorage() *storage.Registry { return defaultStorage() }
+
+func defaultStorage() *storage.Registry {
+	r := storage.NewRegistry()
+	if err := builtin.Register(r); err != nil {
+		panic(err) // impossible: a fresh registry
+	}
+	return r
+}
+
+// buildTransports enables the configured transports and the custom ones.
+func (n *Node) buildTransports() error {
+	cat := n.opts.TransportCatalog
+	if cat == nil {
+		cat = DefaultTransports()
+	}
+	reg, err := cat.Build(n.opts.Transports, transports.Deps{
+		Logger:  n.opts.Logger.With("component", "transport"),
+		NATS:    lazyNATS{n},
+		Timeout: n.opts.DeliveryTimeout,
+		Version: Version,
+	})
+	if err != nil {
+		return fmt.Errorf("node: enabling transports: %w", err)
+	}
+	for _, t := range n.opts.CustomTransports {
+		if err := reg.Register(t); err != nil {
+			return fmt.Errorf("node: enabling transport %q: %w", t.Name(), err)
+		}
+	}
+	n.transports = reg
+	return nil
+}
+
+// attachNATS is a no-op kept for clarity: the nats transport reaches the bus
+// connection lazily (lazyNATS), since transports are built before the bus
+// connects.
+func (n *Node) attachNATS() error { return nil }
+
+// errNoBus: a NATS delivery before the bus connected (impossible in practice:
+// the wheel starts after the bus).
+var errNoBus = errors.New("node: NATS connection not ready")
+
+// lazyNATS hands the nats transport the bus connection once there is one.
+type lazyNATS struct{ n *Node }
+
+func (l lazyNATS) conn() (natstransport.HeaderConn, transports.NATSConn, error) {
+	if l.n.bus == nil || l.n.bus.Conn() == nil {
+		return nil, nil, errNoBus
+	}
+	c := natstransport.FromConn(l.n.bus.Conn())
+	hc, _ := c.(natstransport.HeaderConn)
+	return hc, c, nil
+}
+
+func (l lazyNATS) Publish(subj string, data []byte) error {
+	_, c, err := l.conn()
+	if err != nil {
+		return err
+	}
+	return c.Publish(subj, data)
+}
+
+func (l lazyNATS) Request(ctx context.Context, subj string, data []byte) ([]byte, error) {
+	_, c, err := l.conn()
+	if err != nil {
+		return nil, err
+	}
+	return c.Request(ctx, subj, data)
+}
+
+func (l lazyNATS) PublishHeader(subj string, hdr map[string][]string, data []byte) error {
+	hc, c, err := l.conn()
+	if err != nil {
+		return err
+	}
+	if hc == nil {
+		return c.Publish(subj, data)
+	}
+	return hc.PublishHeader(subj, hdr, data)
+}
+
+func (l lazyNATS) RequestHeader(ctx context.Context, subj string, hdr map[string][]string, data []byte) ([]byte, error) {
+	hc, c, err := l.conn()
+	if err != nil {
+		return nil, err
+	}
+	if hc == nil {
+		return c.Request(ctx, subj, data)
+	}
+	return hc.RequestHeader(ctx, subj, hdr, data)
+}

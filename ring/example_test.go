@@ -1,0 +1,75 @@
+package ring_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/skyring/skyring/ring"
+)
+
+func ExampleRing() {
+	r := ring.New([]string{"node-c", "node-a", "node-b"}, 0)
+	fmt.Println(r.Members(), r.Len(), r.Has("node-b"))
+
+	owner, _ := r.Owner("3f2504e0-4f89-41d3-9a0c-0305e82c3301")
+	fmt.Println("owner:", owner)
+
+	// The same members in another order place every key the same way.
+	again, _ := ring.New([]string{"node-b", "node-c", "node-a"}, 0).Owner("3f2504e0-4f89-41d3-9a0c-0305e82c3301")
+	fmt.Println("same owner:", owner == again)
+
+	// When node-d joins, the only keys that move are those node-d takes.
+	bigger := ring.New([]string{"node-a", "node-b", "node-c", "node-d"}, 0)
+	moved, toNewcomer := 0, 0
+	for i := range 1000 {
+		key := fmt.Sprintf("timer-%d", i)
+		before, _ := r.Owner(key)
+		after, _ := bigger.Owner(key)
+		if before != after {
+			moved++
+			if after == "node-d" {
+				toNewcomer++
+			}
+		}
+	}
+	fmt.Println("moved:", moved, "to node-d:", toNewcomer)
+
+	_, ok := ring.New(nil, 0).Owner("anything")
+	fmt.Println("empty ring has an owner:", ok)
+	// Output:
+	// [node-a node-b node-c] 3 true
+	// owner: node-c
+	// same owner: true
+	// moved: 243 to node-d: 243
+	// empty ring has an owner: false
+}
+
+func ExampleView() {
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := ring.NewView(ring.Member{ID: "node-a", HTTPAddr: "127.0.0.1:3000"}, 0)
+
+	// Heartbeats arrive from peers; the time is passed in.
+	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001"}, start))
+	fmt.Println(v.Seen(ring.Member{ID: "node-c", HTTPAddr: "127.0.0.1:3002"}, start))
+	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001", Timers: 7}, start.Add(2*time.Second)))
+	fmt.Println(v.Ring().Members(), "version", v.Version())
+
+	// node-c stops sending heartbeats and is dropped; node-b says goodbye.
+	fmt.Println(v.Expire(start.Add(4*time.Second), 3*time.Second))
+	fmt.Println(v.Leave("node-b"))
+
+	v.SetSelf(ring.Member{HTTPAddr: "127.0.0.1:3000", Timers: 2})
+	for _, m := range v.Members() {
+		fmt.Println(m.ID, m.HTTPAddr, m.Timers)
+	}
+	fmt.Println("version", v.Version())
+	// Output:
+	// true
+	// true
+	// false
+	// [node-a node-b node-c] version 3
+	// [node-c]
+	// true
+	// node-a 127.0.0.1:3000 2
+	// version 5
+}

@@ -1,0 +1,210 @@
+package skyring
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Callback says how a fired timer is delivered: through which transport, with
+// which method, to which address.
+type Callback struct {
+	Transport string `json:"transport"`
+	Method    string `json:"method"`
+	URI       string `json:"uri"`
+}
+
+// Timer is one pending timer as the node stores and arms it.
+//
+// Times are Unix nanoseconds so that "never early" is exact: the timer fires
+// at the first instant the clock reads Due or later. The public APIs show
+// them in Unix milliseconds.
+type Timer struct {
+	ID       string
+	Created  int64 // Unix ns: when the node accepted the create or the last update
+	Due      int64 // Unix ns: when it fires
+	Data     json.RawMessage
+	Callback Callback
+}
+
+// DataString reports whether Data is a JSON string and, if so, its value.
+func (t *Timer) DataString() (string, bool) {
+	if len(t.Data) == 0 || t.Data[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(t.Data, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Body is what a transport sends for this timer's data: a string verbatim,
+// an object as JSON, nothing for no data. isJSON tells an object from a
+// string.
+func (t *Timer) Body() (body []byte, isJSON bool) {
+	if len(t.Data) == 0 {
+		return nil, false
+	}
+	if s, ok := t.DataString(); ok {
+		return []byte(s), false
+	}
+	return t.Data, true
+}
+
+// DueTime returns Due as a time.Time.
+func (t *Timer) DueTime() time.Time { return time.Unix(0, t.Due) }
+
+// Info is the JSON shape of a timer on GET /timer/:id and the NATS get reply.
+type Info struct {
+	ID       string          `json:"id"`
+	Timeout  int64           `json:"timeout"` // ms, due minus created
+	Data     json.RawMessage `json:"data"`    // null when none
+	Callback Callback        `json:"callback"`
+	Created  int64           `json:"created"` // Unix ms
+	Due      int64           `json:"due"`     // Unix ms
+	Node     string          `json:"node"`    // owner id
+}
+
+// Info returns the public view of t, owned by node.
+func (t *Timer) Info(node string) Info {
+	data := t.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	return Info{
+		ID:       t.ID,
+		Timeout:  (t.Due - t.Created) / int64(time.Millisecond),
+		Data:     data,
+		Callback: t.Callback,
+		Created:  t.Created / int64(time.Millisecond),
+		Due:      t.Due / int64(time.Millisecond),
+		Node:     node,
+	}
+}
+
+// MaxIDLen is the longest id accepted, in bytes.
+const MaxIDLen = 256
+
+// ValidateID checks the id rules of the public API: 1-256 bytes of printable
+// ASCII ('!' to '~'), no '/'.
+func ValidateID(id string) error {
+	if len(id) == 0 {
+		return invalid("id", "Timer id must not be empty")
+	}
+	if len(id) > MaxIDLen {
+		return invalid("id", "Timer id longer than %d bytes", MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c < '!' || c > '~' || c == '/' {
+			return invalid("id", "Timer id may hold only printable ASCII without spaces or '/'")
+		}
+	}
+	return nil
+}
+
+// Binary encoding of a Timer, used by storage and by node-to-node relays.
+//
+//	version byte (1)
+//	uvarint len + ID
+//	varint Created, varint Due
+//	uvarint len + Data
+//	uvarint len + Transport, uvarint len + Method, uvarint len + URI
+const encodingVersion = 1
+
+// ErrCorrupt is returned when a stored or relayed timer cannot be decoded.
+var ErrCorrupt = errors.New("skyring: corrupt timer encoding")
+
+// AppendBinary appends the binary encoding of t to b.
+func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, encodingVersion)
+	b = appendString(b, t.ID)
+	b = binary.AppendVarint(b, t.Created)
+	b = binary.AppendVarint(b, t.Due)
+	b = appendString(b, string(t.Data))
+	b = appendString(b, t.Callback.Transport)
+	b = appendString(b, t.Callback.Method)
+	b = appendString(b, t.Callback.URI)
+	return b, nil
+}
+
+// MarshalBinary encodes t.
+func (t *Timer) MarshalBinary() ([]byte, error) {
+	n := 1 + 6*binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 +
+		len(t.ID) + len(t.Data) + len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
+	return t.AppendBinary(make([]byte, 0, n))
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded. The strings it sets
+// share one allocation.
+func (t *Timer) UnmarshalBinary(b []byte) error {
+	if len(b) == 0 || b[0] != encodingVersion {
+		return fmt.Errorf("%w: unknown version", ErrCorrupt)
+	}
+	d := decoder{b: b[1:]}
+	// Copy once so the strings do not alias the caller's buffer.
+	d.b = append([]byte(nil), d.b...)
+	t.ID = d.str()
+	t.Created = d.varint()
+	t.Due = d.varint()
+	if data := d.bytes(); len(data) > 0 {
+		t.Data = data
+	} else {
+		t.Data = nil
+	}
+	t.Callback.Transport = d.str()
+	t.Callback.Method = d.str()
+	t.Callback.URI = d.str()
+	if d.err != nil {
+		return d.err
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) bytes() []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || uint64(len(d.b)-k) < n {
+		d.err = fmt.Errorf("%w: truncated", ErrCorrupt)
+		return nil
+	}
+	v := d.b[k : k+int(n) : k+int(n)]
+	d.b = d.b[k+int(n):]
+	return v
+}
+
+func (d *decoder) str() string {
+	v := d.bytes()
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafeString(v)
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, k := binary.Varint(d.b)
+	if k <= 0 {
+		d.err = fmt.Errorf("%w: truncated", ErrCorrupt)
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}

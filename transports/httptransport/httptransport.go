@@ -1,0 +1,301 @@
+// Package httptransport is Skyring's "http" transport: it delivers a fired
+// timer as an HTTP request to callback.uri (API.md section 3).
+//
+//   - Method: callback.method, case-insensitive, one of post, put, patch,
+//     delete, get, options, head. Any other is ErrBadMethod, marked
+//     transports.ErrPermanent (retrying cannot fix it).
+//   - Body: string data verbatim as "text/plain; charset=utf-8", object data
+//     as "application/json", no data an empty body with no Content-Type. This
+//     holds for every method, GET and HEAD included.
+//   - Headers: "User-Agent: skyring/<version>" and "x-skyring-timer-id: <id>".
+//   - A 2xx answer is success; any other status is a *StatusError (matching
+//     ErrStatus), redirects included (they are not followed); a network error
+//     or the timeout is an error too.
+//
+// All deliveries share one http.Client with keep-alive and a bounded pool per
+// host (Options.MaxConnsPerHost), so a burst of timers due at the same
+// instant queues for connections instead of opening one socket each and
+// running out of file descriptors. Response bodies are drained (up to 64 KiB)
+// and closed so connections go back to the pool.
+//
+// Its Go API is meant for embedders (node wiring, custom binaries) and is kept
+// stable.
+package httptransport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/transports"
+)
+
+// Name is the name clients put in callback.transport.
+const Name = "http"
+
+// Defaults of Options.
+const (
+	TimeoutDefault         = 10 * time.Second
+	MaxConnsPerHostDefault = 256
+	VersionDefault         = "dev"
+)
+
+// Header names and content types the transport sends.
+const (
+	HeaderTimerID   = "X-Skyring-Timer-Id" // canonical form of x-skyring-timer-id
+	ContentTypeText = "text/plain; charset=utf-8"
+	ContentTypeJSON = "application/json"
+)
+
+// drainLimit bounds how much of a response body is read so the connection
+// can be reused; a longer body costs the connection instead.
+const drainLimit = 64 << 10
+
+var (
+	// ErrBadMethod: callback.method is not one the http transport knows. The
+	// error is also marked transports.ErrPermanent.
+	ErrBadMethod = errors.New("httptransport: unsupported method")
+	// ErrBadURI: callback.uri is not an absolute http or https URL. The
+	// error is also marked transports.ErrPermanent.
+	ErrBadURI = errors.New("httptransport: bad callback uri")
+	// ErrStatus is matched by every *StatusError: the receiver answered
+	// with a status other than 2xx.
+	ErrStatus = errors.New("httptransport: non-2xx status")
+)
+
+// StatusError is a delivery the receiver answered with a non-2xx status.
+type StatusError struct {
+	Code int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("httptransport: status %d %s", e.Code, http.StatusText(e.Code))
+}
+
+// Is makes every StatusError match ErrStatus.
+func (e *StatusError) Is(target error) bool { return target == ErrStatus }
+
+// Options configure a Transport. Zero fields take their defaults.
+type Options struct {
+	// Timeout bounds each delivery, connection wait, dial and response
+	// headers included; the Execute ctx's deadline applies too, whichever
+	// is earlier. Default TimeoutDefault (10s).
+	Timeout time.Duration
+	// MaxConnsPerHost bounds the connections (dialing, active and idle) to
+	// one host; deliveries beyond it wait for a free connection. Default
+	// MaxConnsPerHostDefault (256).
+	MaxConnsPerHost int
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
+	// per host. Default MaxConnsPerHost, so a burst leaves a warm pool.
+	MaxIdleConnsPerHost int
+	// Version is the Skyring version, sent as User-Agent "skyring/<Version>".
+	// Default VersionDefault ("dev").
+	Version string
+	// UserAgent overrides the whole User-Agent header.
+	UserAgent string
+	// Client, if set, is used instead of the transport's own client; the
+	// pool options above are then ignored and the caller owns the client
+	// (Shutdown leaves it alone). Its CheckRedirect decides about redirects.
+	Client *http.Client
+}
+
+// Transport is the "http" transport. It is safe for concurrent use.
+type Transport struct {
+	client    *http.Client
+	own       *http.Transport // nil when Options.Client was given
+	timeout   time.Duration
+	userAgent []string
+	closed    atomic.Bool
+}
+
+var (
+	_ transports.Transport  = (*Transport)(nil)
+	_ transports.Shutdowner = (*Transport)(nil)
+)
+
+// New returns a Transport configured by opts.
+func New(opts Options) *Transport {
+	if opts.Timeout <= 0 {
+		opts.Timeout = TimeoutDefault
+	}
+	if opts.MaxConnsPerHost <= 0 {
+		opts.MaxConnsPerHost = MaxConnsPerHostDefault
+	}
+	if opts.MaxIdleConnsPerHost <= 0 {
+		opts.MaxIdleConnsPerHost = opts.MaxConnsPerHost
+	}
+	if opts.Version == "" {
+		opts.Version = VersionDefault
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "skyring/" + opts.Version
+	}
+	t := &Transport{
+		timeout:   opts.Timeout,
+		userAgent: []string{opts.UserAgent},
+		client:    opts.Client,
+	}
+	if t.client == nil {
+		t.own = &http.Transport{
+			Proxy: http.ProxyFromEnvironment,
+			DialContext: (&net.Dialer{
+				Timeout:   opts.Timeout,
+				KeepAlive: 30 * time.Second,
+			}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxConnsPerHost:       opts.MaxConnsPerHost,
+			MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+			MaxIdleConns:          0, // no global cap; the per-host caps bound it
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   opts.Timeout,
+			ExpectContinueTimeout: time.Second,
+			// The answer's body is thrown away: do not ask for gzip.
+			DisableCompression: true,
+		}
+		t.client = &http.Client{
+			Transport: t.own,
+			// A 3xx is an answer like any other non-2xx: a failure. Following
+			// it would turn a POST into a GET without its body.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return t
+}
+
+// Factory builds the transport for a transports.Catalog with default options,
+// taking Timeout and Version from deps.
+func Factory(deps transports.Deps) (transports.Transport, error) {
+	return NewFactory(Options{})(deps)
+}
+
+// NewFactory returns a transports.Factory building a Transport from opts,
+// with deps.Timeout and deps.Version filling Timeout and Version when opts
+// leaves them zero.
+func NewFactory(opts Options) transports.Factory {
+	return func(deps transports.Deps) (transports.Transport, error) {
+		o := opts
+		if o.Timeout == 0 {
+			o.Timeout = deps.Timeout
+		}
+		if o.Version == "" {
+			o.Version = deps.Version
+		}
+		return New(o), nil
+	}
+}
+
+// Name returns "http".
+func (t *Transport) Name() string { return Name }
+
+// methods maps the accepted callback methods, lower case, to HTTP methods.
+var methods = map[string]string{
+	"post":    http.MethodPost,
+	"put":     http.MethodPut,
+	"patch":   http.MethodPatch,
+	"delete":  http.MethodDelete,
+	"get":     http.MethodGet,
+	"options": http.MethodOptions,
+	"head":    http.MethodHead,
+}
+
+// Method returns the HTTP method for a callback method (case-insensitive),
+// or an error wrapping ErrBadMethod (and transports.ErrPermanent).
+func Method(m string) (string, error) {
+	if hm, ok := methods[m]; ok {
+		return hm, nil
+	}
+	if hm, ok := methods[strings.ToLower(m)]; ok {
+		return hm, nil
+	}
+	return "", transports.Permanent(fmt.Errorf("%w %q (want one of post, put, patch, delete, get, options, head)", ErrBadMethod, m))
+}
+
+// Execute delivers tm: it sends the request and waits for the status line and
+// headers, then drains and closes the body. A nil error means a 2xx answer.
+func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
+	if t.closed.Load() {
+		return fmt.Errorf("httptransport: timer %s: %w", tm.ID, skyring.ErrClosed)
+	}
+	method, err := Method(tm.Callback.Method)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(tm.Callback.URI)
+	if err != nil {
+		return transports.Permanent(fmt.Errorf("%w: %w", ErrBadURI, err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return transports.Permanent(fmt.Errorf("%w %q: want an absolute http or https URL", ErrBadURI, u.Redacted()))
+	}
+
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+
+	body, isJSON := tm.Body()
+	req := &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Host:       u.Host,
+		Header: http.Header{
+			"User-Agent":    t.userAgent,
+			HeaderTimerID: {tm.ID},
+		},
+	}
+	if len(body) > 0 {
+		req.ContentLength = int64(len(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if isJSON {
+			req.Header["Content-Type"] = contentTypeJSON
+		} else {
+			req.Header["Content-Type"] = contentTypeText
+		}
+	} else {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	req = req.WithContext(ctx)
+
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("httptransport: timer %s: %w", tm.ID, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("httptransport: timer %s: %w", tm.ID, &StatusError{Code: resp.StatusCode})
+	}
+	return nil
+}
+
+var (
+	contentTypeJSON = []string{ContentTypeJSON}
+	contentTypeText = []string{ContentTypeText}
+)
+
+// Shutdown closes the idle connections of the transport's own pool and makes
+// later Execute calls fail with skyring.ErrClosed. It does not wait for
+// deliveries in flight (the node drains them before it calls Shutdown). It
+// is idempotent.
+func (t *Transport) Shutdown(ctx context.Context) error {
+	t.closed.Store(true)
+	if t.own != nil {
+		t.own.CloseIdleConnections()
+	}
+	return nil
+}

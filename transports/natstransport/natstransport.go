@@ -1,0 +1,260 @@
+// Package natstransport is Skyring's "nats" transport: a fired timer is sent
+// to the NATS subject in callback.uri.
+//
+//   - callback.method "publish" (case-insensitive) publishes the timer's data
+//     to the subject, fire and forget: success means the NATS client accepted
+//     the message, as with any core NATS publish.
+//   - callback.method "request" sends the data as a request and waits for the
+//     first reply until the delivery timeout; any reply is success, no
+//     responder or no reply in time is a failure.
+//   - Any other method is ErrBadMethod; a subject that is empty, holds
+//     whitespace or wildcards is ErrBadSubject. Both are marked
+//     transports.ErrPermanent (retrying cannot fix them).
+//
+// The data sent is the timer's body (skyring.Timer.Body): a string verbatim,
+// an object as JSON, nothing for no data. When the connection supports
+// headers (FromConn's does), the message carries "Skyring-Timer-Id: <id>"
+// and, for object data, "Content-Type: application/json".
+//
+// The transport does not own the NATS connection: the node hands it one
+// through transports.NATSConn, and closes it itself. This keeps nats.go out
+// of package transports (FromConn adapts a *nats.Conn here) and lets tests
+// or embedders substitute anything that can publish and request.
+//
+// Its Go API is meant for embedders and is kept stable.
+package natstransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/transports"
+)
+
+// Name is the name clients put in callback.transport.
+const Name = "nats"
+
+// TimeoutDefault is the default of Options.Timeout.
+const TimeoutDefault = 10 * time.Second
+
+// Callback methods.
+const (
+	MethodPublish = "publish"
+	MethodRequest = "request"
+)
+
+// Header names set when the connection supports headers.
+const (
+	HeaderTimerID     = "Skyring-Timer-Id"
+	HeaderContentType = "Content-Type"
+)
+
+var (
+	// ErrBadMethod: callback.method is neither publish nor request. The error
+	// is also marked transports.ErrPermanent.
+	ErrBadMethod = errors.New("natstransport: unsupported method")
+	// ErrBadSubject: callback.uri is not a subject one can publish to. The
+	// error is also marked transports.ErrPermanent.
+	ErrBadSubject = errors.New("natstransport: bad subject")
+	// ErrNoConn: New or Factory was given no NATS connection.
+	ErrNoConn = errors.New("natstransport: no NATS connection")
+)
+
+// HeaderConn is an optional extension of transports.NATSConn: a connection
+// that can send headers with a message. The transport uses it when the
+// connection given implements it.
+type HeaderConn interface {
+	PublishHeader(subj string, hdr map[string][]string, data []byte) error
+	RequestHeader(ctx context.Context, subj string, hdr map[string][]string, data []byte) ([]byte, error)
+}
+
+// Options configure a Transport.
+type Options struct {
+	// Conn is the NATS connection to deliver on. Required. The transport
+	// does not close it.
+	Conn transports.NATSConn
+	// Timeout bounds a request's wait for its reply (the Execute ctx's
+	// deadline applies too, whichever is earlier). Default TimeoutDefault.
+	Timeout time.Duration
+}
+
+// Transport is the "nats" transport. It is safe for concurrent use.
+type Transport struct {
+	conn    transports.NATSConn
+	hconn   HeaderConn // conn as a HeaderConn, or nil
+	timeout time.Duration
+	closed  atomic.Bool
+}
+
+var (
+	_ transports.Transport  = (*Transport)(nil)
+	_ transports.Shutdowner = (*Transport)(nil)
+)
+
+// New returns a Transport; opts.Conn nil is ErrNoConn.
+func New(opts Options) (*Transport, error) {
+	if opts.Conn == nil {
+		return nil, ErrNoConn
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = TimeoutDefault
+	}
+	t := &Transport{conn: opts.Conn, timeout: opts.Timeout}
+	t.hconn, _ = opts.Conn.(HeaderConn)
+	return t, nil
+}
+
+// Factory builds the transport for a transports.Catalog from deps.NATS and
+// deps.Timeout; without deps.NATS it fails with ErrNoConn.
+func Factory(deps transports.Deps) (transports.Transport, error) {
+	return New(Options{Conn: deps.NATS, Timeout: deps.Timeout})
+}
+
+// Name returns "nats".
+func (t *Transport) Name() string { return Name }
+
+// Execute delivers tm (see the package doc).
+func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
+	if t.closed.Load() {
+		return fmt.Errorf("natstransport: timer %s: %w", tm.ID, skyring.ErrClosed)
+	}
+	request := false
+	switch m := tm.Callback.Method; {
+	case strings.EqualFold(m, MethodPublish):
+	case strings.EqualFold(m, MethodRequest):
+		request = true
+	default:
+		return transports.Permanent(fmt.Errorf("%w %q (want publish or request)", ErrBadMethod, m))
+	}
+	subj := tm.Callback.URI
+	if err := ValidateSubject(subj); err != nil {
+		return err
+	}
+	data, isJSON := tm.Body()
+
+	var hdr map[string][]string
+	if t.hconn != nil {
+		hdr = map[string][]string{HeaderTimerID: {tm.ID}}
+		if isJSON {
+			hdr[HeaderContentType] = []string{"application/json"}
+		}
+	}
+
+	if !request {
+		var err error
+		if hdr != nil {
+			err = t.hconn.PublishHeader(subj, hdr, data)
+		} else {
+			err = t.conn.Publish(subj, data)
+		}
+		if err != nil {
+			return fmt.Errorf("natstransport: timer %s: publish to %q: %w", tm.ID, subj, err)
+		}
+		return nil
+	}
+
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+	var err error
+	if hdr != nil {
+		_, err = t.hconn.RequestHeader(ctx, subj, hdr, data)
+	} else {
+		_, err = t.conn.Request(ctx, subj, data)
+	}
+	if err != nil {
+		return fmt.Errorf("natstransport: timer %s: request to %q: %w", tm.ID, subj, err)
+	}
+	return nil
+}
+
+// Shutdown makes later Execute calls fail with skyring.ErrClosed. The
+// connection belongs to the caller and stays open. It is idempotent.
+func (t *Transport) Shutdown(context.Context) error {
+	t.closed.Store(true)
+	return nil
+}
+
+// ValidateSubject checks that subj is a subject one can publish to: not
+// empty, no whitespace or control characters, no empty token, no wildcard
+// token ("*" or ">"). The error wraps ErrBadSubject and
+// transports.ErrPermanent.
+func ValidateSubject(subj string) error {
+	bad := func(why string) error {
+		return transports.Permanent(fmt.Errorf("%w %q: %s", ErrBadSubject, subj, why))
+	}
+	if subj == "" {
+		return bad("empty")
+	}
+	start := 0
+	for i := 0; i <= len(subj); i++ {
+		if i < len(subj) {
+			c := subj[i]
+			if c <= ' ' || c == 0x7f {
+				return bad("whitespace or control character")
+			}
+			if c != '.' {
+				continue
+			}
+		}
+		tok := subj[start:i]
+		switch tok {
+		case "":
+			return bad("empty token")
+		case "*", ">":
+			return bad("wildcard")
+		}
+		start = i + 1
+	}
+	return nil
+}
+
+// FromConn adapts a *nats.Conn to transports.NATSConn (and HeaderConn), for
+// Deps.NATS or Options.Conn. The connection stays the caller's.
+func FromConn(nc *nats.Conn) transports.NATSConn {
+	return conn{nc}
+}
+
+type conn struct{ nc *nats.Conn }
+
+var _ HeaderConn = conn{}
+
+func (c conn) Publish(subj string, data []byte) error { return c.nc.Publish(subj, data) }
+
+func (c conn) Request(ctx context.Context, subj string, data []byte) ([]byte, error) {
+	m, err := c.nc.RequestWithContext(ctx, subj, data)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}
+
+// PublishHeader and RequestHeader drop the headers when the server does not
+// support them (nats-server before 2.2), rather than fail the delivery.
+
+func (c conn) PublishHeader(subj string, hdr map[string][]string, data []byte) error {
+	if !c.nc.HeadersSupported() {
+		return c.Publish(subj, data)
+	}
+	return c.nc.PublishMsg(&nats.Msg{Subject: subj, Header: nats.Header(hdr), Data: data})
+}
+
+func (c conn) RequestHeader(ctx context.Context, subj string, hdr map[string][]string, data []byte) ([]byte, error) {
+	if !c.nc.HeadersSupported() {
+		return c.Request(ctx, subj, data)
+	}
+	m, err := c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subj, Header: nats.Header(hdr), Data: data})
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}

@@ -1,0 +1,178 @@
+package transports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/skyring/skyring"
+)
+
+// ErrDuplicateTransport is returned when a second transport (or factory) is
+// registered under a name that is already taken.
+var ErrDuplicateTransport = errors.New("transports: duplicate transport name")
+
+// Registry holds the transports a node has enabled, by name.
+//
+// It is safe for concurrent use. Lookup is on the delivery hot path and
+// takes no lock: the name→transport map is copy-on-write behind an atomic
+// pointer, and Register (rare, usually at start-up) builds a new one.
+type Registry struct {
+	mu    sync.Mutex // serialises writers (Register, Shutdown)
+	snap  atomic.Pointer[snapshot]
+	state shutdownState
+}
+
+// snapshot is an immutable view of the registry.
+type snapshot struct {
+	byName map[string]Transport
+	names  []string // sorted
+}
+
+type shutdownState struct {
+	started bool
+	done    chan struct{} // closed when the first Shutdown has finished
+	err     error         // its result, valid once done is closed
+}
+
+// NewRegistry returns a registry holding ts. A nil transport, an empty name
+// or a duplicate name is an error.
+func NewRegistry(ts ...Transport) (*Registry, error) {
+	r := &Registry{}
+	r.snap.Store(&snapshot{byName: map[string]Transport{}})
+	for _, t := range ts {
+		if err := r.Register(t); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Registry) load() *snapshot {
+	if s := r.snap.Load(); s != nil {
+		return s
+	}
+	return &snapshot{} // zero Registry: empty
+}
+
+// Register adds t under t.Name(). A name already taken is an error wrapping
+// ErrDuplicateTransport; registering after Shutdown is an error wrapping
+// skyring.ErrClosed.
+func (r *Registry) Register(t Transport) error {
+	if t == nil {
+		return errors.New("transports: register: nil transport")
+	}
+	name := t.Name()
+	if name == "" {
+		return fmt.Errorf("transports: register %T: empty transport name", t)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state.started {
+		return fmt.Errorf("transports: register %q: %w", name, skyring.ErrClosed)
+	}
+	old := r.load()
+	if _, ok := old.byName[name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateTransport, name)
+	}
+	byName := make(map[string]Transport, len(old.byName)+1)
+	maps.Copy(byName, old.byName)
+	byName[name] = t
+	r.snap.Store(&snapshot{byName: byName, names: slices.Sorted(maps.Keys(byName))})
+	return nil
+}
+
+// Lookup returns the transport registered under name. An unknown name is
+// the error skyring.UnknownTransportError builds (a *skyring.ValidationError
+// wrapping skyring.ErrUnknownTransport, HTTP 400), listing the known names.
+func (r *Registry) Lookup(name string) (Transport, error) {
+	s := r.load()
+	if t, ok := s.byName[name]; ok {
+		return t, nil
+	}
+	return nil, skyring.UnknownTransportError(name, s.names)
+}
+
+// Has reports whether a transport is registered under name. It does not
+// allocate, so validators can call it per request.
+func (r *Registry) Has(name string) bool {
+	_, ok := r.load().byName[name]
+	return ok
+}
+
+// Names returns the registered names, sorted. The slice is the caller's.
+func (r *Registry) Names() []string {
+	return slices.Clone(r.load().names)
+}
+
+// Shutdown calls Shutdown on every registered transport that implements
+// Shutdowner, concurrently, and waits for them until ctx is done. It returns
+// their errors joined (errors.Join), plus ctx's error if some had not
+// returned in time; those keep running in the background, as a
+// Shutdowner that ignores its ctx cannot be stopped.
+//
+// Each Shutdowner is called at most once over the registry's life: a second
+// Shutdown waits for the first (bounded by its own ctx) and returns the same
+// result. After Shutdown, Register fails; Lookup keeps working.
+func (r *Registry) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	if r.state.started {
+		done := r.state.done
+		r.mu.Unlock()
+		select {
+		case <-done:
+			return r.state.err
+		case <-ctx.Done():
+			return fmt.Errorf("transports: shutdown: %w", context.Cause(ctx))
+		}
+	}
+	r.state.started = true
+	r.state.done = make(chan struct{})
+	s := r.load()
+	r.mu.Unlock()
+
+	// Errors are kept in name order so the joined message is deterministic.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = make([]error, len(s.names))
+	)
+	for i, name := range s.names {
+		sd, ok := s.byName[name].(Shutdowner)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if err := sd.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs[i] = fmt.Errorf("transports: shutting down %q: %w", name, err)
+				mu.Unlock()
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	var late error
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		select {
+		case <-finished: // all returned just in time
+		default:
+			late = fmt.Errorf("transports: shutdown: %w", context.Cause(ctx))
+		}
+	}
+	mu.Lock()
+	err := errors.Join(append(slices.Clone(errs), late)...)
+	mu.Unlock()
+	r.state.err = err
+	close(r.state.done)
+	return err
+}

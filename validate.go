@@ -1,0 +1,283 @@
+package skyring
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+)
+
+// DefaultMaxTimeout is the largest timeout accepted by default, in
+// milliseconds: 2^31-1, about 24.8 days, as the original (setTimeout's limit).
+const DefaultMaxTimeout int64 = math.MaxInt32
+
+// ParseParams carries what ParseTimer needs besides the body.
+type ParseParams struct {
+	// Now is the moment the node accepts the request; timeout counts from it.
+	Now time.Time
+	// MaxTimeout is the largest accepted timeout in ms; 0 means
+	// DefaultMaxTimeout.
+	MaxTimeout int64
+	// ID is the id given outside the body (URL path, x-timer-id header). If
+	// it and the body's id are both empty, ParseTimer generates a UUID.
+	ID string
+	// IDField makes ParseTimer read an "id" string field from the body, as
+	// the NATS API does. A non-empty body id wins over ID.
+	IDField bool
+}
+
+// ParseTimer decodes and validates a create or update body (API.md section
+// 1) and returns the timer it describes, created at p.Now. Every rejection is
+// a *ValidationError whose Reason is meant for the client.
+func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
+	fields, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	max := p.MaxTimeout
+	if max <= 0 {
+		max = DefaultMaxTimeout
+	}
+	t := &Timer{ID: p.ID}
+	if p.IDField {
+		if raw, ok := fields["id"]; ok && !isNull(raw) {
+			var id string
+			if err := json.Unmarshal(raw, &id); err != nil {
+				return nil, invalid("id", "id must be a string")
+			}
+			t.ID = id
+		}
+	}
+	if t.ID == "" {
+		t.ID = NewID()
+	} else if err := ValidateID(t.ID); err != nil {
+		return nil, err
+	}
+
+	now := p.Now.UnixNano()
+	t.Created = now
+	rawTimeout, hasTimeout := fields["timeout"]
+	rawAt, hasAt := fields["at"]
+	switch {
+	case hasTimeout && hasAt:
+		return nil, invalid("at", "Give either timeout or at, not both")
+	case hasAt:
+		due, err := parseAt(rawAt)
+		if err != nil {
+			return nil, err
+		}
+		if due <= now {
+			return nil, invalid("at", "at must lie in the future")
+		}
+		if due-now > max*int64(time.Millisecond) {
+			return nil, invalid("at", "at must lie within %d ms from now", max)
+		}
+		t.Due = due
+	case hasTimeout:
+		ms, ok := parseNumber(rawTimeout, true)
+		if !ok {
+			return nil, invalid("timeout", "timeout must be a number of milliseconds")
+		}
+		ms = math.Trunc(ms)
+		if ms < 1 || ms > float64(max) {
+			return nil, invalid("timeout", "timeout must be between 1 and %d milliseconds", max)
+		}
+		t.Due = now + int64(ms)*int64(time.Millisecond)
+	default:
+		return nil, invalid("timeout", "timeout is required")
+	}
+
+	if raw, ok := fields["data"]; ok && !isNull(raw) {
+		switch raw[0] {
+		case '"':
+			t.Data = raw
+		case '{':
+			var buf bytes.Buffer
+			buf.Grow(len(raw))
+			if err := json.Compact(&buf, raw); err != nil {
+				return nil, invalid("data", "Invalid JSON in data")
+			}
+			t.Data = buf.Bytes()
+		default:
+			return nil, invalid("data", "data must be a string, an object or null")
+		}
+	}
+
+	rawCb, ok := fields["callback"]
+	if !ok || isNull(rawCb) {
+		return nil, invalid("callback", "callback is required")
+	}
+	var cb map[string]json.RawMessage
+	if err := json.Unmarshal(rawCb, &cb); err != nil || cb == nil {
+		return nil, invalid("callback", "callback must be an object")
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"transport", &t.Callback.Transport},
+		{"method", &t.Callback.Method},
+		{"uri", &t.Callback.URI},
+	} {
+		raw, ok := cb[f.name]
+		if !ok || isNull(raw) {
+			return nil, invalid("callback."+f.name, "callback.%s is required", f.name)
+		}
+		if err := json.Unmarshal(raw, f.dst); err != nil {
+			return nil, invalid("callback."+f.name, "callback.%s must be a string", f.name)
+		}
+		if *f.dst == "" {
+			return nil, invalid("callback."+f.name, "callback.%s must not be empty", f.name)
+		}
+	}
+	return t, nil
+}
+
+// ParseID reads the "id" field of a NATS cancel or get body.
+func ParseID(body []byte) (string, error) {
+	var v struct {
+		ID *string `json:"id"`
+	}
+	fields, err := decodeObject(body)
+	if err != nil {
+		return "", err
+	}
+	raw, ok := fields["id"]
+	if !ok || isNull(raw) {
+		return "", invalid("id", "id is required")
+	}
+	if err := json.Unmarshal(raw, &v.ID); err != nil {
+		return "", invalid("id", "id must be a string")
+	}
+	if err := ValidateID(*v.ID); err != nil {
+		return "", err
+	}
+	return *v.ID, nil
+}
+
+func parseAt(raw json.RawMessage) (int64, error) {
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, invalid("at", "at must be an RFC 3339 time or Unix milliseconds")
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return ts.UnixNano(), nil
+		}
+	}
+	ms, ok := parseNumber(raw, true)
+	if !ok {
+		return 0, invalid("at", "at must be an RFC 3339 time or Unix milliseconds")
+	}
+	ms = math.Trunc(ms)
+	if ms < 0 || ms > float64(math.MaxInt64/int64(time.Millisecond)) {
+		return 0, invalid("at", "at is out of range")
+	}
+	return int64(ms) * int64(time.Millisecond), nil
+}
+
+// parseNumber accepts a JSON number, or (if quoted is true) a JSON string
+// whose whole content is a JSON number.
+func parseNumber(raw json.RawMessage, quoted bool) (float64, bool) {
+	tok := []byte(raw)
+	if quoted && len(tok) > 0 && tok[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, false
+		}
+		tok = []byte(s)
+	}
+	if !isJSONNumber(tok) {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, false
+	}
+	return v, true
+}
+
+// isJSONNumber reports whether b is exactly one JSON number token
+// (RFC 8259 section 6), with nothing around it.
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// decodeObject decodes a JSON object into its raw fields (keys matched
+// exactly, as the original does).
+func decodeObject(body []byte) (map[string]json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, invalid("", "Invalid JSON body")
+		}
+		return nil, invalid("", "Request body must be a JSON object")
+	}
+	if fields == nil {
+		return nil, invalid("", "Request body must be a JSON object")
+	}
+	return fields, nil
+}
+
+// NewID returns a random (version 4) UUID string.
+func NewID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = (u[6] & 0x0f) | 0x40
+	u[8] = (u[8] & 0x3f) | 0x80
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	return string(buf[:])
+}
