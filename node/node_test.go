@@ -1,0 +1,300 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/node"
+	"github.com/skyring/skyring/storage/leveldbstore"
+	"github.com/skyring/skyring/storage/memstore"
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/storage/storagetest"
+	"github.com/skyring/skyring/transports/transportstest"
+	"github.com/skyring/skyring/wheel"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+type bundle struct {
+	node  *node.Node
+	clock *wheel.FakeClock
+	rec   *transportstest.Recorder
+	store storage.Store
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("SKYRING_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// setup starts a single node on a fake clock, an embedded NATS server on a
+// free port, no cluster listener, and the given store (memory by default).
+func setup(t *testing.T, store storage.Store, opts ...node.Option) *bundle {
+	t.Helper()
+	if store == nil {
+		store = memstore.New()
+	}
+	b := &bundle{clock: wheel.NewFakeClock(t0), rec: transportstest.NewRecorder("rec"), store: store}
+	base := node.Options{
+		HTTPAddr:    "127.0.0.1:0",
+		NATSPort:    -1,
+		ChannelPort: -1,
+		Store:       store,
+		Transports:  []string{"http"},
+		Clock:       b.clock,
+		Logger:      testLogger(t),
+	}
+	all := append([]node.Option{node.WithOptions(base), node.WithTransport(b.rec)}, opts...)
+	n, err := node.New(all...)
+	require.NoError(t, err)
+	require.NoError(t, n.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	b.node = n
+	return b
+}
+
+func (b *bundle) timer(t *testing.T, id string, timeout time.Duration, data string) *skyring.Timer {
+	t.Helper()
+	body := `{"timeout":` + jsonNum(timeout.Milliseconds()) + `,"data":` + quote(data) +
+		`,"callback":{"transport":"rec","method":"post","uri":"x"}}`
+	tm, err := skyring.ParseTimer([]byte(body), skyring.ParseParams{Now: b.clock.Now(), ID: id})
+	require.NoError(t, err)
+	return tm
+}
+
+func jsonNum(v int64) string { b, _ := json.Marshal(v); return string(b) }
+func quote(s string) string  { b, _ := json.Marshal(s); return string(b) }
+
+// settle waits until the wheel has handed out everything due by the fake
+// clock's now: it sleeps again on a deadline in the future, or holds nothing.
+func (b *bundle) settle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ds := b.clock.Deadlines()
+		if len(ds) > 0 && ds[0].After(b.clock.Now()) || len(ds) == 0 && b.node.Len() == 0 {
+			return
+		}
+		time.Sleep(100 * time.Microsecond) // polling, with a deadline
+	}
+	t.Fatalf("the wheel did not settle at %v (deadlines %v, pending %d)", b.clock.Now(), b.clock.Deadlines(), b.node.Len())
+}
+
+// advanceTo moves the fake clock to target, one wheel wake-up at a time, so
+// that every timer due by target is handed out at the instant the wheel
+// asked to be woken.
+func (b *bundle) advanceTo(t *testing.T, target time.Time) {
+	t.Helper()
+	for {
+		b.settle(t)
+		now := b.clock.Now()
+		if !now.Before(target) {
+			return
+		}
+		next := target
+		if ds := b.clock.Deadlines(); len(ds) > 0 && ds[0].Before(target) {
+			next = ds[0]
+		}
+		b.clock.Advance(next.Sub(now))
+	}
+}
+
+func TestFiresAtDueNeverEarly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	tm := b.timer(t, "a", time.Second, "hello")
+	require.NoError(t, b.node.Create(ctx, tm))
+
+	b.advanceTo(t, tm.DueTime().Add(-time.Nanosecond))
+	require.Equal(t, 0, b.rec.Count(), "fired early")
+
+	b.advanceTo(t, tm.DueTime())
+	got := b.rec.Wait(t, 1)
+	require.Equal(t, "a", got[0].ID)
+	s, ok := got[0].DataString()
+	require.True(t, ok)
+	require.Equal(t, "hello", s)
+
+	// Fired: gone from the index and from storage.
+	_, err := b.node.Get(ctx, "a")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	require.ErrorIs(t, b.node.Cancel(ctx, "a"), skyring.ErrTimerNotFound)
+	require.Eventually(t, func() bool {
+		_, err := b.store.Get(ctx, "a")
+		return errors.Is(err, skyring.ErrTimerNotFound)
+	}, 10*time.Second, time.Millisecond)
+}
+
+func TestCancelledNeverFires(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "cancel-me", 100*time.Millisecond, "")))
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "barrier", 200*time.Millisecond, "")))
+	require.NoError(t, b.node.Cancel(ctx, "cancel-me"))
+	require.ErrorIs(t, b.node.Cancel(ctx, "cancel-me"), skyring.ErrTimerNotFound)
+	_, err := b.store.Get(ctx, "cancel-me")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound, "a 202 means the cancel is stored")
+
+	b.advanceTo(t, t0.Add(time.Second))
+	got := b.rec.Wait(t, 1)
+	require.Equal(t, "barrier", got[0].ID)
+	require.Equal(t, 0, b.node.Len())
+	require.Equal(t, []string{"barrier"}, b.rec.IDs())
+}
+
+func TestUpdateReplacesAndRetimes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "u", 100*time.Millisecond, "old")))
+	b.advanceTo(t, t0.Add(50*time.Millisecond))
+	upd := b.timer(t, "u", 100*time.Millisecond, "new") // counts from now: due t0+150ms
+	require.NoError(t, b.node.Update(ctx, upd))
+
+	info, err := b.node.Get(ctx, "u")
+	require.NoError(t, err)
+	require.Equal(t, int64(100), info.Timeout)
+	require.Equal(t, t0.Add(150*time.Millisecond).UnixMilli(), info.Due)
+	require.JSONEq(t, `"new"`, string(info.Data))
+	require.Equal(t, b.node.ID(), info.Node)
+
+	b.advanceTo(t, upd.DueTime().Add(-time.Nanosecond)) // the old due time has passed
+	require.Equal(t, 0, b.rec.Count())
+	b.advanceTo(t, upd.DueTime())
+	got := b.rec.Wait(t, 1)
+	s, _ := got[0].DataString()
+	require.Equal(t, "new", s)
+
+	require.ErrorIs(t, b.node.Update(ctx, b.timer(t, "nope", time.Second, "")), skyring.ErrTimerNotFound)
+}
+
+func TestDuplicateAndUnknownTransport(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "dup", time.Minute, "")))
+	require.ErrorIs(t, b.node.Create(ctx, b.timer(t, "dup", time.Minute, "")), skyring.ErrTimerExists)
+
+	bad := b.timer(t, "bad", time.Minute, "")
+	bad.Callback.Transport = "carrier-pigeon"
+	err := b.node.Create(ctx, bad)
+	require.ErrorIs(t, err, skyring.ErrUnknownTransport)
+	status, reason := skyring.Status(err)
+	require.Equal(t, 400, status)
+	require.Contains(t, reason, "carrier-pigeon")
+}
+
+func TestFailedStoreWriteIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
+	flaky := storagetest.Flaky(memstore.New())
+	b := setup(t, flaky)
+	ctx := context.Background()
+	flaky.Fail(errors.New("disk on fire"))
+	err := b.node.Create(ctx, b.timer(t, "lost", 10*time.Millisecond, ""))
+	require.Error(t, err)
+	status, _ := skyring.Status(err)
+	require.Equal(t, 500, status)
+	_, err = b.node.Get(ctx, "lost")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+
+	flaky.Recover()
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "kept", 20*time.Millisecond, "")))
+	b.advanceTo(t, t0.Add(time.Second))
+	b.rec.Wait(t, 1)
+	require.Equal(t, 0, b.node.Len())
+	require.Equal(t, []string{"kept"}, b.rec.IDs())
+}
+
+func TestRecoversStoredTimersAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	open := func() storage.Store {
+		s, err := leveldbstore.Open(storage.Options{Path: dir})
+		require.NoError(t, err)
+		return s
+	}
+	ctx := context.Background()
+	clock := wheel.NewFakeClock(t0)
+	start := func(s storage.Store, rec *transportstest.Recorder) *node.Node {
+		n, err := node.New(node.WithOptions(node.Options{
+			HTTPAddr: "127.0.0.1:0", NATSPort: -1, ChannelPort: -1, Store: s,
+			Transports: []string{"http"}, Clock: clock, Logger: testLogger(t),
+		}), node.WithTransport(rec))
+		require.NoError(t, err)
+		require.NoError(t, n.Start(ctx))
+		return n
+	}
+	rec1 := transportstest.NewRecorder("rec")
+	n1 := start(open(), rec1)
+	id1 := n1.ID()
+	for _, id := range []string{"r1", "r2", "r3"} {
+		tm, err := skyring.ParseTimer([]byte(`{"timeout":1000,"data":{"k":"`+id+`"},"callback":{"transport":"rec","method":"post","uri":"x"}}`),
+			skyring.ParseParams{Now: clock.Now(), ID: id})
+		require.NoError(t, err)
+		require.NoError(t, n1.Create(ctx, tm))
+	}
+	require.NoError(t, n1.Close())
+	require.Equal(t, 0, rec1.Count())
+
+	rec2 := transportstest.NewRecorder("rec")
+	n2 := start(open(), rec2)
+	t.Cleanup(func() { require.NoError(t, n2.Close()) })
+	require.Equal(t, id1, n2.ID(), "the node keeps its identity across restarts")
+	info, err := n2.Get(ctx, "r2")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"k":"r2"}`, string(info.Data))
+
+	require.NoError(t, clock.BlockUntilContext(ctx, 1))
+	clock.Advance(2 * time.Second)
+	got := rec2.Wait(t, 3)
+	require.ElementsMatch(t, []string{"r1", "r2", "r3"}, []string{got[0].ID, got[1].ID, got[2].ID})
+}
+
+func TestEventsOnNATS(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	nc, err := nats.Connect(b.node.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	msgs := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe("skyring.events.*", msgs)
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "ev", 10*time.Millisecond, "x")))
+	require.NoError(t, b.node.Update(ctx, b.timer(t, "ev", 10*time.Millisecond, "y")))
+	b.rec.SetError(errors.New("refused"))
+	b.advanceTo(t, t0.Add(time.Second))
+
+	var types []string
+	for len(types) < 4 {
+		select {
+		case m := <-msgs:
+			var ev map[string]any
+			require.NoError(t, json.Unmarshal(m.Data, &ev))
+			require.Equal(t, "ev", ev["timer"])
+			require.Equal(t, b.node.ID(), ev["node"])
+			require.Equal(t, "skyring.events."+ev["type"].(string), m.Subject)
+			types = append(types, ev["type"].(string))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events so far: %v", types)
+		}
+	}
+	require.Equal(t, []string{"create", "replace", "execute", "fail"}, types)
+}
