@@ -15,9 +15,9 @@ import (
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/node"
+	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/storage/leveldbstore"
 	"github.com/skyring/skyring/storage/memstore"
-	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/storage/storagetest"
 	"github.com/skyring/skyring/transports/transportstest"
 	"github.com/skyring/skyring/wheel"

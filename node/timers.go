@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"encoding/binary"
-	"unsafe"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
