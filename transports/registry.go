@@ -135,43 +135,49 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	s := r.load()
 	r.mu.Unlock()
 
-	// Errors are kept in name order so the joined message is deterministic.
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs = make([]error, len(s.names))
-	)
+	// Each Shutdowner runs in its own goroutine and reports on a buffered
+	// channel, so none blocks once Shutdown has stopped listening. Errors
+	// are joined in name order so the message is deterministic.
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(s.names))
+	pending := 0
 	for i, name := range s.names {
 		sd, ok := s.byName[name].(Shutdowner)
 		if !ok {
 			continue
 		}
-		wg.Go(func() {
-			if err := sd.Shutdown(ctx); err != nil {
-				mu.Lock()
-				errs[i] = fmt.Errorf("transports: shutting down %q: %w", name, err)
-				mu.Unlock()
-			}
-		})
+		pending++
+		go func() { results <- result{i, sd.Shutdown(ctx)} }()
 	}
-	finished := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(finished)
-	}()
-	var late error
-	select {
-	case <-finished:
-	case <-ctx.Done():
-		select {
-		case <-finished: // all returned just in time
-		default:
-			late = fmt.Errorf("transports: shutdown: %w", context.Cause(ctx))
+	errs := make([]error, len(s.names)+1) // the last slot: ctx expired
+	record := func(res result) {
+		pending--
+		if res.err != nil {
+			errs[res.i] = fmt.Errorf("transports: shutting down %q: %w", s.names[res.i], res.err)
 		}
 	}
-	mu.Lock()
-	err := errors.Join(append(slices.Clone(errs), late)...)
-	mu.Unlock()
+wait:
+	for pending > 0 {
+		select {
+		case res := <-results:
+			record(res)
+		case <-ctx.Done():
+			for pending > 0 { // take what already arrived, then give up
+				select {
+				case res := <-results:
+					record(res)
+				default:
+					errs[len(s.names)] = fmt.Errorf("transports: shutdown: %d transport(s) still shutting down: %w",
+						pending, context.Cause(ctx))
+					break wait
+				}
+			}
+		}
+	}
+	err := errors.Join(errs...)
 	r.state.err = err
 	close(r.state.done)
 	return err

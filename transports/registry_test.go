@@ -97,26 +97,41 @@ func TestRegistryConcurrent(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var lookups atomic.Int64
+	var started sync.WaitGroup
+	started.Add(4)
 	for range 4 {
 		wg.Go(func() {
+			first := true
 			for {
-				select {
-				case <-stop:
-					return
-				default:
+				if !first {
+					select {
+					case <-stop:
+						return
+					default:
+					}
 				}
 				tr, err := r.Lookup("base")
 				if err != nil || tr.Name() != "base" {
 					t.Errorf("lookup base: %v", err)
+					if first {
+						started.Done()
+					}
 					return
 				}
 				_ = r.Names()
 				lookups.Add(1)
+				if first {
+					first = false
+					started.Done()
+				}
 			}
 		})
 	}
+	started.Wait() // every reader runs before and during the registrations
 	for i := range 100 {
-		require.NoError(t, r.Register(transportstest.NewRecorder(fmt.Sprintf("t%03d", i))))
+		name := fmt.Sprintf("t%03d", i)
+		require.NoError(t, r.Register(transportstest.NewRecorder(name)))
+		require.True(t, r.Has(name), "visible as soon as Register returns")
 	}
 	close(stop)
 	wg.Wait()
@@ -225,7 +240,7 @@ func TestPermanent(t *testing.T) {
 // namedOnly is a transport without Shutdown.
 type namedOnly string
 
-func (n namedOnly) Name() string                                    { return string(n) }
+func (n namedOnly) Name() string                                  { return string(n) }
 func (n namedOnly) Execute(context.Context, *skyring.Timer) error { return nil }
 
 type shutdowner struct {
@@ -233,6 +248,6 @@ type shutdowner struct {
 	fn   func(context.Context) error
 }
 
-func (s shutdowner) Name() string                                   { return s.name }
+func (s shutdowner) Name() string                                  { return s.name }
 func (s shutdowner) Execute(context.Context, *skyring.Timer) error { return nil }
-func (s shutdowner) Shutdown(ctx context.Context) error             { return s.fn(ctx) }
+func (s shutdowner) Shutdown(ctx context.Context) error            { return s.fn(ctx) }

@@ -102,6 +102,10 @@ type Options struct {
 	Version string
 	// UserAgent overrides the whole User-Agent header.
 	UserAgent string
+	// DialContext, if set, opens the transport's connections instead of a
+	// net.Dialer with a Timeout connect timeout; use it to restrict where
+	// callbacks may go or to observe connections. Ignored with Client.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Client, if set, is used instead of the transport's own client; the
 	// pool options above are then ignored and the caller owns the client
 	// (Shutdown leaves it alone). Its CheckRedirect decides about redirects.
@@ -145,12 +149,13 @@ func New(opts Options) *Transport {
 		client:    opts.Client,
 	}
 	if t.client == nil {
+		dial := opts.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext
+		}
 		t.own = &http.Transport{
-			Proxy: http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{
-				Timeout:   opts.Timeout,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dial,
 			ForceAttemptHTTP2:     true,
 			MaxConnsPerHost:       opts.MaxConnsPerHost,
 			MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
@@ -252,7 +257,7 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 		ProtoMinor: 1,
 		Host:       u.Host,
 		Header: http.Header{
-			"User-Agent":    t.userAgent,
+			"User-Agent":  t.userAgent,
 			HeaderTimerID: {tm.ID},
 		},
 	}

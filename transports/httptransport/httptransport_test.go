@@ -234,8 +234,12 @@ func TestNetworkError(t *testing.T) {
 	require.ErrorAs(t, err, &opErr)
 }
 
-// TestConnectionReuse: sequential deliveries share one keep-alive connection,
-// also when the answers carry a body (drained before close).
+// TestConnectionReuse: sequential deliveries share a keep-alive connection,
+// also when the answers carry a body (drained before close). Without reuse
+// the 50 deliveries would open 50 connections (25 if bodies were not
+// drained). net/http may still drop a connection whose request write it has
+// not seen acknowledged within 50 ms of the answer (persistConn.wroteRequest),
+// which a loaded machine running -race can hit, hence "a few", not "one".
 func TestConnectionReuse(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
@@ -248,16 +252,61 @@ func TestConnectionReuse(t *testing.T) {
 		require.NoError(t, tr.Execute(ctx(t), timer(fmt.Sprint("k-", i), "post", s.url(path), `"x"`)))
 	}
 	opened, _ := s.connCounts()
-	require.Equal(t, 1, opened)
+	require.LessOrEqual(t, opened, 3)
+	t.Logf("50 sequential deliveries over %d connection(s)", opened)
+}
+
+// dialCounter wraps dialing to count, on the client side, the connections
+// the transport holds open at once.
+type dialCounter struct {
+	mu        sync.Mutex
+	live, max int
+	dials     int
+	dialer    net.Dialer
+}
+
+func (d *dialCounter) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := d.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.dials++
+	d.live++
+	d.max = max(d.max, d.live)
+	d.mu.Unlock()
+	return &countedConn{Conn: c, d: d}, nil
+}
+
+func (d *dialCounter) counts() (dials, maxLive int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials, d.max
+}
+
+type countedConn struct {
+	net.Conn
+	d    *dialCounter
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.d.mu.Lock()
+		c.d.live--
+		c.d.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // TestBurstBoundedConnections: 2,000 deliveries started at once to one host
-// open at most MaxConnsPerHost connections, and all arrive.
+// never hold more than MaxConnsPerHost connections open, and all arrive.
 func TestBurstBoundedConnections(t *testing.T) {
 	t.Parallel()
 	const n, maxConns = 2000, 16
 	s := newServer(t)
-	tr := newTransport(t, httptransport.Options{MaxConnsPerHost: maxConns})
+	dc := &dialCounter{}
+	tr := newTransport(t, httptransport.Options{MaxConnsPerHost: maxConns, DialContext: dc.DialContext})
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -271,10 +320,12 @@ func TestBurstBoundedConnections(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, errors.Join(errs...))
 	require.Equal(t, n, s.Sink.Len())
-	opened, _ := s.connCounts()
-	require.LessOrEqual(t, opened, maxConns)
-	require.Positive(t, opened)
-	t.Logf("%d deliveries over %d connections", n, opened)
+	dials, maxLive := dc.counts()
+	require.LessOrEqual(t, maxLive, maxConns)
+	require.Positive(t, maxLive)
+	// Every connection the server sees came through the dialer.
+	s.waitConns(t, func(opened, _ int) bool { return opened == dials })
+	t.Logf("%d deliveries: %d dials, at most %d connections open at once", n, dials, maxLive)
 }
 
 func TestShutdownClosesIdleConnections(t *testing.T) {

@@ -178,4 +178,3 @@ func (r *Recorder) Shutdowns() int {
 	defer r.mu.Unlock()
 	return r.shutdowns
 }
-
