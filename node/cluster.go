@@ -3,8 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"net"
 	"net/http"
+	"strconv"
 	"slices"
 	"time"
 
@@ -121,6 +122,10 @@ func (n *Node) localMember() ring.Member {
 	m := ring.Member{ID: n.id, Timers: n.Len()}
 	if n.http != nil && n.http.Addr() != nil {
 		m.HTTPAddr = n.http.Addr().String()
+		// Listening on every interface: advertise the cluster host.
+		if a, ok := n.http.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			m.HTTPAddr = net.JoinHostPort(n.opts.ChannelHost, strconv.Itoa(a.Port))
+		}
 	}
 	return m
 }
@@ -331,38 +336,44 @@ func (n *Node) leave(ctx context.Context) {
 	}
 }
 
-// clusterInfo is GET /cluster.
-type clusterInfo struct {
-	Node        memberInfo   `json:"node"`
-	Members     []memberInfo `json:"members"`
+// ClusterInfo is what GET /cluster shows: this node, the live members as
+// this node sees them, and the version of its ring.
+type ClusterInfo struct {
+	Node        MemberInfo   `json:"node"`
+	Members     []MemberInfo `json:"members"`
 	RingVersion uint64       `json:"ring_version"`
 }
 
-type memberInfo struct {
+// MemberInfo is one ring member.
+type MemberInfo struct {
 	ID     string `json:"id"`
 	HTTP   string `json:"http"`
 	Timers int    `json:"timers"`
 	NATS   string `json:"nats,omitempty"`
 }
 
+// Cluster returns this node's view of the cluster (after Start).
+func (n *Node) Cluster() ClusterInfo {
+	self := n.localMember()
+	info := ClusterInfo{
+		Node:        MemberInfo{ID: self.ID, HTTP: self.HTTPAddr, Timers: self.Timers, NATS: n.NATSURL()},
+		RingVersion: n.view.Version(),
+	}
+	for _, m := range n.view.Members() {
+		if m.ID == n.id {
+			m = self
+		}
+		info.Members = append(info.Members, MemberInfo{ID: m.ID, HTTP: m.HTTPAddr, Timers: m.Timers})
+	}
+	return info
+}
+
 func (n *Node) extraRoutes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"/cluster": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			self := n.localMember()
-			info := clusterInfo{
-				Node:        memberInfo{ID: self.ID, HTTP: self.HTTPAddr, Timers: self.Timers, NATS: n.NATSURL()},
-				RingVersion: n.view.Version(),
-			}
-			for _, m := range n.view.Members() {
-				if m.ID == n.id {
-					m = self
-				}
-				info.Members = append(info.Members, memberInfo{ID: m.ID, HTTP: m.HTTPAddr, Timers: m.Timers})
-			}
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(info)
+			_ = json.NewEncoder(w).Encode(n.Cluster())
 		}),
 	}
 }
 
-var _ = errors.New

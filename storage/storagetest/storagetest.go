@@ -140,16 +140,12 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		t.Parallel()
 		s := setup(t)
 		const rounds, size = 20, 50
-		done := make(chan struct{})
+		rctx, stop := context.WithCancel(ctx)
+		defer stop() // also when a require below fails
 		errc := make(chan error, 1)
 		go func() {
 			defer close(errc)
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for rctx.Err() == nil {
 				seen := map[int]int{}
 				err := s.Iterate(ctx, func(tm *skyring.Timer) error {
 					var round int
@@ -178,7 +174,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 			}
 			require.NoError(t, s.Put(ctx, ts...))
 		}
-		close(done)
+		stop()
 		require.NoError(t, <-errc)
 		require.Equal(t, rounds*size, count(t, s))
 	})
