@@ -32,25 +32,37 @@
 //	_SKYRING.<prefix>.members         membership: JSON Member plus "kind"
 //
 // The members subject carries four kinds of message, all {"kind":…, "id":…,
-// "http":…, "timers":…, "started":…}:
+// "http":…, "timers":…, "started":…} (a goodbye has only kind and id).
+// Every node but the sender calls MemberSeen for the first three:
 //
-//	announce   sent once by a node when it starts; every other node calls
-//	           MemberSeen and answers at once with a heartbeat (fast convergence)
-//	sync       asks every node to answer with a heartbeat now; sent on start
-//	           and after a reconnect to NATS
-//	heartbeat  sent every Options.HeartbeatInterval
-//	goodbye    sent once by a node that leaves (Leave or Close); others call MemberLeft
+//	announce   sent once by a node when it starts
+//	sync       the same, asking every node to answer at once with a
+//	           heartbeat; sent on start, after a reconnect to NATS, and, with
+//	           an embedded clustered server, when another node's server
+//	           becomes reachable over a route (the members subject gains
+//	           subscribers), since an announce sent before was lost
+//	heartbeat  sent every Options.HeartbeatInterval; also the answer to an
+//	           announce or a sync, and to the first heartbeat of a member
+//	           not known yet
+//	goodbye    sent once by a node that leaves (Leave or Close); others call
+//	           MemberLeft
+//
+// So members converge as soon as messages can flow, not a heartbeat later.
 //
 // # Relay encoding
 //
-// Relays are binary, little and allocation-light. A command is
+// Relays are binary, small and cheap to encode. A command is
 //
-//	version byte (1), op byte, uvarint timeout ms (0: none),
+//	version byte (1), op byte, flags byte (bit 0: the first timer is
+//	Command.Timer), uvarint timeout ms (0: none),
 //	uvarint len + From, uvarint len + ID,
-//	uvarint n, then n times: uvarint len + skyring.Timer binary encoding
+//	uvarint n, then n times: big-endian uint32 len + skyring.Timer binary
+//	encoding (Timer.AppendBinary)
 //
-// where Command.Timer travels as the single timer of a create or update, and
-// Command.Timers as the batch of a handoff. A handoff batch that does not fit
+// where Command.Timer travels as the first timer (create, update), and
+// Command.Timers as the rest (a handoff batch). The timeout is what was
+// left of the sender's context deadline; the receiver's handler gets it as
+// its own deadline. A handoff batch that does not fit
 // the connection's max payload is split into several requests. A reply is
 //
 //	version byte (1), uvarint status, uvarint len + Reason,

@@ -51,7 +51,7 @@ func (b *Bus) publishMember(kind string) {
 		return
 	}
 	msg := memberMsg{Kind: kind, Member: Member{ID: b.opts.NodeID}}
-	if kind == kindAnnounce || kind == kindHeartbeat {
+	if kind != kindGoodbye {
 		msg.Member = b.localMember()
 	}
 	data, err := json.Marshal(msg)
@@ -79,12 +79,13 @@ func (b *Bus) onMember(m *nats.Msg) {
 	t := &b.members
 	t.mu.Lock()
 	switch msg.Kind {
-	case kindAnnounce, kindHeartbeat:
+	case kindAnnounce, kindSync, kindHeartbeat:
+		_, known := t.seen[msg.ID]
 		t.seen[msg.ID] = time.Now()
 		b.h.MemberSeen(msg.Member)
-		answer = msg.Kind == kindAnnounce
-	case kindSync:
-		answer = true
+		// Answer a node that asks, or that we did not know: it may not
+		// know us either (its announce or our answer may have been lost).
+		answer = msg.Kind != kindHeartbeat || !known
 	case kindGoodbye:
 		delete(t.seen, msg.ID)
 		b.h.MemberLeft(msg.ID)
@@ -114,10 +115,31 @@ func (b *Bus) expireMembers(now time.Time) {
 	}
 }
 
+// interestPoll is how often an embedded clustered server is checked for new
+// interest in the members subject.
+const interestPoll = 50 * time.Millisecond
+
 func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(b.opts.HeartbeatInterval)
 	defer tick.Stop()
+
+	// With an embedded clustered server, watch how many subscribers the
+	// members subject has, here and across the routes. It grows when a
+	// route to another node's server comes up and that server's
+	// subscriptions arrive; a sync then reaches the new node at once
+	// rather than at the next heartbeat. (An announce sent before the
+	// route was up was lost.)
+	var watch <-chan time.Time
+	var acc interface{ Interest(string) int }
+	interest := 0
+	if b.srv != nil && b.opts.ClusterPort != 0 {
+		acc = b.srv.GlobalAccount()
+		interest = acc.Interest(b.membersSubject)
+		w := time.NewTicker(interestPoll)
+		defer w.Stop()
+		watch = w.C
+	}
 	for {
 		select {
 		case <-stop:
@@ -125,6 +147,13 @@ func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 		case now := <-tick.C:
 			b.publishMember(kindHeartbeat)
 			b.expireMembers(now)
+		case <-watch:
+			if n := acc.Interest(b.membersSubject); n != interest {
+				if n > interest {
+					b.publishMember(kindSync)
+				}
+				interest = n
+			}
 		}
 	}
 }

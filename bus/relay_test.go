@@ -55,7 +55,6 @@ func relayRoundTrip(t *testing.T, a *bus.Bus, from string, hb *fakeHandler) {
 	rep, err = a.Relay(ctx, hb.id, bus.Command{Op: bus.OpGet, ID: "r1"})
 	require.NoError(t, err)
 	want := upd.Info(hb.id)
-	want.Data = nil // null travels as no data
 	require.Equal(t, bus.Reply{Status: 200, Info: &want}, rep)
 
 	rep, err = a.Relay(ctx, hb.id, bus.Command{Op: bus.OpCancel, ID: "r1"})
@@ -138,15 +137,17 @@ func TestRelayTimeout(t *testing.T) {
 	hb.block = make(chan struct{})
 	a := startBus(t, bus.Options{NodeID: ha.id}, ha)
 	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}}, hb)
+	t.Cleanup(func() { close(hb.block) }) // before the buses close
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := a.Relay(ctx, hb.id, bus.Command{Op: bus.OpGet, ID: "x"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, bus.ErrNodeUnreachable)
-	// The receiver got the sender's deadline and gave up too (its handler
-	// returns on ctx.Done, so Close does not wait for it).
 	hb.waitEvent(t, "relay:get")
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	require.Equal(t, []bool{true}, hb.deadline, "the receiver got the sender's deadline")
 }
 
 // A handoff batch larger than the max payload is split into several

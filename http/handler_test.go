@@ -741,8 +741,17 @@ func TestParseTimerDoesNotAliasBody(t *testing.T) {
 		buf := []byte(body)
 		tm, err := skyring.ParseTimer(buf, skyring.ParseParams{Now: testNow, ID: "x"})
 		require.NoError(t, err)
-		before := *tm
-		before.Data = append([]byte(nil), tm.Data...)
+		before := skyring.Timer{ // deep copy
+			ID:      strings.Clone(tm.ID),
+			Created: tm.Created,
+			Due:     tm.Due,
+			Data:    append([]byte(nil), tm.Data...),
+			Callback: skyring.Callback{
+				Transport: strings.Clone(tm.Callback.Transport),
+				Method:    strings.Clone(tm.Callback.Method),
+				URI:       strings.Clone(tm.Callback.URI),
+			},
+		}
 		for i := range buf {
 			buf[i] = 'Z'
 		}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"strconv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/skyring/skyring"
@@ -376,4 +376,3 @@ func (n *Node) extraRoutes() map[string]http.Handler {
 		}),
 	}
 }
-

@@ -61,9 +61,10 @@ type Wheel[T any] struct {
 
 	levels []level[T]
 
-	// min0[i] is at or before the earliest due time in level-0 bucket i while
-	// that bucket is not empty (exact unless an entry was removed since).
-	min0 [numSlots]int64
+	// While level-0 bucket i is not empty, min0[i] is at or before the
+	// earliest due time in it and max0[i] at or after the latest (both exact
+	// unless an entry was removed since).
+	min0, max0 [numSlots]int64
 
 	// expired holds the entries whose due time has passed but which have not
 	// been handed out yet, oldest first; expiredMin is at or before their
@@ -215,20 +216,26 @@ func (w *Wheel[T]) collect(now int64) {
 		}
 		// The bucket of the current tick: hand out only what is due, keep the
 		// rest and compute its exact earliest due time. Skipped while now is
-		// before the bucket's earliest due time.
-		if now >= w.min0[idx] {
-			m := int64(math.MaxInt64)
+		// before the bucket's earliest due time; the whole bucket goes at once
+		// if now is past its latest.
+		if now >= w.max0[idx] {
+			w.expiredMin = min(w.expiredMin, w.min0[idx])
+			spliceBack(head, &w.expired)
+			l.occupied &^= 1 << idx
+			w.min0[idx] = math.MaxInt64
+		} else if now >= w.min0[idx] {
+			lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 			for e := head.next; e != head; {
 				nx := e.next
 				if e.due <= now {
 					unlink(e)
 					w.pushExpired(e)
 				} else {
-					m = min(m, e.due)
+					lo, hi = min(lo, e.due), max(hi, e.due)
 				}
 				e = nx
 			}
-			w.min0[idx] = m
+			w.min0[idx], w.max0[idx] = lo, hi
 			if head.next == head {
 				l.occupied &^= 1 << idx
 			}
@@ -293,9 +300,9 @@ func (w *Wheel[T]) place(e *Entry[T]) {
 	head := &l.slots[idx]
 	if lvl == 0 {
 		if head.next == head {
-			w.min0[idx] = e.due
+			w.min0[idx], w.max0[idx] = e.due, e.due
 		} else {
-			w.min0[idx] = min(w.min0[idx], e.due)
+			w.min0[idx], w.max0[idx] = min(w.min0[idx], e.due), max(w.max0[idx], e.due)
 		}
 	}
 	pushBack(head, e)

@@ -158,6 +158,9 @@ func newProc(t testing.TB, c nodeConfig) *proc {
 	p.args = args
 	t.Cleanup(func() {
 		p.Kill()
+		if strings.Contains(p.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector reported a data race in skyring")
+		}
 		if t.Failed() {
 			t.Logf("skyring %s output:\n%s", strings.Join(p.args, " "), p.log.String())
 		}
@@ -210,6 +213,9 @@ func (p *proc) start() {
 		p.mu.Lock()
 		p.Ready = attrs
 		p.Node = attrs["node"]
+		if p.Node == "" { // tolerated here so that one test (TestCLIReadyLine) reports it
+			p.Node = attrs["node_id"]
+		}
 		if h := attrs["http"]; h != "" {
 			p.URL = "http://" + dialable(strings.TrimPrefix(h, "http://"))
 		}

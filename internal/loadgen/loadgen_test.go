@@ -34,8 +34,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// small is the base of the awaited-mode runs: a few hundred timers due a few
-// hundred ms ahead.
+// small is the base of the awaited-mode runs: a couple of hundred timers.
+// The lead leaves room for the creates on a loaded machine (2 cores, -race,
+// other packages' tests); the awaited tests run in parallel to keep the
+// package fast.
 func small(target string, mode Mode) Config {
 	return Config{
 		Targets:     []string{target},
@@ -43,7 +45,7 @@ func small(target string, mode Mode) Config {
 		Concurrency: 8,
 		Count:       200,
 		Rate:        1000,
-		Lead:        300 * time.Millisecond,
+		Lead:        2 * time.Second,
 		Wait:        10 * time.Second,
 		Settle:      50 * time.Millisecond,
 	}
@@ -90,6 +92,7 @@ func requireAllDelivered(t *testing.T, res *Result, n int64) {
 }
 
 func TestRunInstant(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{})
 	var progress bytes.Buffer
 	res, err := Run(context.Background(), small(ft.URL(), ModeInstant), &progress)
@@ -107,8 +110,10 @@ func TestRunInstant(t *testing.T) {
 }
 
 func TestRunRate(t *testing.T) {
+	t.Parallel()
 	for _, data := range []string{DataString, DataObject} {
 		t.Run(data, func(t *testing.T) {
+			t.Parallel()
 			ft := newFakeTarget(t, faults{})
 			cfg := small(ft.URL(), ModeRate)
 			cfg.Count = 0
@@ -124,6 +129,7 @@ func TestRunRate(t *testing.T) {
 
 // Two targets share the creates round-robin.
 func TestRunTwoTargets(t *testing.T) {
+	t.Parallel()
 	a, b := newFakeTarget(t, faults{}), newFakeTarget(t, faults{})
 	cfg := small(a.URL(), ModeInstant)
 	cfg.Targets = append(cfg.Targets, b.URL())
@@ -137,10 +143,10 @@ func TestRunTwoTargets(t *testing.T) {
 // The tool sees what a broken server does: lost, doubled and early
 // deliveries.
 func TestRunDetectsFaults(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{dropEvery: 10, dupEvery: 25, earlyEvery: 20, early: 250 * time.Millisecond})
 	cfg := small(ft.URL(), ModeInstant)
-	cfg.Lead = 500 * time.Millisecond
-	cfg.Wait = 1500 * time.Millisecond // the dropped ones never come
+	cfg.Wait = 3 * time.Second // the dropped ones never come
 	res, err := Run(context.Background(), cfg, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 200, res.Creates)
@@ -156,6 +162,7 @@ func TestRunDetectsFaults(t *testing.T) {
 }
 
 func TestRunCreateErrors(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{reject: 503})
 	cfg := small(ft.URL(), ModeCreate)
 	cfg.Count = 50
@@ -167,6 +174,7 @@ func TestRunCreateErrors(t *testing.T) {
 }
 
 func TestRunCreateMode(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{})
 	cfg := small(ft.URL(), ModeCreate)
 	cfg.Count = 300
@@ -181,8 +189,10 @@ func TestRunCreateMode(t *testing.T) {
 }
 
 func TestRunFloor(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []Mode{ModeInstant, ModeRate} {
 		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
 			cfg := small("http://127.0.0.1:1", mode) // never contacted
 			cfg.Floor = true
 			cfg.FloorConns = 16
@@ -197,6 +207,7 @@ func TestRunFloor(t *testing.T) {
 }
 
 func TestRunNATS(t *testing.T) {
+	t.Parallel()
 	opts := natstest.DefaultTestOptions
 	opts.Port = -1
 	s := natstest.RunServer(&opts)
@@ -207,15 +218,17 @@ func TestRunNATS(t *testing.T) {
 
 	for _, mode := range []string{NATSRequest, NATSPublish} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			prefix := "bench-" + mode // the subtests run side by side
 			ft := newFakeTarget(t, faults{})
-			ft.serveNATS(nc, "bench")
+			ft.serveNATS(nc, prefix)
 			require.NoError(t, nc.Flush())
 			cfg := small("", ModeInstant)
 			cfg.Targets = nil
 			cfg.NATSURL = s.ClientURL()
 			cfg.NATSMode = mode
 			cfg.NATSConns = 2
-			cfg.Prefix = "bench"
+			cfg.Prefix = prefix
 			res, err := Run(context.Background(), cfg, nil)
 			require.NoError(t, err)
 			requireAllDelivered(t, res, 200)
@@ -226,11 +239,13 @@ func TestRunNATS(t *testing.T) {
 }
 
 func TestRunNATSRequestErrors(t *testing.T) {
+	t.Parallel()
 	opts := natstest.DefaultTestOptions
 	opts.Port = -1
 	s := natstest.RunServer(&opts)
 	t.Cleanup(s.Shutdown)
 	cfg := small("", ModeCreate)
+	cfg.Targets = nil
 	cfg.Count = 5
 	cfg.NATSURL = s.ClientURL()
 	res, err := Run(context.Background(), cfg, nil)
@@ -240,6 +255,7 @@ func TestRunNATSRequestErrors(t *testing.T) {
 }
 
 func TestRunBaselineInProcess(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	trivial := ServeTrivial(ln)
@@ -329,6 +345,7 @@ func TestRunUnreachableTarget(t *testing.T) {
 }
 
 func TestRunCancelled(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{})
 	cfg := small(ft.URL(), ModeInstant)
 	cfg.Lead = time.Hour // would wait an hour
@@ -347,11 +364,13 @@ func TestRunCancelled(t *testing.T) {
 	<-done
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotNil(t, res)
-	require.EqualValues(t, 200, res.Creates)
-	require.EqualValues(t, 200, res.Missing)
+	// The last create may have been cut off by the cancel.
+	require.Positive(t, res.Creates)
+	require.Equal(t, res.Creates, res.Missing)
 }
 
 func TestCommand(t *testing.T) {
+	t.Parallel()
 	ft := newFakeTarget(t, faults{})
 	var stdout, stderr bytes.Buffer
 	app := &cli.App{
@@ -361,7 +380,7 @@ func TestCommand(t *testing.T) {
 		Commands:  []*cli.Command{Command(), TrivialCommand()},
 	}
 	err := app.Run([]string{"skyring", "bench", "--url", ft.URL(), "-c", "4", "-n", "100",
-		"--mode", "instant", "--lead", "300ms", "--settle", "10ms"})
+		"--mode", "instant", "--lead", "2s", "--settle", "10ms"})
 	require.NoError(t, err, stderr.String())
 	m := decodeLastLine(t, stdout.String())
 	require.Equal(t, "instant", m["mode"])
