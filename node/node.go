@@ -204,7 +204,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.bus.PublishNodeEvent(bus.NodeEvent{Type: "recover", Node: n.id, Count: recovered})
 	}
 	n.bus.PublishNodeEvent(bus.NodeEvent{Type: "ready", Node: n.id})
-	n.log.Info("skyring ready",
+	n.opts.Logger.Info("skyring ready",
+		"node", n.id,
 		"http", n.http.Addr().String(),
 		"nats", n.bus.ClientURL(),
 		"storage", n.storePath,

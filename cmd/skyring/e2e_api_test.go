@@ -15,12 +15,12 @@ import (
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// with returns a valid body (see body) with key set to v, or removed when v
-// is the value remove.
+// remove, as a value given to with or cbWith, deletes the key.
 type removed struct{}
 
 var remove = removed{}
 
+// with sets keys of a body (key, value pairs) and returns it.
 func with(b map[string]any, kv ...any) map[string]any {
 	for i := 0; i+1 < len(kv); i += 2 {
 		k := kv[i].(string)
@@ -33,6 +33,7 @@ func with(b map[string]any, kv ...any) map[string]any {
 	return b
 }
 
+// cbWith is a valid http callback to the sink with keys set or removed.
 func cbWith(s *sink, kv ...any) map[string]any {
 	cb := map[string]any{"transport": "http", "method": "post", "uri": s.URL("/cb/never")}
 	for i := 0; i+1 < len(kv); i += 2 {

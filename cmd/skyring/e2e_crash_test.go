@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// createMany creates n timers with 32 concurrent clients; mk gives the i-th
-// body. It returns the ids by index and the first error.
+// createMany creates n timers with that many concurrent clients (workers);
+// mk gives the i-th body. It returns the ids by index and the first error.
 func createMany(p *proc, n, workers int, mk func(i int) map[string]any) ([]string, error) {
 	ids := make([]string, n)
 	var next atomic.Int64
