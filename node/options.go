@@ -260,3 +260,19 @@ func WithLogger(l *slog.Logger) Option {
 func WithOptions(o Options) Option {
 	return func(dst *Options) error { *dst = o; return nil }
 }
+
+// WithNATSPort sets the embedded NATS server's client port (-1: a free
+// port).
+func WithNATSPort(port int) Option {
+	return func(o *Options) error { o.NATSPort = port; return nil }
+}
+
+// WithPrefix sets the subject prefix of the NATS API and events.
+func WithPrefix(prefix string) Option {
+	return func(o *Options) error { o.Prefix = prefix; return nil }
+}
+
+// WithClock sets the clock that drives the timing wheel (tests).
+func WithClock(c wheel.Clock) Option {
+	return func(o *Options) error { o.Clock = c; return nil }
+}
