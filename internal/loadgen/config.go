@@ -240,6 +240,8 @@ func (c Config) validate() error {
 	}
 	if n := c.planned(); n > MaxTimers {
 		return invalidf("%d timers planned, more than %d", n, MaxTimers)
+	} else if n < 1 && c.Mode.awaited() {
+		return invalidf("no timer planned (rate x duration is below 1)")
 	}
 	if c.Data != DataString && c.Data != DataObject {
 		return invalidf("unknown data shape %q (want string or object)", c.Data)

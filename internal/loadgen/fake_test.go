@@ -42,8 +42,9 @@ type fakeTarget struct {
 	timers map[string]*time.Timer
 	wg     sync.WaitGroup // deliveries in flight
 
-	creates atomic.Int64
-	fired   atomic.Int64
+	creates    atomic.Int64
+	fired      atomic.Int64
+	delivering atomic.Int64 // deliveries in flight
 }
 
 func newFakeTarget(t testing.TB, f faults) *fakeTarget {
@@ -163,13 +164,15 @@ func (ft *fakeTarget) fire(tm *skyring.Timer, times int) {
 		ft.mu.Unlock()
 		return
 	}
-	ft.fired.Add(1)
 	delete(ft.timers, tm.ID)
 	ft.wg.Add(times)
+	ft.delivering.Add(int64(times))
+	ft.fired.Add(1)
 	ft.mu.Unlock()
 	for range times {
 		go func() {
 			defer ft.wg.Done()
+			defer ft.delivering.Add(-1)
 			ft.deliver(tm)
 		}()
 	}
@@ -196,6 +199,11 @@ func (ft *fakeTarget) deliver(tm *skyring.Timer) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+}
+
+// done reports whether n timers fired and every delivery was answered.
+func (ft *fakeTarget) done(n int64) bool {
+	return ft.fired.Load() == n && ft.delivering.Load() == 0
 }
 
 // pending is the number of timers not fired yet.

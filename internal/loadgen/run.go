@@ -83,7 +83,7 @@ func runBaseline(ctx context.Context, cfg Config, progress io.Writer) (*Result, 
 // engine is one run: a sink, a create phase (or a floor), a wait phase.
 type engine struct {
 	cfg      Config
-	label    string
+	label    string // progress prefix; "" for the main run
 	progress io.Writer
 	ids      idScheme
 	planned  int // timers planned, 0: unbounded (create mode by time)
@@ -389,6 +389,11 @@ func (e *engine) startProgress() func() {
 				return
 			case now := <-tick.C:
 				c := e.creates.Load()
+				if e.cfg.Floor {
+					fmt.Fprintf(e.progress, "%s[%5.1fs] held %d delivered %d\n",
+						e.label, now.Sub(e.t0).Seconds(), c, e.sink.distinct.Load())
+					continue
+				}
 				fmt.Fprintf(e.progress, "%s[%5.1fs] creates %d (%d/s) errors %d delivered %d\n",
 					e.label, now.Sub(e.t0).Seconds(), c, c-prev, e.createErrors.Load(), e.sink.distinct.Load())
 				prev = c
@@ -421,6 +426,7 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 	}
 	if cfg.Floor {
 		r.Concurrency = cfg.FloorConns
+		r.Targets = []string{} // nothing but the sink was loaded
 	} else if s := r.CreatePhase.Seconds(); s > 0 {
 		r.CreatePerSec = round3(float64(r.Creates) / s)
 	}
@@ -450,7 +456,7 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 		}
 	}
 	switch {
-	case cfg.Mode == ModeCreate && r.Creates > 0:
+	case cfg.Mode == ModeCreate && r.Creates > 0 && e.label == "":
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d timers remain pending on the targets (due in %s)", r.Creates, cfg.Timeout))
 	case cfg.Mode == ModeInstant && e.cutByDue.Load():
 		r.Warnings = append(r.Warnings, fmt.Sprintf("only %d of %d timers were created before their due instant; raise --lead", r.Creates, e.planned))

@@ -33,7 +33,6 @@ type sink struct {
 	unexpected atomic.Int64 // arrivals that name no timer of this run
 	badData    atomic.Int64 // arrivals whose body is not the data that was sent
 	arrivals   atomic.Int64
-	first      atomic.Int64 // Unix ns of the first arrival, 0 if none
 	last       atomic.Int64 // Unix ns of the last arrival
 
 	bufs sync.Pool
@@ -115,7 +114,6 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Unix ns arrival.
 func (s *sink) record(id string, body []byte, arrival int64) {
 	s.arrivals.Add(1)
-	s.first.CompareAndSwap(0, arrival)
 	for {
 		l := s.last.Load()
 		if arrival <= l || s.last.CompareAndSwap(l, arrival) {

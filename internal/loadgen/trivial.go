@@ -130,30 +130,34 @@ func startTrivial(ctx context.Context, argv []string) (*trivialProcess, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting baseline target %s: %w", argv[0], err)
 	}
-	lines := make(chan string, 1)
+	addrs := make(chan string, 1)
 	go func() {
 		defer close(p.stdout)
-		r := bufio.NewReader(stdout)
-		line, _ := r.ReadString('\n')
-		lines <- strings.TrimSpace(line)
-		_, _ = io.Copy(io.Discard, r)
+		defer close(addrs)
+		// The address is the first line that is a loopback host:port (a
+		// CLI may print a banner before it).
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); checkLoopbackHostPort(line) == nil {
+				addrs <- line
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	tm := time.NewTimer(10 * time.Second)
 	defer tm.Stop()
-	var addr string
 	select {
-	case addr = <-lines:
+	case addr, ok := <-addrs:
+		if ok {
+			p.URL = "http://" + addr
+		} else {
+			err = errors.New("it exited without printing its address")
+		}
 	case <-tm.C:
 		err = errors.New("no address within 10s")
 	case <-ctx.Done():
 		err = context.Cause(ctx)
-	}
-	if err == nil {
-		if addr == "" {
-			err = errors.New("it printed no address")
-		} else if err = checkLoopbackHostPort(addr); err == nil {
-			p.URL = "http://" + addr
-		}
 	}
 	if err != nil {
 		_ = p.Stop()
