@@ -42,6 +42,10 @@ const APIQueueGroup = "skyring-api"
 // was not carried out.
 var ErrNodeUnreachable = errors.New("bus: node unreachable")
 
+// ErrDuplicateNode is returned (wrapped) by Start when another node with the
+// same NodeID already listens on the bus.
+var ErrDuplicateNode = errors.New("bus: node id already in use")
+
 // ErrPortInUse is returned (wrapped) by Start when the embedded server's
 // client or cluster port is taken.
 var ErrPortInUse = errors.New("bus: port in use")
@@ -176,7 +180,9 @@ func isToken(s string) bool {
 // Handler is what the bus calls into; package node implements it. Every
 // method may be called from several goroutines at once, except the
 // membership callbacks (MemberSeen, MemberLeft), which are called one at a
-// time, in the order the messages arrived.
+// time, in the order the messages arrived. Handler methods may call Relay
+// and the Publish methods, but not Leave, StopAPI or Close (those wait for
+// the handlers).
 type Handler interface {
 	// Create, Update, Cancel and Get serve the public NATS API (API.md
 	// section 4) with the semantics of HTTP; the node relays to the owner
@@ -294,7 +300,7 @@ func (b *Bus) Start(ctx context.Context, h Handler) error {
 		return fmt.Errorf("bus: start: %w", skyring.ErrClosed)
 	}
 	b.h = h
-	b.started = time.Now().UnixMilli()
+	b.started = b.opts.Now().UnixMilli()
 	if err := b.start(ctx); err != nil {
 		b.abortStart()
 		b.state = stateClosed
@@ -323,6 +329,9 @@ func (b *Bus) start(ctx context.Context) error {
 	}
 	b.nc.Store(nc)
 
+	if err := b.checkNodeID(ctx, nc); err != nil {
+		return err
+	}
 	if err := b.subscribe(nc); err != nil {
 		return err
 	}
@@ -336,6 +345,25 @@ func (b *Bus) start(ctx context.Context) error {
 	b.hbDone = make(chan struct{})
 	go b.heartbeatLoop(b.hbStop, b.hbDone)
 	return nil
+}
+
+// checkNodeID fails if another node already answers on this node's relay
+// subject: two nodes with one id would steal each other's relays. (Across
+// routes a node that started a moment ago may not be visible yet; this
+// catches the common mistake, not every race.)
+func (b *Bus) checkNodeID(ctx context.Context, nc *nats.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	ping := appendCommand(nil, &Command{Op: opPing, From: b.opts.NodeID}, 0)
+	_, err := nc.RequestWithContext(ctx, b.relaySubject, ping)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %q", ErrDuplicateNode, b.opts.NodeID)
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil
+	default:
+		return fmt.Errorf("bus: checking node id %q: %w", b.opts.NodeID, err)
+	}
 }
 
 // abortStart undoes a failed start. b.mu is held.

@@ -163,3 +163,18 @@ func TestBadSeed(t *testing.T) {
 	require.ErrorContains(t, b.Start(ctxTimeout(t, 5*time.Second), h), `seed "nohost" is not host:port`)
 	require.NoError(t, b.Close())
 }
+
+func TestDuplicateNodeID(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("dup"))
+	a := startBus(t, bus.Options{NodeID: h.id}, h)
+	b, err := bus.New(bus.Options{NodeID: h.id, Servers: []string{a.ClientURL()}, Logger: testLogger(t)})
+	require.NoError(t, err)
+	err = b.Start(ctxTimeout(t, 5*time.Second), newFakeHandler(h.id))
+	require.ErrorIs(t, err, bus.ErrDuplicateNode)
+	require.ErrorContains(t, err, h.id)
+	require.NoError(t, b.Close())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Empty(t, h.relays, "the check never reaches the Handler")
+}

@@ -62,13 +62,25 @@
 // where Command.Timer travels as the first timer (create, update), and
 // Command.Timers as the rest (a handoff batch). The timeout is what was
 // left of the sender's context deadline; the receiver's handler gets it as
-// its own deadline. A handoff batch that does not fit
-// the connection's max payload is split into several requests. A reply is
+// its own deadline. Op 0 is a ping the bus answers itself: Start sends one
+// to its own relay subject and fails with ErrDuplicateNode if another node
+// answers. A handoff batch that does not fit the connection's max payload is
+// split into several requests. A reply is
 //
 //	version byte (1), uvarint status, uvarint len + Reason,
 //	info byte (0: none, 1: an Info follows), then for an Info:
 //	ID, Data, Transport, Method, URI, Node as uvarint len + bytes and
 //	Timeout, Created, Due as varints.
+//
+// # Embedded server
+//
+// Without Options.Servers the bus runs a nats-server in the process:
+// clients on Options.NATSHost:NATSPort, routes on ClusterHost:ClusterPort
+// (none when ClusterPort is 0) to the seeds, minus this node's own address,
+// max payload 8 MiB, no signal handlers, its logs through Options.Logger at
+// debug level. The bus itself talks to it over an in-process connection (no
+// TCP). A port that is taken fails Start at once with an error wrapping
+// ErrPortInUse that names the port.
 //
 // # Lifecycle
 //

@@ -17,6 +17,10 @@ import (
 // Op is the operation of a node-to-node Command.
 type Op uint8
 
+// opPing is answered by the bus itself, never handed to the Handler: Start
+// uses it to find another node with the same id.
+const opPing Op = 0
+
 // Operations of a Command.
 const (
 	OpCreate  Op = iota + 1 // store Command.Timer (new)
@@ -38,6 +42,8 @@ func (o Op) String() string {
 		return "get"
 	case OpHandoff:
 		return "handoff"
+	case opPing:
+		return "ping"
 	default:
 		return "op(" + strconv.Itoa(int(o)) + ")"
 	}
@@ -128,13 +134,16 @@ func (b *Bus) request(ctx context.Context, nc *nats.Conn, subj, nodeID string, c
 
 // relayBatches sends a handoff in as many messages as the max payload asks.
 func (b *Bus) relayBatches(ctx context.Context, nc *nats.Conn, subj, nodeID string, cmd Command) (Reply, error) {
-	limit := int(nc.MaxPayload()) - commandHeaderMax - len(cmd.From) - len(cmd.ID)
 	all := cmd.Timers
 	var rep Reply
 	for start := 0; start < len(all); {
+		limit := int(nc.MaxPayload()) - commandHeaderMax - len(cmd.From) - len(cmd.ID)
+		if cmd.Timer != nil {
+			limit -= 4 + timerSize(cmd.Timer)
+		}
 		end, size := start, 0
 		for end < len(all) {
-			sz := timerSize(all[end]) + 4
+			sz := 4 + timerSize(all[end])
 			if end > start && size+sz > limit {
 				break
 			}
@@ -150,6 +159,7 @@ func (b *Bus) relayBatches(ctx context.Context, nc *nats.Conn, subj, nodeID stri
 		if rep.Status < 200 || rep.Status > 299 {
 			return rep, nil
 		}
+		cmd.Timer = nil // sent with the first batch
 		start = end
 	}
 	return rep, nil
@@ -167,6 +177,10 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 	if err != nil {
 		b.log.Warn("bad relay command", "err", err)
 		b.respondRelay(m, Reply{Status: http.StatusBadRequest, Reason: err.Error()})
+		return
+	}
+	if cmd.Op == opPing {
+		b.respondRelay(m, Reply{Status: http.StatusOK})
 		return
 	}
 	defer func() {
@@ -203,7 +217,7 @@ func (b *Bus) respondRelay(m *nats.Msg, rep Reply) {
 const (
 	wireVersion      = 1
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
-	commandHeaderMax = 3 + 3*binary.MaxVarintLen64
+	commandHeaderMax = 3 + 4*binary.MaxVarintLen64
 )
 
 var errCorrupt = errors.New("bus: corrupt relay message")

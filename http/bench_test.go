@@ -9,6 +9,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/skyring/skyring"
 )
 
 // benchWriter is a reusable ResponseWriter, so that the benchmark counts the
@@ -60,6 +63,22 @@ func BenchmarkCreate(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkParseTimerBaseline is skyring.ParseTimer alone on the body of
+// BenchmarkCreate: BenchmarkCreate minus this is the edge's own cost.
+func BenchmarkParseTimerBaseline(b *testing.B) {
+	body := []byte(`{"timeout":60000,"data":{"user":42,"action":"remind"},"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1:8080/hook"}}`)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := skyring.ParseTimer(body, skyring.ParseParams{Now: now, ID: "order-12345"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkServer compares POST /timer (no-op Service) with a trivial
