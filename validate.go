@@ -15,6 +15,10 @@ import (
 // milliseconds: 2^31-1, about 24.8 days, as the original (setTimeout's limit).
 const DefaultMaxTimeout int64 = math.MaxInt32
 
+// MaxTimeoutLimit is the largest bound an operator may set (about 100
+// years), so that due times stay within int64 nanoseconds.
+const MaxTimeoutLimit int64 = 100 * 365 * 24 * 3600 * 1000
+
 // ParseParams carries what ParseTimer needs besides the body.
 type ParseParams struct {
 	// Now is the moment the node accepts the request; timeout counts from it.
@@ -42,6 +46,7 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 	if max <= 0 {
 		max = DefaultMaxTimeout
 	}
+	max = min(max, MaxTimeoutLimit)
 	t := &Timer{ID: p.ID}
 	if p.IDField {
 		if raw, ok := fields["id"]; ok && !isNull(raw) {
@@ -62,6 +67,12 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 	t.Created = now
 	rawTimeout, hasTimeout := fields["timeout"]
 	rawAt, hasAt := fields["at"]
+	if hasAt && isNull(rawAt) {
+		hasAt = false
+	}
+	if hasTimeout && isNull(rawTimeout) && hasAt {
+		hasTimeout = false
+	}
 	switch {
 	case hasTimeout && hasAt:
 		return nil, invalid("at", "Give either timeout or at, not both")
@@ -166,6 +177,10 @@ func parseAt(raw json.RawMessage) (int64, error) {
 			return 0, invalid("at", "at must be an RFC 3339 time or Unix milliseconds")
 		}
 		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			// UnixNano wraps outside 1678-2262: reject what it cannot hold.
+			if ts.Before(time.Unix(0, 0)) || ts.After(time.Unix(0, math.MaxInt64)) {
+				return 0, invalid("at", "at is out of range")
+			}
 			return ts.UnixNano(), nil
 		}
 	}
