@@ -1,0 +1,230 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/skyring/skyring"
+)
+
+// HTTPClient talks to the HTTP API of a Skyring node (API.md section 2).
+// Any node of a cluster answers for every timer. It is safe for concurrent
+// use.
+type HTTPClient struct {
+	base   string // scheme://host[/path], no trailing slash
+	client *http.Client
+}
+
+// HTTPOption configures NewHTTP.
+type HTTPOption func(*HTTPClient) error
+
+// WithHTTPClient makes the client send its requests with hc instead of
+// http.DefaultClient: set timeouts, TLS or a custom transport there.
+func WithHTTPClient(hc *http.Client) HTTPOption {
+	return func(c *HTTPClient) error {
+		if hc == nil {
+			return errors.New("client: nil *http.Client")
+		}
+		c.client = hc
+		return nil
+	}
+}
+
+// NewHTTP returns a client of the Skyring HTTP API at baseURL, e.g.
+// "http://127.0.0.1:3000". A path in baseURL is kept as a prefix (for a node
+// behind a proxy that mounts it under a path).
+func NewHTTP(baseURL string, opts ...HTTPOption) (*HTTPClient, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: parsing base URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("client: base URL %q must be http(s)://host[:port][/path]", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("client: base URL %q must have no query or fragment", baseURL)
+	}
+	c := &HTTPClient{
+		base:   strings.TrimRight(u.String(), "/"),
+		client: http.DefaultClient,
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+const (
+	timerPath     = "/timer"
+	headerTimerID = "X-Timer-Id"
+	headerReason  = "X-Skyring-Reason"
+)
+
+func (c *HTTPClient) timerURL(id string) string {
+	return c.base + timerPath + "/" + url.PathEscape(id)
+}
+
+// Create sends POST /timer (with x-timer-id when spec.ID is set) and returns
+// the id of the new timer, read from the Location header.
+func (c *HTTPClient) Create(ctx context.Context, spec TimerSpec) (string, error) {
+	body, err := encodeSpec(spec, false)
+	if err != nil {
+		return "", opError("create", spec.ID, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+timerPath, bytes.NewReader(body))
+	if err != nil {
+		return "", opError("create", spec.ID, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if spec.ID != "" {
+		req.Header[headerTimerID] = []string{spec.ID}
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return "", opError("create", spec.ID, err)
+	}
+	if spec.ID != "" {
+		return spec.ID, nil
+	}
+	id, err := idFromLocation(resp.Header.Get("Location"))
+	if err != nil {
+		return "", opError("create", "", err)
+	}
+	return id, nil
+}
+
+// Update sends PUT /timer/:id.
+func (c *HTTPClient) Update(ctx context.Context, id string, spec TimerSpec) error {
+	if err := checkUpdate(id, spec); err != nil {
+		return opError("update", id, err)
+	}
+	spec.ID = id
+	body, err := encodeSpec(spec, false)
+	if err != nil {
+		return opError("update", id, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.timerURL(id), bytes.NewReader(body))
+	if err != nil {
+		return opError("update", id, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if _, err := c.do(req); err != nil {
+		return opError("update", id, err)
+	}
+	return nil
+}
+
+// Cancel sends DELETE /timer/:id.
+func (c *HTTPClient) Cancel(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return opError("cancel", id, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.timerURL(id), nil)
+	if err != nil {
+		return opError("cancel", id, err)
+	}
+	if _, err := c.do(req); err != nil {
+		return opError("cancel", id, err)
+	}
+	return nil
+}
+
+// maxInfoBytes bounds the GET answer read into memory: a timer body is at
+// most the server's body limit (1 MiB by default) plus a few fields.
+const maxInfoBytes = 64 << 20
+
+// Get sends GET /timer/:id and decodes the answer.
+func (c *HTTPClient) Get(ctx context.Context, id string) (skyring.Info, error) {
+	var info skyring.Info
+	if err := checkID(id); err != nil {
+		return info, opError("get", id, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.timerURL(id), nil)
+	if err != nil {
+		return info, opError("get", id, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return info, opError("get", id, err)
+	}
+	defer resp.Body.Close()
+	if err := statusError(resp); err != nil {
+		drain(resp.Body)
+		return info, opError("get", id, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxInfoBytes))
+	if err != nil {
+		return info, opError("get", id, fmt.Errorf("reading the answer: %w", err))
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, opError("get", id, fmt.Errorf("decoding the answer: %w", err))
+	}
+	return info, nil
+}
+
+// do sends req and turns an error status into the matching error. The body
+// of the answer is read and closed; the headers are returned.
+func (c *HTTPClient) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	drain(resp.Body)
+	resp.Body.Close()
+	if err := statusError(resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// statusError maps a non-2xx answer to the root sentinels, with the reason
+// of x-skyring-reason (or the status text when a proxy answered without
+// one).
+func statusError(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	reason := resp.Header.Get(headerReason)
+	if reason == "" {
+		reason = http.StatusText(resp.StatusCode)
+	}
+	return skyring.ErrorFromStatus(resp.StatusCode, reason)
+}
+
+// drain reads a little of what is left of a body so that the connection
+// can be reused.
+func drain(r io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
+}
+
+// idFromLocation reads the id from a Location header, /timer/<id> with the
+// id percent-encoded (possibly as an absolute URL, or under a path prefix).
+func idFromLocation(loc string) (string, error) {
+	if loc == "" {
+		return "", errors.New("the answer has no Location header")
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", fmt.Errorf("parsing Location %q: %w", loc, err)
+	}
+	p := u.EscapedPath()
+	i := strings.LastIndex(p, timerPath+"/")
+	if i < 0 {
+		return "", fmt.Errorf("the Location %q names no timer", loc)
+	}
+	id, err := url.PathUnescape(p[i+len(timerPath)+1:])
+	if err != nil || id == "" {
+		return "", fmt.Errorf("the Location %q names no timer", loc)
+	}
+	return id, nil
+}
