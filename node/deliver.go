@@ -68,12 +68,36 @@ func (n *Node) deliver(enc string) {
 	} else {
 		ev.Type, ev.Message = "success", "delivered"
 	}
-	// Remove before the outcome event so that a watcher that sees
-	// success/fail finds the timer gone from storage too.
-	if err := n.store.Delete(context.Background(), t.ID); err != nil && !errors.Is(err, skyring.ErrClosed) {
-		n.log.Error("removing a delivered timer failed; it may fire again after a restart", "timer_id", t.ID, "err", err)
-	}
+	n.deleteQ <- t.ID
 	n.bus.PublishTimerEvent(ev)
+}
+
+// deleteLoop removes delivered timers from storage in batches: while one
+// batch is written (and fsynced), the next one gathers, so deliveries never
+// wait on the disk and a burst of deliveries costs a few writes, not one
+// each. It exits when deleteQ is closed and drained.
+func (n *Node) deleteLoop() {
+	defer n.deleter.Done()
+	const maxBatch = 4096
+	ids := make([]string, 0, maxBatch)
+	for id := range n.deleteQ {
+		ids = append(ids[:0], id)
+	gather:
+		for len(ids) < maxBatch {
+			select {
+			case id, ok := <-n.deleteQ:
+				if !ok {
+					break gather
+				}
+				ids = append(ids, id)
+			default:
+				break gather
+			}
+		}
+		if err := n.store.Delete(context.Background(), ids...); err != nil && !errors.Is(err, skyring.ErrClosed) {
+			n.log.Error("removing delivered timers failed; they may fire again after a restart", "count", len(ids), "err", err)
+		}
+	}
 }
 
 // recover loads every stored timer into the index and the wheel; those

@@ -48,6 +48,8 @@ type Node struct {
 	deliverCtx  context.Context // cancelled when Close gives up waiting for deliveries
 	deliverStop context.CancelFunc
 	workers     sync.WaitGroup
+	deleteQ     chan string // delivered timers to remove from storage
+	deleter     sync.WaitGroup
 
 	// ctx is the node's lifetime: cancelled (cause skyring.ErrClosed) by Close.
 	ctx    context.Context
@@ -77,6 +79,7 @@ func newNode(o Options) (*Node, error) {
 		clock:      o.Clock,
 		timers:     make(map[string]*wheel.Entry[string]),
 		deliverQ:   make(chan string, 4096),
+		deleteQ:    make(chan string, 8192),
 		rebalanceC: make(chan struct{}, 1),
 	}
 	n.deliverCtx, n.deliverStop = context.WithCancel(context.Background())
@@ -172,6 +175,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 
+	n.deleter.Add(1)
+	go n.deleteLoop()
 	for range n.opts.DeliveryWorkers {
 		n.workers.Add(1)
 		go n.deliverLoop()
@@ -322,6 +327,8 @@ func (n *Node) close() error {
 		<-done
 	}
 	n.deliverStop()
+	close(n.deleteQ)
+	n.deleter.Wait()
 
 	if n.bus != nil {
 		n.bus.PublishNodeEvent(bus.NodeEvent{Type: "shutdown", Node: n.id, Count: n.Len()})
