@@ -76,6 +76,8 @@ func Status(err error) (status int, reason string) {
 		return http.StatusBadRequest, oneLine(ve.Reason)
 	case errors.As(err, &se):
 		return se.Status, oneLine(se.Reason)
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnknownTransport):
+		return http.StatusBadRequest, oneLine(err.Error())
 	case errors.Is(err, ErrTimerNotFound):
 		return http.StatusNotFound, "Timer not found"
 	case errors.Is(err, ErrTimerExists):

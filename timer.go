@@ -161,6 +161,9 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	if d.err != nil {
 		return d.err
 	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: trailing bytes", ErrCorrupt)
+	}
 	return nil
 }
 

@@ -54,7 +54,9 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 			if err := json.Unmarshal(raw, &id); err != nil {
 				return nil, invalid("id", "id must be a string")
 			}
-			t.ID = id
+			if id != "" {
+				t.ID = id
+			}
 		}
 	}
 	if t.ID == "" {

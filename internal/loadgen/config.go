@@ -110,6 +110,9 @@ type Config struct {
 	// Data is the shape of the timers' data: DataString (default) or
 	// DataObject.
 	Data string
+	// DataPad adds this many padding bytes to each timer's data (to measure
+	// memory with realistic payloads). Default 0.
+	DataPad int
 	// SinkAddr is the callback sink's listen address; it must be loopback.
 	// Default 127.0.0.1:0.
 	SinkAddr string

@@ -48,6 +48,15 @@ type bodies struct {
 	object    bool  // DataObject
 	timeoutMs int64 // > 0: "timeout" (create mode); else "at"
 	tail      string
+	pad       string // "xxx…#" before a string's id, or a "pad" field of an object
+}
+
+// withPad makes every data carry n padding bytes.
+func (b *bodies) withPad(n int) *bodies {
+	if n > 0 {
+		b.pad = strings.Repeat("x", n)
+	}
+	return b
 }
 
 func newBodies(ids idScheme, object bool, timeout time.Duration, sinkURI string) *bodies {
@@ -94,7 +103,16 @@ func (b *bodies) appendData(dst []byte, seq int, due int64) []byte {
 		dst = b.ids.append(dst, seq)
 		dst = append(dst, `","due":`...)
 		dst = strconv.AppendInt(dst, due, 10)
+		if b.pad != "" {
+			dst = append(dst, `,"pad":"`...)
+			dst = append(dst, b.pad...)
+			dst = append(dst, '"')
+		}
 		return append(dst, '}')
+	}
+	if b.pad != "" {
+		dst = append(dst, b.pad...)
+		dst = append(dst, '#')
 	}
 	dst = b.ids.append(dst, seq)
 	dst = append(dst, '|')

@@ -159,7 +159,7 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	if cfg.Mode == ModeCreate {
 		timeout = cfg.Timeout
 	}
-	e.bodies = newBodies(e.ids, cfg.Data == DataObject, timeout, e.sink.URI())
+	e.bodies = newBodies(e.ids, cfg.Data == DataObject, timeout, e.sink.URI()).withPad(cfg.DataPad)
 	if cfg.Duration > 0 && cfg.Mode != ModeRate {
 		e.deadline = e.t0.Add(cfg.Duration)
 	}

@@ -177,5 +177,9 @@ func parseData(body []byte) (id string, due int64, ok bool) {
 		return string(body), 0, false
 	}
 	due, err := strconv.ParseInt(string(body[i+1:]), 10, 64)
-	return string(body[:i]), due, err == nil
+	idPart := body[:i]
+	if j := bytes.LastIndexByte(idPart, '#'); j >= 0 { // padding
+		idPart = idPart[j+1:]
+	}
+	return string(idPart), due, err == nil
 }

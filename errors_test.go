@@ -1,0 +1,180 @@
+package skyring_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/skyring/skyring"
+)
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	ve := &skyring.ValidationError{Field: "timeout", Reason: "timeout is required"}
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		reason string // "" to skip the check
+	}{
+		{"nil", nil, http.StatusOK, ""},
+		{"not found", skyring.ErrTimerNotFound, http.StatusNotFound, "Timer not found"},
+		{"exists", skyring.ErrTimerExists, http.StatusConflict, "A timer with that id already exists"},
+		{"too large", skyring.ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "Request body too large"},
+		{"no owner", skyring.ErrNoOwner, http.StatusServiceUnavailable, "No ring member can take the timer"},
+		{"closed", skyring.ErrClosed, http.StatusServiceUnavailable, "Node is shutting down"},
+		{"validation", ve, http.StatusBadRequest, "timeout is required"},
+		{"validation wrapped", fmt.Errorf("creating: %w", ve), http.StatusBadRequest, "timeout is required"},
+		{"validation wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", ve)), http.StatusBadRequest, "timeout is required"},
+		{"validation joined", errors.Join(io.EOF, ve), http.StatusBadRequest, "timeout is required"},
+		{"unknown transport", skyring.UnknownTransportError("smtp", []string{"http", "nats"}), http.StatusBadRequest, `Unknown transport "smtp"; known: http, nats`},
+		{"not found wrapped", fmt.Errorf("relay to n2: %w", skyring.ErrTimerNotFound), http.StatusNotFound, "Timer not found"},
+		{"exists wrapped", fmt.Errorf("x: %w", skyring.ErrTimerExists), http.StatusConflict, ""},
+		{"too large wrapped", fmt.Errorf("x: %w", skyring.ErrBodyTooLarge), http.StatusRequestEntityTooLarge, ""},
+		{"no owner wrapped", fmt.Errorf("x: %w", skyring.ErrNoOwner), http.StatusServiceUnavailable, "No ring member can take the timer"},
+		{"closed wrapped", fmt.Errorf("x: %w", skyring.ErrClosed), http.StatusServiceUnavailable, "Node is shutting down"},
+		{"status error", &skyring.StatusError{Status: 418, Reason: "teapot"}, 418, "teapot"},
+		{"status error wrapped", fmt.Errorf("x: %w", &skyring.StatusError{Status: 502, Reason: "bad gateway"}), 502, "bad gateway"},
+		{"other", io.ErrUnexpectedEOF, http.StatusInternalServerError, "Internal error: unexpected EOF"},
+		{"corrupt", fmt.Errorf("reading: %w", skyring.ErrCorrupt), http.StatusInternalServerError, ""},
+	}
+	for _, tc := range cases {
+		status, reason := skyring.Status(tc.err)
+		require.Equal(t, tc.status, status, tc.name)
+		if tc.reason != "" || tc.err == nil {
+			require.Equal(t, tc.reason, reason, tc.name)
+		}
+		if tc.err != nil {
+			require.NotEmpty(t, reason, tc.name)
+		}
+		require.NotContains(t, reason, "\n", tc.name)
+		require.NotContains(t, reason, "\r", tc.name)
+	}
+}
+
+func TestStatusReasonsAreOneLine(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{
+		&skyring.ValidationError{Field: "x", Reason: "line one\nline two\r\nthree\r"},
+		&skyring.StatusError{Status: 502, Reason: "a\nb"},
+		errors.New("storage:\nwrite failed\r\n"),
+		fmt.Errorf("wrap\n%w", skyring.ErrTimerNotFound),
+		skyring.UnknownTransportError("bad\nname\r", []string{"http"}),
+	} {
+		status, reason := skyring.Status(err)
+		require.NotZero(t, status)
+		require.NotEmpty(t, reason)
+		require.False(t, strings.ContainsAny(reason, "\r\n"), "%q", reason)
+	}
+}
+
+func TestErrorFromStatus(t *testing.T) {
+	t.Parallel()
+	for _, s := range []int{200, 201, 202, 204, 299} {
+		require.NoError(t, skyring.ErrorFromStatus(s, "ignored"), "status %d", s)
+	}
+	require.ErrorIs(t, skyring.ErrorFromStatus(404, ""), skyring.ErrTimerNotFound)
+	require.ErrorIs(t, skyring.ErrorFromStatus(409, "whatever"), skyring.ErrTimerExists)
+	require.ErrorIs(t, skyring.ErrorFromStatus(413, ""), skyring.ErrBodyTooLarge)
+	require.ErrorIs(t, skyring.ErrorFromStatus(503, "Node is shutting down"), skyring.ErrClosed)
+	require.ErrorIs(t, skyring.ErrorFromStatus(503, "anything else"), skyring.ErrNoOwner)
+	require.NotErrorIs(t, skyring.ErrorFromStatus(503, "anything else"), skyring.ErrClosed)
+
+	err := skyring.ErrorFromStatus(400, "timeout is required")
+	ve := requireInvalid(t, err, "", "timeout is required")
+	require.Equal(t, "timeout is required", ve.Reason)
+	require.NotErrorIs(t, err, skyring.ErrUnknownTransport)
+
+	for _, s := range []int{100, 301, 401, 403, 418, 500, 502, 504, 599} {
+		err := skyring.ErrorFromStatus(s, "why")
+		var se *skyring.StatusError
+		require.ErrorAs(t, err, &se, "status %d", s)
+		require.Equal(t, skyring.StatusError{Status: s, Reason: "why"}, *se)
+		require.Contains(t, err.Error(), "why")
+		status, reason := skyring.Status(err)
+		require.Equal(t, s, status)
+		require.Equal(t, "why", reason)
+		for _, sentinel := range []error{skyring.ErrTimerNotFound, skyring.ErrTimerExists, skyring.ErrNoOwner, skyring.ErrClosed, skyring.ErrBodyTooLarge, skyring.ErrInvalid} {
+			require.NotErrorIs(t, err, sentinel, "status %d", s)
+		}
+	}
+}
+
+// TestStatusRoundTrip: an error sent as Status and received through
+// ErrorFromStatus (what a relay or the NATS API does) still matches its
+// sentinel, and maps to the same status and reason again.
+func TestStatusRoundTrip(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		err      error
+		sentinel error
+	}{
+		{skyring.ErrTimerNotFound, skyring.ErrTimerNotFound},
+		{skyring.ErrTimerExists, skyring.ErrTimerExists},
+		{skyring.ErrNoOwner, skyring.ErrNoOwner},
+		{skyring.ErrClosed, skyring.ErrClosed},
+		{skyring.ErrBodyTooLarge, skyring.ErrBodyTooLarge},
+		{fmt.Errorf("relay: %w", skyring.ErrTimerNotFound), skyring.ErrTimerNotFound},
+		{fmt.Errorf("relay: %w", skyring.ErrClosed), skyring.ErrClosed},
+		{&skyring.ValidationError{Field: "timeout", Reason: "timeout is required"}, skyring.ErrInvalid},
+		{fmt.Errorf("x: %w", &skyring.ValidationError{Reason: "bad"}), skyring.ErrInvalid},
+		{skyring.UnknownTransportError("smtp", []string{"http"}), skyring.ErrUnknownTransport},
+		{skyring.UnknownTransportError("smtp", nil), skyring.ErrUnknownTransport},
+	}
+	for _, tc := range cases {
+		status, reason := skyring.Status(tc.err)
+		back := skyring.ErrorFromStatus(status, reason)
+		require.ErrorIs(t, back, tc.sentinel, "%v", tc.err)
+		s2, r2 := skyring.Status(back)
+		require.Equal(t, status, s2, "%v", tc.err)
+		require.Equal(t, reason, r2, "%v", tc.err)
+	}
+
+	// An unknown transport keeps its field and still matches ErrInvalid.
+	status, reason := skyring.Status(skyring.UnknownTransportError("smtp", []string{"http", "nats"}))
+	back := skyring.ErrorFromStatus(status, reason)
+	require.ErrorIs(t, back, skyring.ErrInvalid)
+	requireInvalid(t, back, "callback.transport", `Unknown transport "smtp"`)
+}
+
+func TestUnknownTransportError(t *testing.T) {
+	t.Parallel()
+	err := skyring.UnknownTransportError("smtp", []string{"http", "nats"})
+	require.ErrorIs(t, err, skyring.ErrUnknownTransport)
+	ve := requireInvalid(t, err, "callback.transport", "")
+	require.Equal(t, `Unknown transport "smtp"; known: http, nats`, ve.Reason)
+	require.Equal(t, skyring.ErrUnknownTransport, errors.Unwrap(err))
+}
+
+func TestValidationError(t *testing.T) {
+	t.Parallel()
+	ve := &skyring.ValidationError{Field: "f", Reason: "r"}
+	require.Equal(t, "r", ve.Error())
+	require.ErrorIs(t, ve, skyring.ErrInvalid)
+	require.Nil(t, ve.Unwrap())
+	for _, other := range []error{skyring.ErrTimerNotFound, skyring.ErrClosed, skyring.ErrUnknownTransport, io.EOF} {
+		require.NotErrorIs(t, ve, other)
+	}
+	for _, sentinel := range []error{skyring.ErrTimerNotFound, skyring.ErrTimerExists, skyring.ErrNoOwner, skyring.ErrClosed, skyring.ErrBodyTooLarge} {
+		require.NotErrorIs(t, sentinel, skyring.ErrInvalid)
+	}
+}
+
+// TestStatusBareSentinels: ErrInvalid and ErrUnknownTransport are 400s even
+// bare or wrapped with %w (not only inside a *ValidationError), and survive
+// the trip through ErrorFromStatus.
+func TestStatusBareSentinels(t *testing.T) {
+	t.Parallel()
+	for _, sentinel := range []error{skyring.ErrInvalid, skyring.ErrUnknownTransport} {
+		for _, err := range []error{sentinel, fmt.Errorf("checking: %w", sentinel)} {
+			status, reason := skyring.Status(err)
+			require.Equal(t, http.StatusBadRequest, status, reason)
+			require.ErrorIs(t, skyring.ErrorFromStatus(status, reason), skyring.ErrInvalid)
+		}
+	}
+}
