@@ -189,9 +189,9 @@ func (n *Node) rebalanceLoop() {
 	}
 }
 
-// handoffBatchBytes bounds one hand-off message (NATS' default max payload
-// is 1 MiB).
-const handoffBatchBytes = 512 << 10
+// handoffBatch is how many timers one hand-off command carries (the bus
+// splits a command that would exceed the NATS max payload).
+const handoffBatch = 1000
 
 // handOff moves every timer this node holds but no longer owns to its owner:
 // each is taken out of the wheel first (so it is never armed on two nodes),
@@ -200,10 +200,8 @@ const handoffBatchBytes = 512 << 10
 // timers moved.
 func (n *Node) handOff(ctx context.Context) int {
 	type claimed struct {
-		id  string
-		e   *wheel.Entry[string]
-		t   *skyring.Timer
-		len int
+		id string
+		e  *wheel.Entry[string]
 	}
 	byOwner := map[string][]claimed{}
 	n.mu.Lock()
@@ -216,29 +214,31 @@ func (n *Node) handOff(ctx context.Context) int {
 			continue
 		}
 		n.timers[id] = nil
-		byOwner[owner] = append(byOwner[owner], claimed{id: id, e: e, len: len(e.Value())})
+		byOwner[owner] = append(byOwner[owner], claimed{id: id, e: e})
 	}
 	n.mu.Unlock()
 
 	moved := 0
 	for owner, items := range byOwner {
 		for len(items) > 0 {
-			size, k := 0, 0
-			for k < len(items) && (k == 0 || size+items[k].len < handoffBatchBytes) {
-				size += items[k].len
-				k++
-			}
+			k := min(len(items), handoffBatch)
 			batch := items[:k]
 			items = items[k:]
 			timers := make([]*skyring.Timer, 0, len(batch))
-			for i := range batch {
-				t, err := decode(batch[i].e.Value())
+			kept := batch[:0]
+			for _, c := range batch {
+				t, err := n.store.Get(context.WithoutCancel(ctx), c.id)
 				if err != nil {
-					n.log.Error("dropping undecodable timer", "timer_id", batch[i].id, "err", err)
+					n.log.Error("reading a timer to hand off failed; keeping it", "timer_id", c.id, "err", err)
+					n.arm(c.id, c.e.Due())
 					continue
 				}
-				batch[i].t = t
 				timers = append(timers, t)
+				kept = append(kept, c)
+			}
+			batch = kept
+			if len(batch) == 0 {
+				continue
 			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			rep, err := n.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: timers, From: n.id})
@@ -249,7 +249,7 @@ func (n *Node) handOff(ctx context.Context) int {
 			if err != nil {
 				n.log.Warn("hand-off failed; keeping the timers", "to", owner, "count", len(batch), "err", err)
 				for _, c := range batch {
-					n.arm(c.e.Due(), c.e.Value())
+					n.arm(c.id, c.e.Due())
 				}
 				// Try again at the next membership change.
 				continue
@@ -300,12 +300,7 @@ func (n *Node) takeHandoff(ctx context.Context, from string, timers []*skyring.T
 		return err
 	}
 	for _, t := range fresh {
-		enc, err := encode(t)
-		if err != nil {
-			n.release(t.ID)
-			continue
-		}
-		n.arm(t.Due, enc)
+		n.arm(t.ID, t.Due)
 	}
 	n.log.Debug("took hand-off", "from", from, "count", len(fresh))
 	return nil

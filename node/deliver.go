@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/skyring/skyring"
@@ -15,13 +16,13 @@ import (
 // timer is never handed out early, only later under overload.
 func (n *Node) fire(batch []string) {
 	n.mu.Lock()
-	for _, enc := range batch {
-		delete(n.timers, encID(enc))
+	for _, id := range batch {
+		delete(n.timers, id)
 	}
 	n.mu.Unlock()
-	for _, enc := range batch {
+	for _, id := range batch {
 		select {
-		case n.deliverQ <- enc:
+		case n.deliverQ <- id:
 		case <-n.ctx.Done():
 			// Closing: the timer stays in storage and fires on restart.
 		}
@@ -30,21 +31,23 @@ func (n *Node) fire(batch []string) {
 
 func (n *Node) deliverLoop() {
 	defer n.workers.Done()
-	for enc := range n.deliverQ {
+	for id := range n.deliverQ {
 		if n.deliverCtx.Err() != nil {
 			continue // abandoned at shutdown; it stays stored
 		}
-		n.deliver(enc)
+		n.deliver(id)
 	}
 }
 
 // deliver runs one fired timer's callback and then removes it from storage.
 // If the node gives up on it at shutdown, it stays stored and fires again on
 // restart: a delivery may repeat after a crash, it is never lost.
-func (n *Node) deliver(enc string) {
-	t, err := decode(enc)
+func (n *Node) deliver(id string) {
+	t, err := n.store.Get(context.Background(), id)
 	if err != nil {
-		n.log.Error("dropping undecodable timer", "err", err)
+		// Not delivered and not removed: a storage that cannot be read now
+		// may be readable at restart.
+		n.log.Error("reading a fired timer failed; it stays stored", "timer_id", id, "err", err)
 		return
 	}
 	executed := n.clock.Now().UnixNano()
@@ -106,11 +109,8 @@ func (n *Node) recover(ctx context.Context) (int, error) {
 	start := time.Now()
 	count := 0
 	err := n.store.Iterate(ctx, func(t *skyring.Timer) error {
-		enc, err := encode(t)
-		if err != nil {
-			return err
-		}
-		n.timers[encID(enc)] = n.driver.Add(t.Due, enc)
+		id := strings.Clone(t.ID)
+		n.timers[id] = n.driver.Add(t.Due, id)
 		count++
 		return nil
 	})

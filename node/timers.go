@@ -2,10 +2,9 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"unsafe"
+	"strings"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
@@ -47,10 +46,6 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
-	enc, err := encode(t)
-	if err != nil {
-		return err
-	}
 	n.mu.Lock()
 	if _, ok := n.timers[t.ID]; ok {
 		n.mu.Unlock()
@@ -66,7 +61,7 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
 	}
-	n.arm(t.Due, enc)
+	n.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
 		Type: "create", Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
@@ -74,11 +69,14 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	return nil
 }
 
-// arm puts a stored timer in the index and the wheel. The index key is the
-// id inside enc, so the id's bytes are held once.
-func (n *Node) arm(due int64, enc string) {
+// arm puts a stored timer in the index and the wheel. Memory holds only the
+// id (once: the index key and the wheel value share it) and the due time;
+// the rest of the timer stays in storage until it fires. The id is copied so
+// that it never pins a larger buffer it was decoded from.
+func (n *Node) arm(id string, due int64) {
+	id = strings.Clone(id)
 	n.mu.Lock()
-	n.timers[encID(enc)] = n.driver.Add(due, enc)
+	n.timers[id] = n.driver.Add(due, id)
 	n.mu.Unlock()
 }
 
@@ -128,20 +126,16 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
-	enc, err := encode(t)
-	if err != nil {
-		return err
-	}
 	old, err := n.claim(t.ID)
 	if err != nil {
 		return err
 	}
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
-		n.arm(old.Due(), old.Value()) // keep the old one
+		n.arm(t.ID, old.Due()) // keep the old one
 		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
 	}
-	n.arm(t.Due, enc)
+	n.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
 		Type: "replace", Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
@@ -167,7 +161,7 @@ func (n *Node) cancelLocal(ctx context.Context, id string) error {
 		return err
 	}
 	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
-		n.arm(old.Due(), old.Value())
+		n.arm(id, old.Due())
 		n.log.Error("deleting timer failed", "timer_id", id, "err", err)
 		return fmt.Errorf("node: deleting timer %s: %w", id, err)
 	}
@@ -196,9 +190,9 @@ func (n *Node) getLocal(id string) (skyring.Info, error) {
 	if e == nil {
 		return skyring.Info{}, skyring.ErrTimerNotFound
 	}
-	t, err := decode(e.Value())
+	t, err := n.store.Get(context.Background(), id)
 	if err != nil {
-		return skyring.Info{}, err
+		return skyring.Info{}, err // fired and removed meanwhile: not found
 	}
 	return t.Info(n.id), nil
 }
@@ -217,36 +211,6 @@ func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *s
 		*info = *rep.Info
 	}
 	return nil
-}
-
-func encode(t *skyring.Timer) (string, error) {
-	b, err := t.MarshalBinary()
-	if err != nil {
-		return "", fmt.Errorf("node: encoding timer %s: %w", t.ID, err)
-	}
-	// b is never written again, so the string may share its memory.
-	return unsafe.String(unsafe.SliceData(b), len(b)), nil
-}
-
-// encID returns the id inside an encoded timer without decoding the rest
-// (see skyring.Timer.AppendBinary: version byte, uvarint length, id).
-func encID(enc string) string {
-	if len(enc) < 2 {
-		return ""
-	}
-	l, k := binary.Uvarint([]byte(enc[1:min(len(enc), 1+binary.MaxVarintLen64)]))
-	if k <= 0 || uint64(len(enc)-1-k) < l {
-		return ""
-	}
-	return enc[1+k : 1+k+int(l)]
-}
-
-func decode(enc string) (*skyring.Timer, error) {
-	t := new(skyring.Timer)
-	if err := t.UnmarshalBinary([]byte(enc)); err != nil {
-		return nil, fmt.Errorf("node: decoding timer: %w", err)
-	}
-	return t, nil
 }
 
 func ms(ns int64) int64 { return ns / 1e6 }
