@@ -13,7 +13,6 @@ package skyringcli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,10 +53,14 @@ func New() *App {
 }
 
 // Main runs the CLI with args (os.Args) and returns the exit code.
-func (a *App) Main(args []string) int {
+func (a *App) Main(args []string) int { return a.MainContext(context.Background(), args) }
+
+// MainContext is Main with a context: cancelling it stops a running node as
+// SIGINT or SIGTERM do.
+func (a *App) MainContext(ctx context.Context, args []string) int {
 	args, extra := splitStorageExtras(args)
 	app := a.cliApp(extra)
-	if err := app.Run(args); err != nil {
+	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(a.Stderr, "skyring: %v\n", err)
 		return 1
 	}
@@ -164,7 +166,7 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 	}
 	opts.Logger = logger
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	n, err := opts.New()
 	if err != nil {
@@ -175,7 +177,7 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 	}
 	<-ctx.Done()
 	stop() // a second signal kills the process at once
-	logger.Info("signal received, shutting down")
+	logger.Info("shutting down")
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -344,6 +346,3 @@ func splitStorageExtras(args []string) ([]string, map[string][]string) {
 	}
 	return out, extra
 }
-
-var _ = errors.New
-var _ = time.Second
