@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultMaxTimeout is the largest timeout accepted by default, in
@@ -49,9 +49,9 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 	max = min(max, MaxTimeoutLimit)
 	t := &Timer{ID: p.ID}
 	if p.IDField {
-		if raw, ok := fields["id"]; ok && !isNull(raw) {
-			var id string
-			if err := json.Unmarshal(raw, &id); err != nil {
+		if raw, ok := fields.get("id"); ok && !isNull(raw) {
+			id, ok := unquote(raw)
+			if !ok {
 				return nil, invalid("id", "id must be a string")
 			}
 			if id != "" {
@@ -67,8 +67,8 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 
 	now := p.Now.UnixNano()
 	t.Created = now
-	rawTimeout, hasTimeout := fields["timeout"]
-	rawAt, hasAt := fields["at"]
+	rawTimeout, hasTimeout := fields.get("timeout")
+	rawAt, hasAt := fields.get("at")
 	if hasAt && isNull(rawAt) {
 		hasAt = false
 	}
@@ -104,30 +104,34 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 		return nil, invalid("timeout", "timeout is required")
 	}
 
-	if raw, ok := fields["data"]; ok && !isNull(raw) {
+	if raw, ok := fields.get("data"); ok && !isNull(raw) {
 		switch raw[0] {
 		case '"':
-			t.Data = raw
+			t.Data = bytes.Clone(raw)
 		case '{':
-			var buf bytes.Buffer
-			buf.Grow(len(raw))
-			if err := json.Compact(&buf, raw); err != nil {
-				return nil, invalid("data", "Invalid JSON in data")
+			if bytes.ContainsAny(raw, " \t\r\n") {
+				var buf bytes.Buffer
+				buf.Grow(len(raw))
+				if err := json.Compact(&buf, raw); err != nil {
+					return nil, invalid("data", "Invalid JSON in data")
+				}
+				t.Data = buf.Bytes()
+			} else {
+				t.Data = bytes.Clone(raw)
 			}
-			t.Data = buf.Bytes()
 		default:
 			return nil, invalid("data", "data must be a string, an object or null")
 		}
 	}
 
-	rawCb, ok := fields["callback"]
+	rawCb, ok := fields.get("callback")
 	if !ok || isNull(rawCb) {
 		return nil, invalid("callback", "callback is required")
 	}
-	var cb map[string]json.RawMessage
-	if err := json.Unmarshal(rawCb, &cb); err != nil || cb == nil {
+	if rawCb[0] != '{' {
 		return nil, invalid("callback", "callback must be an object")
 	}
+	cb := scanObject(rawCb) // valid: the whole body was checked
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -136,13 +140,15 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 		{"method", &t.Callback.Method},
 		{"uri", &t.Callback.URI},
 	} {
-		raw, ok := cb[f.name]
+		raw, ok := cb.get(f.name)
 		if !ok || isNull(raw) {
 			return nil, invalid("callback."+f.name, "callback.%s is required", f.name)
 		}
-		if err := json.Unmarshal(raw, f.dst); err != nil {
+		v, ok := unquote(raw)
+		if !ok {
 			return nil, invalid("callback."+f.name, "callback.%s must be a string", f.name)
 		}
+		*f.dst = v
 		if *f.dst == "" {
 			return nil, invalid("callback."+f.name, "callback.%s must not be empty", f.name)
 		}
@@ -159,7 +165,7 @@ func ParseID(body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	raw, ok := fields["id"]
+	raw, ok := fields.get("id")
 	if !ok || isNull(raw) {
 		return "", invalid("id", "id is required")
 	}
@@ -263,21 +269,134 @@ func isJSONNumber(b []byte) bool {
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
-// decodeObject decodes a JSON object into its raw fields (keys matched
-// exactly, as the original does).
-func decodeObject(body []byte) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, invalid("", "Invalid JSON body")
+// object is a JSON object's members as raw spans of the body, in order.
+type object []member
+
+type member struct{ key, val []byte }
+
+// get returns the raw value of key; as in a JavaScript object, the last of
+// duplicate keys wins.
+func (o object) get(key string) (json.RawMessage, bool) {
+	for i := len(o) - 1; i >= 0; i-- {
+		if string(o[i].key) == key {
+			return o[i].val, true
 		}
+	}
+	return nil, false
+}
+
+// decodeObject checks that body is valid JSON holding one object and returns
+// its members (keys matched exactly, as the original does). The values alias
+// body.
+func decodeObject(body []byte) (object, error) {
+	if !json.Valid(body) {
+		return nil, invalid("", "Invalid JSON body")
+	}
+	i := skipWS(body, 0)
+	if body[i] != '{' {
 		return nil, invalid("", "Request body must be a JSON object")
 	}
-	if fields == nil {
-		return nil, invalid("", "Request body must be a JSON object")
+	return scanObject(body[i:]), nil
+}
+
+// scanObject lists the members of the object that b starts with. b must be
+// valid JSON (json.Valid): the scan does not check syntax again. A key with
+// escapes is unescaped, so "time\u006fut" is timeout.
+func scanObject(b []byte) object {
+	o := make(object, 0, 8)
+	i := 1 // past '{'
+	for {
+		i = skipWS(b, i)
+		if b[i] == '}' {
+			return o
+		}
+		k := i
+		i = skipString(b, i)
+		key := b[k+1 : i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var s string
+			_ = json.Unmarshal(b[k:i], &s) // valid JSON string
+			key = []byte(s)
+		}
+		i = skipWS(b, i) + 1 // past ':'
+		i = skipWS(b, i)
+		v := i
+		i = skipValue(b, i)
+		o = append(o, member{key: key, val: b[v:i]})
+		i = skipWS(b, i)
+		if b[i] == ',' {
+			i++
+		}
 	}
-	return fields, nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// unquote returns the value of a raw JSON string (a copy).
+func unquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // NewID returns a random (version 4) UUID string.

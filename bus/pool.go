@@ -8,47 +8,76 @@ import "sync"
 // run, submit blocks, and further messages wait in the subscription's
 // pending buffer.
 //
-// Measured with BenchmarkAPICreate/request-parallel-1ms-handler (64
-// concurrent requesters, a handler that waits 1ms): about 1.2-2.5ms per
-// request when handled inline in the subscription's goroutine, 35-180us
-// with this pool. A goroutine per message (bounded by a semaphore) was
-// within the noise of a fixed set of workers reading a channel, and keeps no
-// idle goroutines.
+// Workers are started on demand, up to n, and then kept: a worker's stack
+// grows once to what a command needs (JSON decoding, storage writes) and
+// stays grown, where a goroutine per message paid for growing (copying) its
+// stack on every message, about a tenth of a node's CPU under a flood of
+// NATS creates.
 type pool struct {
-	sem    chan struct{}
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	n    int
+	work chan func()
+	done chan struct{}
+
+	mu      sync.Mutex
+	workers int
+	closed  bool
+	wg      sync.WaitGroup
 }
 
-func newPool(n int) *pool { return &pool{sem: make(chan struct{}, n)} }
+func newPool(n int) *pool {
+	return &pool{n: n, work: make(chan func()), done: make(chan struct{})}
+}
 
-// submit runs f in its own goroutine, waiting for a free slot first. It
-// reports false, without running f, once the pool is closed.
+// submit runs f on a worker, waiting for a free one first. It reports
+// false, without running f, once the pool is closed.
 func (p *pool) submit(f func()) bool {
-	p.sem <- struct{}{}
+	select {
+	case p.work <- f: // an idle worker took it
+		return true
+	case <-p.done:
+		return false
+	default:
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		<-p.sem
 		return false
 	}
-	p.wg.Add(1)
+	if p.workers < p.n {
+		p.workers++
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.worker(f)
+		return true
+	}
 	p.mu.Unlock()
-	go func() {
-		defer func() {
-			<-p.sem
-			p.wg.Done()
-		}()
+	select {
+	case p.work <- f:
+		return true
+	case <-p.done:
+		return false
+	}
+}
+
+func (p *pool) worker(f func()) {
+	defer p.wg.Done()
+	for {
 		f()
-	}()
-	return true
+		select {
+		case f = <-p.work:
+		case <-p.done:
+			return
+		}
+	}
 }
 
 // close refuses new work and waits for the running handlers.
 func (p *pool) close() {
 	p.mu.Lock()
-	p.closed = true
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 }

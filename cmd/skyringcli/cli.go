@@ -16,6 +16,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -117,6 +120,7 @@ const (
 	flagMemberTimeout   = "member:timeout"
 	flagShutdownTimeout = "shutdown:timeout"
 	flagMaxBody         = "http:max-body"
+	flagPprof           = "debug:pprof"
 )
 
 func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
@@ -146,6 +150,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.DurationFlag{Name: flagHeartbeat, Value: node.HeartbeatIntervalDefault, EnvVars: env(flagHeartbeat), Usage: "membership heartbeat interval"},
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.MemberTimeoutDefault, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
 			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.ShutdownTimeoutDefault, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
+			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
 			&cli.Int64Flag{Name: flagMaxBody, Value: node.MaxBodyBytesDefault, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
 		},
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
@@ -166,6 +171,11 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 	}
 	opts.Logger = logger
 
+	if addr := c.String(flagPprof); addr != "" {
+		if err := servePprof(addr, logger); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	n, err := opts.New()
@@ -345,4 +355,20 @@ func splitStorageExtras(args []string) ([]string, map[string][]string) {
 		extra = nil
 	}
 	return out, extra
+}
+
+// servePprof serves the runtime profiles for operators; it lives as long as
+// the process.
+func servePprof(addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flagPprof, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	go func() { _ = http.Serve(ln, mux) }()
+	return nil
 }

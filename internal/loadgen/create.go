@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,18 +126,36 @@ func preflight(ctx context.Context, client *http.Client, targets []string) error
 }
 
 // natsCreator sends creates over NATS on a few shared connections.
+//
+// Fire-and-forget publishes get no answer, so a publish proves nothing: in
+// publish mode the creator also counts the create events (published by the
+// node once a timer is stored) of this run's timers, and finish waits for
+// them. The creates that count are those stored, at the rate they were
+// stored; a publish the node never stored (a NATS slow consumer drops
+// messages) is a create error.
 type natsCreator struct {
 	conns   []*nats.Conn
 	subject string
 	publish bool
 	timeout time.Duration
+
+	idPrefix  string
+	events    *nats.Subscription
+	published atomic.Int64
+	stored    atomic.Int64
+	lastStore atomic.Int64 // Unix ns of the latest create event
 }
 
-func newNATSCreator(cfg Config) (*natsCreator, error) {
+// storeQuiet is how long finish waits for the next create event before it
+// counts the rest as dropped.
+const storeQuiet = 3 * time.Second
+
+func newNATSCreator(cfg Config, ids idScheme) (*natsCreator, error) {
 	n := &natsCreator{
-		subject: cfg.Prefix + ".timer.create",
-		publish: cfg.NATSMode == NATSPublish,
-		timeout: cfg.RequestTimeout,
+		subject:  cfg.Prefix + ".timer.create",
+		publish:  cfg.NATSMode == NATSPublish,
+		timeout:  cfg.RequestTimeout,
+		idPrefix: ids.prefix,
 	}
 	for range cfg.NATSConns {
 		nc, err := nats.Connect(cfg.NATSURL,
@@ -150,6 +169,28 @@ func newNATSCreator(cfg Config) (*natsCreator, error) {
 			return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
 		}
 		n.conns = append(n.conns, nc)
+	}
+	if n.publish {
+		sub, err := n.conns[0].Subscribe(cfg.Prefix+".events.create", func(m *nats.Msg) {
+			var ev struct {
+				Timer string `json:"timer"`
+			}
+			if json.Unmarshal(m.Data, &ev) == nil && strings.HasPrefix(ev.Timer, n.idPrefix) {
+				n.stored.Add(1)
+				n.lastStore.Store(time.Now().UnixNano())
+			}
+		})
+		if err == nil {
+			err = sub.SetPendingLimits(-1, -1)
+		}
+		if err == nil {
+			err = n.conns[0].Flush()
+		}
+		if err != nil {
+			n.close()
+			return nil, fmt.Errorf("subscribing to create events: %w", err)
+		}
+		n.events = sub
 	}
 	return n, nil
 }
@@ -166,6 +207,7 @@ func (n *natsCreator) create(ctx context.Context, seq int, _ string, body []byte
 		if err := nc.Publish(n.subject, body); err != nil {
 			return false, oneLine(err.Error())
 		}
+		n.published.Add(1)
 		return true, ""
 	}
 	rctx, cancel := context.WithTimeout(ctx, n.timeout)
@@ -196,7 +238,35 @@ func (n *natsCreator) finish(ctx context.Context) error {
 			return fmt.Errorf("flushing NATS publishes: %w", err)
 		}
 	}
+	if !n.publish {
+		return nil
+	}
+	// Wait until every publish was stored, or the node went quiet.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	last, since := n.stored.Load(), time.Now()
+	for n.stored.Load() < n.published.Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if s := n.stored.Load(); s != last {
+			last, since = s, time.Now()
+		} else if time.Since(since) > storeQuiet {
+			return fmt.Errorf("%d of %d published creates were never stored (dropped)", n.published.Load()-s, n.published.Load())
+		}
+	}
 	return nil
+}
+
+// storedResult reports, in publish mode, how many creates were stored and
+// when the last one was.
+func (n *natsCreator) storedResult() (stored, published int64, last time.Time, ok bool) {
+	if !n.publish {
+		return 0, 0, time.Time{}, false
+	}
+	return n.stored.Load(), n.published.Load(), time.Unix(0, n.lastStore.Load()), true
 }
 
 func (n *natsCreator) close() {

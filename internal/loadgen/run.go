@@ -218,7 +218,7 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 
 func (e *engine) newCreator(ctx context.Context) (creator, error) {
 	if e.cfg.NATSURL != "" {
-		return newNATSCreator(e.cfg)
+		return newNATSCreator(e.cfg, e.ids)
 	}
 	h, err := newHTTPCreator(e.cfg.Targets, e.cfg.Concurrency, e.cfg.RequestTimeout)
 	if err != nil {
@@ -429,6 +429,16 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 		r.Targets = []string{} // nothing but the sink was loaded
 	} else if s := r.CreatePhase.Seconds(); s > 0 {
 		r.CreatePerSec = round3(float64(r.Creates) / s)
+	}
+	if nc, ok := e.creator.(*natsCreator); ok {
+		if stored, published, last, ok := nc.storedResult(); ok {
+			// Fire-and-forget: what counts is what the nodes stored.
+			r.Creates = stored
+			r.CreateErrors += published - stored
+			if s := last.Sub(e.t0).Seconds(); stored > 0 && s > 0 {
+				r.CreatePerSec = round3(float64(stored) / s)
+			}
+		}
 	}
 	s := e.sink
 	r.Duplicates = s.dups.Load()

@@ -1,0 +1,628 @@
+package main_test
+
+// Helpers of the multi-process cluster tests (e2e_cluster_*_test.go): a
+// cluster of `skyring run` processes started from one binary, convergence
+// on GET /cluster, a round-robin load generator over the live nodes, and
+// the delivery check every cluster test ends with (each acknowledged timer
+// exactly once, never before its due time, nothing unexpected).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Fast membership for tests: a heartbeat every 100ms, a silent member
+// dropped after 1s.
+var fastMembership = []string{"--member:heartbeat", "100ms", "--member:timeout", "1s"}
+
+// ---------------------------------------------------------------------------
+// A non-race binary for the heavy tests
+
+var (
+	fastBinOnce sync.Once
+	fastBinPath string
+	fastBinErr  error
+)
+
+// heavyBin is the skyring binary the heavy cluster tests run: built without
+// -race (once, next to the race-built one) when the tests are built with
+// -race, so that tens of thousands of timers stay fast; the race-built
+// binary keeps serving the other tests. SKYRING_E2E_BIN overrides both.
+func heavyBin(t testing.TB) string {
+	t.Helper()
+	if !raceEnabled || os.Getenv("SKYRING_E2E_BIN") != "" {
+		return skyringBin
+	}
+	fastBinOnce.Do(func() {
+		start := time.Now()
+		fastBinPath = filepath.Join(filepath.Dir(skyringBin), "skyring-norace")
+		cmd := exec.Command("go", "build", "-o", fastBinPath, ".")
+		cmd.Env = os.Environ()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fastBinErr = fmt.Errorf("go build (no -race): %w\n%s", err, out)
+			return
+		}
+		t.Logf("built the non-race skyring binary in %v", time.Since(start).Round(time.Millisecond))
+	})
+	require.NoError(t, fastBinErr)
+	return fastBinPath
+}
+
+// startBin starts a new life of p from bin (the harness' start always runs
+// skyringBin) and waits until it is ready.
+func (p *proc) startBin(bin string) {
+	p.t.Helper()
+	p.mu.Lock()
+	if p.cmd != nil && !p.isExited() {
+		p.mu.Unlock()
+		p.t.Fatalf("skyring: start while still running")
+	}
+	p.life++
+	life := p.life
+	readyc := make(chan map[string]string, 1)
+	cmd := exec.Command(bin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout = &lineWriter{prefix: fmt.Sprintf("[%d out] ", life), dst: p.log}
+	cmd.Stderr = &lineWriter{prefix: fmt.Sprintf("[%d err] ", life), dst: p.log, onLine: func(line string) {
+		if attrs, ok := parseReady(line); ok {
+			select {
+			case readyc <- attrs:
+			default:
+			}
+		}
+	}}
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		p.t.Fatalf("skyring: start: %v", err)
+	}
+	exited := make(chan struct{})
+	p.cmd, p.exited, p.waitErr = cmd, exited, nil
+	p.Ready, p.URL, p.NATSURL, p.Node = nil, "", "", ""
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.waitErr = err
+		p.mu.Unlock()
+		close(exited)
+	}()
+
+	deadline := time.NewTimer(readyTimeout)
+	defer deadline.Stop()
+	select {
+	case attrs := <-readyc:
+		p.mu.Lock()
+		p.Ready = attrs
+		p.Node = attrs["node"]
+		if h := attrs["http"]; h != "" {
+			p.URL = "http://" + dialable(strings.TrimPrefix(h, "http://"))
+		}
+		p.NATSURL = attrs["nats"]
+		p.mu.Unlock()
+		if p.URL == "" || p.Node == "" {
+			p.t.Fatalf("skyring ready line without http= or node=: %v", attrs)
+		}
+	case <-exited:
+		p.t.Fatalf("skyring exited before it was ready (%v); output:\n%s", p.exitErr(), p.log.String())
+	case <-deadline.C:
+		p.Kill()
+		p.t.Fatalf("skyring not ready within %v; output:\n%s", readyTimeout, p.log.String())
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Cluster
+
+// cnode is one node of a test cluster.
+type cnode struct {
+	*proc
+	Name    string // n0, n1, … by start order; like the node id, kept across restarts
+	started time.Time
+}
+
+// cluster is a set of skyring processes started from one binary with the
+// same membership settings.
+type cluster struct {
+	t     *testing.T
+	bin   string
+	args  []string // given to every node (seeds or --nats:hosts, membership)
+	ports []int    // channel ports of the embedded-NATS nodes, by index
+	nodes []*cnode // every node ever started, by index
+}
+
+// newEmbeddedCluster prepares slots embedded-NATS nodes: each gets its own
+// free channel (route) port and every node lists all of them as seeds, so
+// any one of them can go or come without cutting the others off. Nothing is
+// started.
+func newEmbeddedCluster(t *testing.T, bin string, slots int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: bin}
+	for range slots {
+		port := freePort(t)
+		c.ports = append(c.ports, port)
+		c.args = append(c.args, "-s", "127.0.0.1:"+strconv.Itoa(port))
+	}
+	c.args = append(c.args, fastMembership...)
+	return c
+}
+
+// newExternalCluster prepares nodes that use the given NATS servers.
+func newExternalCluster(t *testing.T, bin string, natsURLs []string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: bin}
+	c.args = append([]string{"--nats:hosts", strings.Join(natsURLs, ",")}, fastMembership...)
+	return c
+}
+
+// start starts the next node (its slot's channel port on embedded NATS)
+// and waits until it is ready.
+func (c *cluster) start() *cnode {
+	c.t.Helper()
+	i := len(c.nodes)
+	args := append([]string{"--channel:host", "127.0.0.1"}, c.args...)
+	if c.ports != nil {
+		require.Less(c.t, i, len(c.ports), "no channel port slot left")
+		args = append(args, "--channel:port", strconv.Itoa(c.ports[i]))
+	}
+	n := &cnode{proc: newProc(c.t, nodeConfig{Args: args}), Name: fmt.Sprintf("n%d", i)}
+	c.nodes = append(c.nodes, n)
+	n.started = time.Now()
+	n.startBin(c.bin)
+	return n
+}
+
+// startN starts n nodes and waits until they all list each other.
+func (c *cluster) startN(n int) []*cnode {
+	c.t.Helper()
+	var out []*cnode
+	for range n {
+		out = append(out, c.start())
+	}
+	d := c.waitConverged(out, 20*time.Second)
+	c.t.Logf("%d nodes converged %v after the last one was ready", n, d.Round(time.Millisecond))
+	return out
+}
+
+// restart starts n again on its data directory with the same flags.
+func (c *cluster) restart(n *cnode) {
+	c.t.Helper()
+	n.started = time.Now()
+	n.startBin(c.bin)
+}
+
+// clusterView is the body of GET /cluster.
+type clusterView struct {
+	Node struct {
+		ID     string `json:"id"`
+		HTTP   string `json:"http"`
+		Timers int    `json:"timers"`
+		NATS   string `json:"nats"`
+	} `json:"node"`
+	Members []struct {
+		ID     string `json:"id"`
+		HTTP   string `json:"http"`
+		Timers int    `json:"timers"`
+	} `json:"members"`
+	RingVersion uint64 `json:"ring_version"`
+}
+
+func (v clusterView) memberIDs() []string {
+	ids := make([]string, 0, len(v.Members))
+	for _, m := range v.Members {
+		ids = append(ids, m.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// view reads GET /cluster.
+func (n *cnode) view() (clusterView, error) {
+	var v clusterView
+	r, err := n.try(http.MethodGet, "/cluster", nil)
+	if err != nil {
+		return v, err
+	}
+	if r.Status != http.StatusOK {
+		return v, fmt.Errorf("GET /cluster: %s", r)
+	}
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return v, fmt.Errorf("GET /cluster body %q: %w", r.Body, err)
+	}
+	return v, nil
+}
+
+// waitConverged polls GET /cluster on every node of live (every 20ms, up to
+// d) until each lists exactly the ids of live, and returns how long it took.
+func (c *cluster) waitConverged(live []*cnode, d time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	want := make([]string, 0, len(live))
+	for _, n := range live {
+		want = append(want, n.Node)
+	}
+	sort.Strings(want)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		var last string
+		ok := true
+		for _, n := range live {
+			v, err := n.view()
+			if err != nil {
+				ok, last = false, fmt.Sprintf("%s: %v", n.Name, err)
+				break
+			}
+			if got := v.memberIDs(); !slices.Equal(got, want) {
+				ok, last = false, fmt.Sprintf("%s lists %v", n.Name, got)
+				break
+			}
+		}
+		if ok {
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			c.t.Fatalf("cluster did not converge on %v within %v: %s", want, d, last)
+		}
+	}
+}
+
+// timerCounts reads each node's own timer count from GET /cluster.
+func timerCounts(t testing.TB, nodes []*cnode) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, n := range nodes {
+		v, err := n.view()
+		require.NoError(t, err, n.Name)
+		out[n.Name] = v.Node.Timers
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Load: creates through the live nodes, round-robin
+
+// createResult is what one create got.
+type createResult struct {
+	ID     string
+	Due    int64 // the at sent, Unix ms
+	Via    string
+	Status int   // 0 when the request failed
+	Err    error // transport error or a non-201 answer
+	Done   bool  // the request was made
+}
+
+// entries is the set of nodes creates go through, changed while creates
+// flow: a node is removed (and its in-flight requests drained) before it is
+// stopped.
+type entries struct {
+	mu       sync.Mutex
+	nodes    []*cnode
+	inflight map[*cnode]*sync.WaitGroup
+	next     int
+}
+
+func newEntries(nodes ...*cnode) *entries {
+	e := &entries{inflight: map[*cnode]*sync.WaitGroup{}}
+	for _, n := range nodes {
+		e.add(n)
+	}
+	return e
+}
+
+func (e *entries) add(n *cnode) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nodes = append(e.nodes, n)
+	if e.inflight[n] == nil {
+		e.inflight[n] = &sync.WaitGroup{}
+	}
+}
+
+// remove takes n out of the rotation and waits for its requests in flight.
+func (e *entries) remove(n *cnode) {
+	e.mu.Lock()
+	e.nodes = slices.DeleteFunc(e.nodes, func(x *cnode) bool { return x == n })
+	wg := e.inflight[n]
+	e.mu.Unlock()
+	if wg != nil {
+		wg.Wait()
+	}
+}
+
+// pick returns the next node round-robin and a done func to call when the
+// request is over.
+func (e *entries) pick() (*cnode, func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.nodes[e.next%len(e.nodes)]
+	e.next++
+	wg := e.inflight[n]
+	wg.Add(1)
+	return n, wg.Done
+}
+
+// load creates total timers with workers concurrent clients through ents.
+// mk gives the i-th timer's body and due time (Unix ms, the at it sends);
+// the id is tag-<i>, sent as x-timer-id so that even a timer whose create
+// failed can be recognised if it arrives.
+type load struct {
+	tag     string
+	total   int
+	results []createResult
+	created atomic.Int64 // answered (any status)
+	stop    atomic.Bool
+	started time.Time
+	elapsed time.Duration
+	done    chan struct{}
+}
+
+func runLoad(ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64)) *load {
+	l := &load{tag: tag, total: total, results: make([]createResult, total), done: make(chan struct{}), started: time.Now()}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !l.stop.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				id := fmt.Sprintf("%s-%d", tag, i)
+				b, due := mk(i)
+				n, done := ents.pick()
+				r, err := n.try(http.MethodPost, "/timer", b, "x-timer-id", id)
+				done()
+				res := createResult{ID: id, Due: due, Via: n.Name, Status: r.Status, Done: true}
+				switch {
+				case err != nil:
+					res.Err = err
+				case r.Status != http.StatusCreated:
+					res.Err = fmt.Errorf("%s", r)
+				case r.Header.Get("Location") != "/timer/"+id:
+					res.Err = fmt.Errorf("201 with Location %q, want /timer/%s", r.Header.Get("Location"), id)
+				}
+				l.results[i] = res
+				l.created.Add(1)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		l.elapsed = time.Since(l.started)
+		close(l.done)
+	}()
+	return l
+}
+
+// wait waits for the load to finish (bounded by d).
+func (l *load) wait(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(d):
+		l.stop.Store(true)
+		<-l.done
+		t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), l.total, d)
+	}
+}
+
+// waitCount waits until at least n creates were answered (or the load is
+// over).
+func (l *load) waitCount(t testing.TB, n int64, d time.Duration) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for l.created.Load() < n {
+		select {
+		case <-l.done:
+			return
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), n, d)
+		}
+	}
+}
+
+// rate is creates per second over the whole load.
+func (l *load) rate() float64 {
+	return float64(l.created.Load()) / l.elapsed.Seconds()
+}
+
+// split returns the acknowledged (201) timers and the others that were
+// attempted (id -> due), and a summary of the failures by entry node.
+func (l *load) split() (acked, failed map[string]int64, failures map[string][]string) {
+	acked, failed, failures = map[string]int64{}, map[string]int64{}, map[string][]string{}
+	for _, r := range l.results {
+		if !r.Done {
+			continue
+		}
+		if r.Err == nil {
+			acked[r.ID] = r.Due
+			continue
+		}
+		failed[r.ID] = r.Due
+		failures[r.Via] = append(failures[r.Via], fmt.Sprintf("%s: %v", r.ID, r.Err))
+	}
+	return acked, failed, failures
+}
+
+// ---------------------------------------------------------------------------
+// The delivery check
+
+// waitArrivals waits until at least n callbacks arrived at path or d
+// passes; it does not fail: the check that follows says what is missing.
+func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		got := len(s.byPath[path])
+		ch := s.notify
+		s.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// barriers creates one timer through each node, due after ms, and waits
+// for all their callbacks: timers due before them have had their chance.
+func barriers(t testing.TB, s *sink, nodes []*cnode, ms int) {
+	t.Helper()
+	var paths []string
+	for _, n := range nodes {
+		path := s.Path("barrier")
+		b := body(s, path)
+		b["timeout"] = ms
+		n.createTimer(t, b)
+		paths = append(paths, path)
+	}
+	for _, p := range paths {
+		s.waitPath(t, p, time.Duration(ms)*time.Millisecond+deliverWait)
+	}
+}
+
+// deliveryReport is what checkDeliveries measured.
+type deliveryReport struct {
+	Delivered      int
+	MaybeDelivered int // timers whose create failed but that arrived anyway (at most once)
+	P50, P99, Max  time.Duration
+}
+
+// checkDeliveries checks the arrivals at path against the timers: every id
+// in acked arrived exactly once and not before its due time; an id in maybe
+// (its create failed: it may or may not have been stored) arrived at most
+// once and not early; nothing else arrived. Every problem is reported (up
+// to a limit per kind) before the test fails.
+func checkDeliveries(t testing.TB, s *sink, path string, acked, maybe map[string]int64) deliveryReport {
+	t.Helper()
+	var rep deliveryReport
+	seen := map[string]int{}
+	var late []time.Duration
+	problems := map[string][]string{}
+	add := func(kind, msg string) {
+		if len(problems[kind]) < 10 {
+			problems[kind] = append(problems[kind], msg)
+		} else if len(problems[kind]) == 10 {
+			problems[kind] = append(problems[kind], "…")
+		}
+	}
+	counts := map[string]int{}
+	for _, a := range s.Arrivals(path) {
+		id := a.ID()
+		seen[id]++
+		due, ok := acked[id]
+		if !ok {
+			due, ok = maybe[id]
+			if ok && seen[id] == 1 {
+				rep.MaybeDelivered++
+			}
+		}
+		if !ok {
+			counts["unexpected"]++
+			add("unexpected", fmt.Sprintf("%q at %s", id, a.At.Format(time.RFC3339Nano)))
+			continue
+		}
+		if seen[id] > 1 {
+			counts["duplicate"]++
+			add("duplicate", fmt.Sprintf("%s (arrival #%d at %s)", id, seen[id], a.At.Format(time.RFC3339Nano)))
+		}
+		at := a.At.Round(0)
+		if at.UnixNano() < due*int64(time.Millisecond) {
+			counts["early"]++
+			add("early", fmt.Sprintf("%s arrived %v before its due time %s", id,
+				time.UnixMilli(due).Sub(at), time.UnixMilli(due).Format(time.RFC3339Nano)))
+		}
+		if _, ok := acked[id]; ok && seen[id] == 1 {
+			late = append(late, at.Sub(time.UnixMilli(due)))
+		}
+	}
+	missing := 0
+	for id := range acked {
+		if seen[id] == 0 {
+			missing++
+			add("missing", id)
+		}
+	}
+	counts["missing"] = missing
+	rep.Delivered = len(late)
+	if len(late) > 0 {
+		slices.Sort(late)
+		rep.P50 = late[len(late)/2]
+		rep.P99 = late[len(late)*99/100]
+		rep.Max = late[len(late)-1]
+	}
+	for kind, list := range problems {
+		t.Errorf("%d %s callbacks (of %d acknowledged timers), e.g.:\n  %s", counts[kind], kind, len(acked), strings.Join(list, "\n  "))
+	}
+	return rep
+}
+
+// missingOwners asks the live nodes (GET /timer/<id>) where the missing
+// acknowledged timers are, for the failure report.
+func missingOwners(t testing.TB, s *sink, path string, acked map[string]int64, live []*cnode) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, a := range s.Arrivals(path) {
+		seen[a.ID()] = true
+	}
+	shown := 0
+	for id, due := range acked {
+		if seen[id] || shown >= 10 {
+			continue
+		}
+		shown++
+		var where []string
+		for _, n := range live {
+			r, err := n.try(http.MethodGet, timerPath(id), nil)
+			if err != nil {
+				where = append(where, fmt.Sprintf("%s: %v", n.Name, err))
+				continue
+			}
+			where = append(where, fmt.Sprintf("%s: %d %s", n.Name, r.Status, r.Body))
+		}
+		t.Logf("missing %s (due %s): %s", id, time.UnixMilli(due).Format(time.RFC3339Nano), strings.Join(where, "; "))
+	}
+}
+
+// timerBody is a create body for the cluster tests: a POST callback to the
+// sink's path, due at the absolute time at (Unix ms), data the index.
+func timerBody(s *sink, path string, at int64, i int) map[string]any {
+	return with(body(s, path), "timeout", remove, "at", at, "data", strconv.Itoa(i))
+}
+
+// nodeNames maps the nodes' test names to their ids, for logs.
+func nodeNames(nodes []*cnode) map[string]string {
+	out := map[string]string{}
+	for _, n := range nodes {
+		out[n.Name] = n.Node
+	}
+	return out
+}
