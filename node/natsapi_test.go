@@ -685,10 +685,6 @@ func TestNATSAPICustomLimits(t *testing.T) {
 		run(t, apiReq{op: "create", body: atBody(jsonNum(t0.UnixMilli() + 60001))}, 400)
 	})
 	t.Run("body over the limit", func(t *testing.T) {
-		t.Skip("BUG: node/node.go Start builds bus.Options without MaxBodySize, so the NATS API " +
-			"keeps bus.DefaultMaxBodySize (1 MiB) whatever Options.MaxBodyBytes says: HTTP answers 413, " +
-			"NATS 201. Fix: pass MaxBodySize: int(n.opts.MaxBodyBytes) to bus.New (and a MaxPayload of " +
-			"at least that plus headroom for the embedded server).")
 		run(t, apiReq{op: "create", id: "lim-big-{side}", body: sizedBody(maxBody + 1)}, 413)
 	})
 }

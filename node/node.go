@@ -162,6 +162,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Seeds:             n.opts.Seeds,
 		HeartbeatInterval: n.opts.HeartbeatInterval,
 		MaxTimeout:        n.opts.MaxTimeout,
+		MaxBodySize:       int(n.opts.MaxBodyBytes),
+		MaxPayload:        int32(min(max(n.opts.MaxBodyBytes+64<<10, bus.DefaultMaxPayload), 1<<30)),
 		Logger:            n.opts.Logger,
 		Now:               n.clock.Now,
 	})
