@@ -33,6 +33,10 @@ func (n *Node) ownerOf(id string) string {
 	return owner
 }
 
+// Owner is the ring member that owns the timer id, as this node sees the
+// ring now.
+func (n *Node) Owner(id string) string { return n.ownerOf(id) }
+
 // leaveRing is the ring without this node, used once it leaves; rebuilt
 // when the view changes.
 type leaveRing struct {
