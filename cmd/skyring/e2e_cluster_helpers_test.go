@@ -359,13 +359,11 @@ func (e *entries) pick() (*cnode, func()) {
 	return n, wg.Done
 }
 
-// load creates total timers with workers concurrent clients through ents.
-// mk gives the i-th timer's body and due time (Unix ms, the at it sends);
-// the id is tag-<i>, sent as x-timer-id so that even a timer whose create
-// failed can be recognised if it arrives.
+// load is a run of creates (runLoad).
 type load struct {
 	tag     string
 	total   int
+	mu      sync.Mutex // guards results while the load runs
 	results []createResult
 	created atomic.Int64 // answered (any status)
 	stop    atomic.Bool
@@ -374,8 +372,17 @@ type load struct {
 	done    chan struct{}
 }
 
-func runLoad(ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64)) *load {
+// runLoad creates total timers with workers concurrent clients through ents
+// and returns at once. mk gives the i-th timer's body and due time (Unix ms,
+// the at it sends); the id is tag-<i>, sent as x-timer-id so that even a
+// timer whose create failed can be recognised if it arrives.
+func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64)) *load {
 	l := &load{tag: tag, total: total, results: make([]createResult, total), done: make(chan struct{}), started: time.Now()}
+	// A test that fails half-way stops its load before its nodes go.
+	t.Cleanup(func() {
+		l.stop.Store(true)
+		<-l.done
+	})
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -401,7 +408,9 @@ func runLoad(ents *entries, tag string, total, workers int, mk func(i int) (map[
 				case r.Header.Get("Location") != "/timer/"+id:
 					res.Err = fmt.Errorf("201 with Location %q, want /timer/%s", r.Header.Get("Location"), id)
 				}
+				l.mu.Lock()
 				l.results[i] = res
+				l.mu.Unlock()
 				l.created.Add(1)
 			}
 		}()
@@ -443,6 +452,19 @@ func (l *load) waitCount(t testing.TB, n int64, d time.Duration) {
 			t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), n, d)
 		}
 	}
+}
+
+// ackedSoFar returns the timers answered 201 so far (id -> due).
+func (l *load) ackedSoFar() map[string]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int64{}
+	for _, r := range l.results {
+		if r.Done && r.Err == nil {
+			out[r.ID] = r.Due
+		}
+	}
+	return out
 }
 
 // rate is creates per second over the whole load.
@@ -519,8 +541,9 @@ type deliveryReport struct {
 // checkDeliveries checks the arrivals at path against the timers: every id
 // in acked arrived exactly once and not before its due time; an id in maybe
 // (its create failed: it may or may not have been stored) arrived at most
-// once and not early; nothing else arrived. Every problem is reported (up
-// to a limit per kind) before the test fails.
+// once and not early; nothing else arrived, at path or elsewhere (but
+// barriers). Every problem is reported (up to a limit per kind) before the
+// test fails.
 func checkDeliveries(t testing.TB, s *sink, path string, acked, maybe map[string]int64) deliveryReport {
 	t.Helper()
 	var rep deliveryReport
@@ -562,6 +585,12 @@ func checkDeliveries(t testing.TB, s *sink, path string, acked, maybe map[string
 		}
 		if _, ok := acked[id]; ok && seen[id] == 1 {
 			late = append(late, at.Sub(time.UnixMilli(due)))
+		}
+	}
+	for _, a := range s.All() {
+		if a.Path != path && !strings.HasPrefix(a.Path, "/cb/barrier-") {
+			counts["stray"]++
+			add("stray", fmt.Sprintf("%s %s (timer %q)", a.Method, a.Path, a.ID()))
 		}
 	}
 	missing := 0

@@ -42,19 +42,20 @@ func TestClusterExternalNATS3(t *testing.T) {
 
 // runSteadyLoad starts three nodes of c, creates clusterTimers timers
 // through them round-robin, all due after the creates are over (spread over
-// 2s), checks each node's share before any is due, then checks delivery.
+// spread), checks each node's share before any is due, then checks delivery.
 func runSteadyLoad(t *testing.T, c *cluster) {
 	s := newSink(t)
 	nodes := c.startN(3)
 	t.Logf("nodes: %v", nodeNames(nodes))
 
 	const path = "/cb/steady"
+	const spread = 4000 // ms
 	// Creating must end before the first timer is due (the shares are read
 	// then): allow ~1,500 creates/s, far below what the cluster does.
 	lead := 3*time.Second + time.Duration(clusterTimers/1500)*time.Second
 	first := time.Now().Add(lead).UnixMilli()
-	l := runLoad(newEntries(nodes...), "steady", clusterTimers, clusterWorkers, func(i int) (map[string]any, int64) {
-		at := first + int64(i%2000)
+	l := runLoad(t, newEntries(nodes...), "steady", clusterTimers, clusterWorkers, func(i int) (map[string]any, int64) {
+		at := first + int64(i%spread)
 		return timerBody(s, path, at, i), at
 	})
 	l.wait(t, lead)
@@ -77,7 +78,7 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 	}
 	require.Equal(t, clusterTimers, sum, "the nodes hold every timer, once")
 
-	last := first + 2000
+	last := first + spread
 	waitArrivals(s, path, len(acked), time.Until(time.UnixMilli(last))+deliverWait)
 	barriers(t, s, nodes, 300)
 	rep := checkDeliveries(t, s, path, acked, failed)
