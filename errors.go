@@ -18,6 +18,11 @@ var (
 	ErrTimerExists = errors.New("skyring: timer already exists")
 	// ErrNoOwner: no ring member can take the timer right now. HTTP 503.
 	ErrNoOwner = errors.New("skyring: no ring member can take the timer")
+	// ErrOwnerTimeout: the node that owns the timer did not answer a relayed
+	// command in time; the command may or may not have been carried out.
+	// Retrying with the same id is safe (a create then answers 409 if the
+	// first one was stored). HTTP 504.
+	ErrOwnerTimeout = errors.New("skyring: the owner did not answer in time")
 	// ErrClosed: the node (or component) is shutting down or closed. HTTP 503.
 	ErrClosed = errors.New("skyring: closed")
 	// ErrBodyTooLarge: the request body exceeds the limit. HTTP 413.
@@ -88,6 +93,8 @@ func Status(err error) (status int, reason string) {
 		return http.StatusServiceUnavailable, "No ring member can take the timer"
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable, "Node is shutting down"
+	case errors.Is(err, ErrOwnerTimeout):
+		return http.StatusGatewayTimeout, "The owning node did not answer in time; the command may have been carried out: retry with the same id"
 	default:
 		return http.StatusInternalServerError, oneLine("Internal error: " + err.Error())
 	}
@@ -116,6 +123,8 @@ func ErrorFromStatus(status int, reason string) error {
 		return ErrClosed
 	case status == http.StatusServiceUnavailable:
 		return ErrNoOwner
+	case status == http.StatusGatewayTimeout:
+		return ErrOwnerTimeout
 	default:
 		return &StatusError{Status: status, Reason: reason}
 	}

@@ -28,6 +28,7 @@ func TestStatus(t *testing.T) {
 		{"too large", skyring.ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "Request body too large"},
 		{"no owner", skyring.ErrNoOwner, http.StatusServiceUnavailable, "No ring member can take the timer"},
 		{"closed", skyring.ErrClosed, http.StatusServiceUnavailable, "Node is shutting down"},
+		{"owner timeout", skyring.ErrOwnerTimeout, http.StatusGatewayTimeout, "The owning node did not answer in time; the command may have been carried out: retry with the same id"},
 		{"validation", ve, http.StatusBadRequest, "timeout is required"},
 		{"validation wrapped", fmt.Errorf("creating: %w", ve), http.StatusBadRequest, "timeout is required"},
 		{"validation wrapped twice", fmt.Errorf("a: %w", fmt.Errorf("b: %w", ve)), http.StatusBadRequest, "timeout is required"},
@@ -84,13 +85,14 @@ func TestErrorFromStatus(t *testing.T) {
 	require.ErrorIs(t, skyring.ErrorFromStatus(503, "Node is shutting down"), skyring.ErrClosed)
 	require.ErrorIs(t, skyring.ErrorFromStatus(503, "anything else"), skyring.ErrNoOwner)
 	require.NotErrorIs(t, skyring.ErrorFromStatus(503, "anything else"), skyring.ErrClosed)
+	require.ErrorIs(t, skyring.ErrorFromStatus(504, "anything"), skyring.ErrOwnerTimeout)
 
 	err := skyring.ErrorFromStatus(400, "timeout is required")
 	ve := requireInvalid(t, err, "", "timeout is required")
 	require.Equal(t, "timeout is required", ve.Reason)
 	require.NotErrorIs(t, err, skyring.ErrUnknownTransport)
 
-	for _, s := range []int{100, 301, 401, 403, 418, 500, 502, 504, 599} {
+	for _, s := range []int{100, 301, 401, 403, 418, 500, 502, 599} {
 		err := skyring.ErrorFromStatus(s, "why")
 		var se *skyring.StatusError
 		require.ErrorAs(t, err, &se, "status %d", s)
@@ -118,6 +120,7 @@ func TestStatusRoundTrip(t *testing.T) {
 		{skyring.ErrTimerExists, skyring.ErrTimerExists},
 		{skyring.ErrNoOwner, skyring.ErrNoOwner},
 		{skyring.ErrClosed, skyring.ErrClosed},
+		{skyring.ErrOwnerTimeout, skyring.ErrOwnerTimeout},
 		{skyring.ErrBodyTooLarge, skyring.ErrBodyTooLarge},
 		{fmt.Errorf("relay: %w", skyring.ErrTimerNotFound), skyring.ErrTimerNotFound},
 		{fmt.Errorf("relay: %w", skyring.ErrClosed), skyring.ErrClosed},

@@ -21,7 +21,7 @@ func (n *Node) ownerOf(id string) string {
 	r := n.view.Ring()
 	if lr := n.leaveRing.Load(); lr != nil {
 		if lr.version != n.view.Version() {
-			lr = &leaveRing{version: n.view.Version(), ring: ringWithout(r, n.id)}
+			lr = &leaveRing{version: n.view.Version(), ring: ringWithout(r, n.id, n.opts.VNodes)}
 			n.leaveRing.Store(lr)
 		}
 		r = lr.ring
@@ -44,9 +44,9 @@ type leaveRing struct {
 	ring    *ring.Ring
 }
 
-func ringWithout(r *ring.Ring, id string) *ring.Ring {
+func ringWithout(r *ring.Ring, id string, vnodes int) *ring.Ring {
 	members := slices.DeleteFunc(r.Members(), func(m string) bool { return m == id })
-	return ring.New(members, 0)
+	return ring.New(members, vnodes)
 }
 
 // busHandler adapts the node to bus.Handler without widening Node's API.
@@ -54,9 +54,10 @@ type busHandler struct{ *Node }
 
 func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
 	n := h.Node
-	if err := n.accepting(); err != nil {
+	if err := n.enter(); err != nil {
 		return replyErr(err)
 	}
+	defer n.exit()
 	switch cmd.Op {
 	case bus.OpCreate:
 		if cmd.Timer == nil {
@@ -318,7 +319,9 @@ func (n *Node) leave(ctx context.Context) {
 		n.log.Warn("stopping the NATS API", "err", err)
 	}
 	n.bus.Leave()
-	n.leaveRing.Store(&leaveRing{version: n.view.Version(), ring: ringWithout(n.view.Ring(), n.id)})
+	// Commands admitted before the node began closing finish first.
+	n.waitCommands(ctx)
+	n.leaveRing.Store(&leaveRing{version: n.view.Version(), ring: ringWithout(n.view.Ring(), n.id, n.opts.VNodes)})
 	others := len(n.view.Members()) - 1
 	if others <= 0 {
 		return

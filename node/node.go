@@ -58,6 +58,7 @@ type Node struct {
 
 	rebalanceC chan struct{}
 	leaveRing  atomic.Pointer[leaveRing] // set once the node leaves the ring
+	inflight   atomic.Int64              // commands admitted by enter
 	state      atomic.Int32
 	closeOnce  sync.Once
 	closeErr   error
@@ -355,9 +356,24 @@ func (n *Node) close() error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) accepting() error {
-	if n.state.Load() != stateRunning && n.state.Load() != stateStarting {
+// enter admits a command, or refuses it with ErrClosed once the node is
+// closing; every admitted command calls exit when done. leave waits for the
+// admitted ones before it hands timers off, so that none is written after
+// the hand-off looked.
+func (n *Node) enter() error {
+	n.inflight.Add(1)
+	if st := n.state.Load(); st != stateRunning && st != stateStarting {
+		n.inflight.Add(-1)
 		return skyring.ErrClosed
 	}
 	return nil
+}
+
+func (n *Node) exit() { n.inflight.Add(-1) }
+
+// waitCommands waits until no admitted command is under way, bounded by ctx.
+func (n *Node) waitCommands(ctx context.Context) {
+	for n.inflight.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond) // polling, bounded by ctx
+	}
 }

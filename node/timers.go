@@ -16,9 +16,10 @@ import (
 // Errors: skyring.ErrTimerExists, a *skyring.ValidationError (unknown
 // transport), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
 func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
-	if err := n.accepting(); err != nil {
+	if err := n.enter(); err != nil {
 		return err
 	}
+	defer n.exit()
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		}
 		if !errors.Is(err, bus.ErrNodeUnreachable) && !errors.Is(err, skyring.ErrClosed) {
 			n.log.Warn("relay failed", "op", "create", "timer_id", t.ID, "owner", owner, "err", err)
-			return skyring.ErrNoOwner
+			return relayError(err)
 		}
 		// The owner surely did not take it: keep it here; the next
 		// rebalance moves it to whoever owns it then.
@@ -110,9 +111,10 @@ func (n *Node) holds(id string) bool {
 // Update replaces a pending timer's body; its timeout counts again from
 // t.Created. Errors: skyring.ErrTimerNotFound, as Create otherwise.
 func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
-	if err := n.accepting(); err != nil {
+	if err := n.enter(); err != nil {
 		return err
 	}
+	defer n.exit()
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
@@ -146,9 +148,10 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 // Cancel removes a pending timer; its callback will not run. Errors:
 // skyring.ErrTimerNotFound (unknown, fired or cancelled).
 func (n *Node) Cancel(ctx context.Context, id string) error {
-	if err := n.accepting(); err != nil {
+	if err := n.enter(); err != nil {
 		return err
 	}
+	defer n.exit()
 	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
 		return n.relay(ctx, owner, bus.Command{Op: bus.OpCancel, ID: id, From: n.id}, nil)
 	}
@@ -172,9 +175,10 @@ func (n *Node) cancelLocal(ctx context.Context, id string) error {
 
 // Get returns a pending timer. Errors: skyring.ErrTimerNotFound.
 func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
-	if err := n.accepting(); err != nil {
+	if err := n.enter(); err != nil {
 		return skyring.Info{}, err
 	}
+	defer n.exit()
 	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
 		var info skyring.Info
 		err := n.relay(ctx, owner, bus.Command{Op: bus.OpGet, ID: id, From: n.id}, &info)
@@ -202,7 +206,7 @@ func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *s
 	rep, err := n.bus.Relay(ctx, owner, cmd)
 	if err != nil {
 		n.log.Warn("relay failed", "op", cmd.Op, "owner", owner, "err", err)
-		return skyring.ErrNoOwner
+		return relayError(err)
 	}
 	if err := skyring.ErrorFromStatus(rep.Status, rep.Reason); err != nil {
 		return err
@@ -211,6 +215,16 @@ func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *s
 		*info = *rep.Info
 	}
 	return nil
+}
+
+// relayError is what a client hears when a relay failed: 504 when the owner
+// may have carried the command out (it timed out), 503 when it surely did
+// not.
+func relayError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return skyring.ErrOwnerTimeout
+	}
+	return skyring.ErrNoOwner
 }
 
 func ms(ns int64) int64 { return ns / 1e6 }

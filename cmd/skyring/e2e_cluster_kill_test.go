@@ -92,11 +92,13 @@ func TestClusterCreateThroughSurvivorWhileKill(t *testing.T) {
 	acked, failed, failures := l.split()
 	t.Logf("creates through %s: %d answered 201, %d not, in %v (%.0f/s)", a.Name, len(acked), len(failed), l.elapsed.Round(time.Millisecond), l.rate())
 	for via, list := range failures {
-		// A create relayed to the victim as it died may time out (503):
-		// allowed, but reported.
+		// A create relayed to the victim as it died may time out: 504
+		// (the owner may have stored it), or 503 when the relay found no
+		// responder; allowed, but reported.
 		t.Logf("%d creates through %s did not get 201, e.g.:\n  %s", len(list), via, strings.Join(list[:min(5, len(list))], "\n  "))
 		for _, f := range list {
-			require.Containsf(t, f, " 503 ", "a create through a survivor failed otherwise than 503: %s", f)
+			require.Truef(t, strings.Contains(f, " 503 ") || strings.Contains(f, " 504 "),
+				"a create through a survivor failed otherwise than 503/504: %s", f)
 		}
 	}
 
