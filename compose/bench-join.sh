@@ -17,7 +17,7 @@ start=$(date +%s.%N)
 echo $! >> "$dir/pids"
 last=-1; stable=0; changed=$start
 while [ "$stable" -lt 20 ]; do
-  c=$(count); c=${c:-0}
+  c=$(count || true); c=${c:-0}
   if [ "$c" = "$last" ] && [ "$c" != 0 ]; then stable=$((stable + 1)); else stable=0; changed=$(date +%s.%N); fi
   last=$c
   sleep 0.1
