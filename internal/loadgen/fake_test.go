@@ -92,12 +92,17 @@ func (ft *fakeTarget) handleCreate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-// serveNATS answers <prefix>.timer.create on nc like Skyring's NATS API.
+// serveNATS answers <prefix>.timer.create on nc like Skyring's NATS API,
+// and like a node publishes a create event for every timer it stored.
 func (ft *fakeTarget) serveNATS(nc *nats.Conn, prefix string) {
 	sub, err := nc.Subscribe(prefix+".timer.create", func(m *nats.Msg) {
 		tm, err := skyring.ParseTimer(m.Data, skyring.ParseParams{Now: time.Now(), IDField: true})
 		if err == nil {
 			err = ft.schedule(tm)
+		}
+		if err == nil {
+			ev, _ := json.Marshal(map[string]any{"type": "create", "timer": tm.ID})
+			_ = nc.Publish(prefix+".events.create", ev)
 		}
 		if m.Reply == "" {
 			return

@@ -513,3 +513,17 @@ func TestSinkCloseIdempotent(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close())
 }
+
+// Padded data (--data-pad) still carries the id and the due instant.
+func TestPaddedData(t *testing.T) {
+	ids := newIDScheme()
+	for _, object := range []bool{false, true} {
+		b := newBodies(ids, object, 0, "http://127.0.0.1:9/cb").withPad(62)
+		data := b.appendData(nil, 7, 123456789)
+		require.Greater(t, len(data), 62)
+		id, due, ok := parseData(data)
+		require.True(t, ok, "%s", data)
+		require.Equal(t, ids.id(7), id)
+		require.Equal(t, int64(123456789), due)
+	}
+}
