@@ -61,6 +61,7 @@ func TestCLIBadInvocations(t *testing.T) {
 		{"unknown backend", []string{"--storage:backend", "nosuchdb"}, "nosuchdb"},
 		{"unknown log level", []string{"--log:level", "loud"}, "loud"},
 		{"unknown transport", []string{"-t", "carrier-pigeon"}, "carrier-pigeon"},
+		{"unknown transport lists the known", []string{"-t", "http", "-t", "carrier-pigeon"}, "known: http, nats"},
 		{"bad delivery timeout", []string{"--delivery:timeout", "soon"}, "soon"},
 		{"timer max zero", []string{"--timer:max", "0"}, "timer:max"},
 		{"stray argument", []string{"extra"}, "extra"},
