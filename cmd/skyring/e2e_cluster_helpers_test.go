@@ -62,68 +62,6 @@ func heavyBin(t testing.TB) string {
 	return fastBinPath
 }
 
-// startBin starts a new life of p from bin (the harness' start always runs
-// skyringBin) and waits until it is ready.
-func (p *proc) startBin(bin string) {
-	p.t.Helper()
-	p.mu.Lock()
-	if p.cmd != nil && !p.isExited() {
-		p.mu.Unlock()
-		p.t.Fatalf("skyring: start while still running")
-	}
-	p.life++
-	life := p.life
-	readyc := make(chan map[string]string, 1)
-	cmd := exec.Command(bin, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout = &lineWriter{prefix: fmt.Sprintf("[%d out] ", life), dst: p.log}
-	cmd.Stderr = &lineWriter{prefix: fmt.Sprintf("[%d err] ", life), dst: p.log, onLine: func(line string) {
-		if attrs, ok := parseReady(line); ok {
-			select {
-			case readyc <- attrs:
-			default:
-			}
-		}
-	}}
-	if err := cmd.Start(); err != nil {
-		p.mu.Unlock()
-		p.t.Fatalf("skyring: start: %v", err)
-	}
-	exited := make(chan struct{})
-	p.cmd, p.exited, p.waitErr = cmd, exited, nil
-	p.Ready, p.URL, p.NATSURL, p.Node = nil, "", "", ""
-	p.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.waitErr = err
-		p.mu.Unlock()
-		close(exited)
-	}()
-
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	select {
-	case attrs := <-readyc:
-		p.mu.Lock()
-		p.Ready = attrs
-		p.Node = attrs["node"]
-		if h := attrs["http"]; h != "" {
-			p.URL = "http://" + dialable(strings.TrimPrefix(h, "http://"))
-		}
-		p.NATSURL = attrs["nats"]
-		p.mu.Unlock()
-		if p.URL == "" || p.Node == "" {
-			p.t.Fatalf("skyring ready line without http= or node=: %v", attrs)
-		}
-	case <-exited:
-		p.t.Fatalf("skyring exited before it was ready (%v); output:\n%s", p.exitErr(), p.log.String())
-	case <-deadline.C:
-		p.Kill()
-		p.t.Fatalf("skyring not ready within %v; output:\n%s", readyTimeout, p.log.String())
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Cluster
 

@@ -168,8 +168,12 @@ func newProc(t testing.TB, c nodeConfig) *proc {
 	return p
 }
 
-// start starts a new life of p and waits until it is ready.
-func (p *proc) start() {
+// start starts a new life of p from the harness binary and waits until it is
+// ready.
+func (p *proc) start() { p.startBin(skyringBin) }
+
+// startBin starts a new life of p from bin and waits until it is ready.
+func (p *proc) startBin(bin string) {
 	p.t.Helper()
 	p.mu.Lock()
 	if p.cmd != nil && !p.isExited() {
@@ -179,7 +183,7 @@ func (p *proc) start() {
 	p.life++
 	life := p.life
 	readyc := make(chan map[string]string, 1)
-	cmd := exec.Command(skyringBin, p.args...)
+	cmd := exec.Command(bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout = &lineWriter{prefix: fmt.Sprintf("[%d out] ", life), dst: p.log}
 	cmd.Stderr = &lineWriter{prefix: fmt.Sprintf("[%d err] ", life), dst: p.log, onLine: func(line string) {
@@ -213,16 +217,13 @@ func (p *proc) start() {
 		p.mu.Lock()
 		p.Ready = attrs
 		p.Node = attrs["node"]
-		if p.Node == "" { // tolerated here so that one test (TestCLIReadyLine) reports it
-			p.Node = attrs["node_id"]
-		}
 		if h := attrs["http"]; h != "" {
 			p.URL = "http://" + dialable(strings.TrimPrefix(h, "http://"))
 		}
 		p.NATSURL = attrs["nats"]
 		p.mu.Unlock()
-		if p.URL == "" {
-			p.t.Fatalf("skyring ready line without http=: %v", attrs)
+		if p.URL == "" || p.Node == "" {
+			p.t.Fatalf("skyring ready line without http= or node=: %v", attrs)
 		}
 	case <-exited:
 		p.t.Fatalf("skyring exited before it was ready (%v); output:\n%s", p.exitErr(), p.log.String())
