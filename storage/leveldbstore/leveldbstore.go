@@ -120,6 +120,7 @@ func levelOptions() *opt.Options {
 		// writes slow down; compaction still starts at 4 tables.
 		WriteL0SlowdownTrigger: 24,
 		WriteL0PauseTrigger:    48,
+		CompactionL0Trigger:    12,
 	}
 }
 
