@@ -172,11 +172,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.bus = b
-	if n.opts.Transports != nil {
-		if err := n.attachNATS(); err != nil {
-			return err
-		}
-	}
 
 	n.deleter.Add(1)
 	go n.deleteLoop()

@@ -64,16 +64,12 @@ func (n *Node) buildTransports() error {
 	return nil
 }
 
-// attachNATS is a no-op kept for clarity: the nats transport reaches the bus
-// connection lazily (lazyNATS), since transports are built before the bus
-// connects.
-func (n *Node) attachNATS() error { return nil }
-
 // errNoBus: a NATS delivery before the bus connected (impossible in practice:
 // the wheel starts after the bus).
 var errNoBus = errors.New("node: NATS connection not ready")
 
-// lazyNATS hands the nats transport the bus connection once there is one.
+// lazyNATS hands the nats transport the bus connection once there is one:
+// transports are built before the bus connects.
 type lazyNATS struct{ n *Node }
 
 func (l lazyNATS) conn() (natstransport.HeaderConn, transports.NATSConn, error) {
