@@ -38,7 +38,7 @@ func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded NATS server: %w", err)
 	}
-	sl := &serverLogger{log: b.log.With("component", "nats-server"), fatal: make(chan error, 1), opts: b.opts}
+	sl := &serverLogger{log: b.opts.Logger.With("component", "nats-server", "node_id", b.opts.NodeID), fatal: make(chan error, 1), opts: b.opts}
 	debug := b.log.Enabled(context.Background(), slog.LevelDebug)
 	srv.SetLoggerV2(sl, debug, false, false)
 
