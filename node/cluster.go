@@ -208,26 +208,41 @@ func (n *Node) handOff(ctx context.Context) int {
 		id string
 		e  *wheel.Entry[string]
 	}
-	byOwner := map[string][]claimed{}
+	// Find the timers to move without holding the lock: the owner lookup (a
+	// hash per timer) is the slow part, and creates and fires go on
+	// meanwhile.
 	n.mu.Lock()
+	ids := make([]string, 0, len(n.timers))
 	for id, e := range n.timers {
-		if e == nil {
-			continue
+		if e != nil {
+			ids = append(ids, id)
 		}
-		owner := n.ownerOf(id)
-		if owner == n.id || !n.driver.Remove(e) {
-			continue
-		}
-		n.timers[id] = nil
-		byOwner[owner] = append(byOwner[owner], claimed{id: id, e: e})
 	}
 	n.mu.Unlock()
+	byOwner := map[string][]string{}
+	for _, id := range ids {
+		if owner := n.ownerOf(id); owner != n.id {
+			byOwner[owner] = append(byOwner[owner], id)
+		}
+	}
 
 	moved := 0
 	for owner, items := range byOwner {
 		for len(items) > 0 {
 			k := min(len(items), handoffBatch)
-			batch := items[:k]
+			// Claim one batch right before it travels, so that a timer is
+			// unarmed only while its own batch is on the way.
+			batch := make([]claimed, 0, k)
+			n.mu.Lock()
+			for _, id := range items[:k] {
+				e := n.timers[id]
+				if e == nil || !n.driver.Remove(e) {
+					continue // cancelled, being written, or firing meanwhile
+				}
+				n.timers[id] = nil
+				batch = append(batch, claimed{id: id, e: e})
+			}
+			n.mu.Unlock()
 			items = items[k:]
 			timers := make([]*skyring.Timer, 0, len(batch))
 			kept := batch[:0]
