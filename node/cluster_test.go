@@ -102,6 +102,19 @@ func (c *cluster) timer(t *testing.T, id string, at time.Time) *skyring.Timer {
 	return tm
 }
 
+// createRoundRobin creates n timers "<prefix>-<i>" due at due, through the
+// nodes in turn, and returns their ids.
+func (c *cluster) createRoundRobin(t *testing.T, prefix string, n int, due time.Time) []string {
+	t.Helper()
+	live := c.live()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
+		require.NoError(t, live[i%len(live)].Create(context.Background(), c.timer(t, ids[i], due)))
+	}
+	return ids
+}
+
 // waitDelivered waits until every id was delivered, then checks each exactly
 // once and never early.
 func (c *cluster) waitDelivered(t *testing.T, ids []string) {
@@ -130,12 +143,7 @@ func TestClusterRelaysToOwner(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := context.Background()
 	due := time.Now().Add(1500 * time.Millisecond)
-	var ids []string
-	for i := range 300 {
-		id := fmt.Sprintf("relay-%d", i)
-		ids = append(ids, id)
-		require.NoError(t, c.nodes[i%3].Create(ctx, c.timer(t, id, due)))
-	}
+	ids := c.createRoundRobin(t, "relay", 300, due)
 	// Every node holds a share; any node answers for any timer.
 	for _, n := range c.nodes {
 		require.Greater(t, n.Len(), 50, "node %s holds %d of 300", n.ID(), n.Len())
@@ -171,14 +179,8 @@ func TestClusterRelaysToOwner(t *testing.T) {
 func TestClusterJoinAndLeaveLoseNothing(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 2)
-	ctx := context.Background()
 	due := time.Now().Add(4 * time.Second)
-	var ids []string
-	for i := range 2000 {
-		id := fmt.Sprintf("move-%d", i)
-		ids = append(ids, id)
-		require.NoError(t, c.nodes[i%2].Create(ctx, c.timer(t, id, due)))
-	}
+	ids := c.createRoundRobin(t, "move", 2000, due)
 	// A third node joins: it receives its share by hand-off.
 	third := c.add(t)
 	c.waitConverged(t)

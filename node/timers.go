@@ -20,10 +20,12 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		return err
 	}
 	defer n.exit()
-	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
-		return err
-	}
 	if owner := n.ownerOf(t.ID); owner != n.id {
+		// Refuse an unknown transport here rather than after a hop
+		// (createLocal checks it for commands that stay).
+		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+			return err
+		}
 		rep, err := n.bus.Relay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
 		if err == nil {
 			err = skyring.ErrorFromStatus(rep.Status, rep.Reason)
@@ -115,10 +117,10 @@ func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
 		return err
 	}
 	defer n.exit()
-	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
-		return err
-	}
 	if owner := n.ownerOf(t.ID); owner != n.id && !n.holds(t.ID) {
+		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+			return err
+		}
 		return n.relay(ctx, owner, bus.Command{Op: bus.OpUpdate, Timer: t, From: n.id}, nil)
 	}
 	return n.updateLocal(ctx, t)
