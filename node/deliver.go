@@ -71,34 +71,46 @@ func (n *Node) deliver(id string) {
 	} else {
 		ev.Type, ev.Message = "success", "delivered"
 	}
-	n.deleteQ <- t.ID
-	n.bus.PublishTimerEvent(ev)
+	// The outcome event goes out once the timer is removed from storage, so
+	// a consumer that has seen success or fail knows that no crash can
+	// deliver the timer again.
+	n.deleteQ <- ev
 }
 
-// deleteLoop removes delivered timers from storage in batches: while one
-// batch is written (and fsynced), the next one gathers, so deliveries never
-// wait on the disk and a burst of deliveries costs a few writes, not one
-// each. It exits when deleteQ is closed and drained.
+// deleteLoop removes delivered timers from storage in batches, then
+// publishes their success or fail events: while one batch is written (and
+// fsynced), the next one gathers, so deliveries never wait on the disk and a
+// burst of deliveries costs a few writes, not one each. It exits when
+// deleteQ is closed and drained.
 func (n *Node) deleteLoop() {
 	defer n.deleter.Done()
 	const maxBatch = 4096
+	evs := make([]bus.TimerEvent, 0, maxBatch)
 	ids := make([]string, 0, maxBatch)
-	for id := range n.deleteQ {
-		ids = append(ids[:0], id)
+	for ev := range n.deleteQ {
+		evs = append(evs[:0], ev)
 	gather:
-		for len(ids) < maxBatch {
+		for len(evs) < maxBatch {
 			select {
-			case id, ok := <-n.deleteQ:
+			case ev, ok := <-n.deleteQ:
 				if !ok {
 					break gather
 				}
-				ids = append(ids, id)
+				evs = append(evs, ev)
 			default:
 				break gather
 			}
 		}
+		ids = ids[:0]
+		for i := range evs {
+			ids = append(ids, evs[i].Timer)
+		}
 		if err := n.store.Delete(context.Background(), ids...); err != nil && !errors.Is(err, skyring.ErrClosed) {
 			n.log.Error("removing delivered timers failed; they may fire again after a restart", "count", len(ids), "err", err)
+		}
+		for i := range evs {
+			n.bus.PublishTimerEvent(evs[i])
+			evs[i] = bus.TimerEvent{} // drop the reference to the payload
 		}
 	}
 }

@@ -48,7 +48,7 @@ type Node struct {
 	deliverCtx  context.Context // cancelled when Close gives up waiting for deliveries
 	deliverStop context.CancelFunc
 	workers     sync.WaitGroup
-	deleteQ     chan string // delivered timers to remove from storage
+	deleteQ     chan bus.TimerEvent // outcomes of delivered timers: remove from storage, then publish
 	deleter     sync.WaitGroup
 
 	// ctx is the node's lifetime: cancelled (cause skyring.ErrClosed) by Close.
@@ -80,7 +80,7 @@ func newNode(o Options) (*Node, error) {
 		clock:      o.Clock,
 		timers:     make(map[string]*wheel.Entry[string]),
 		deliverQ:   make(chan string, 4096),
-		deleteQ:    make(chan string, 8192),
+		deleteQ:    make(chan bus.TimerEvent, 8192),
 		rebalanceC: make(chan struct{}, 1),
 	}
 	n.deliverCtx, n.deliverStop = context.WithCancel(context.Background())

@@ -80,6 +80,7 @@ func TestRestartGetWithStringData(t *testing.T) {
 	t.Parallel()
 	s := newSink(t)
 	p := startNode(t)
+	ev := subscribeEvents(t, p.NATSURL, "skyring.events.success")
 
 	// Delivered while running.
 	path1 := s.Path("get-string")
@@ -91,6 +92,10 @@ func TestRestartGetWithStringData(t *testing.T) {
 	require.Equal(t, "get with a body", string(a.Body))
 	requireHeaders(t, a, id1)
 	p.requireUp(t)
+	// success is published once the delivered timer is removed from
+	// storage; a kill -9 before that point would deliver it again at restart
+	// (at least once), after it, never.
+	ev.wait(t, "skyring.events.success", id1, deliverWait)
 
 	// Pending across a kill -9.
 	path2 := s.Path("get-string-kill")
