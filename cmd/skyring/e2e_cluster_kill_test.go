@@ -76,13 +76,17 @@ func TestClusterCreateThroughSurvivorWhileKill(t *testing.T) {
 
 	const path = "/cb/survivor"
 	l := runLoad(t, newEntries(a), "survivor", 100_000, 16, func(i int) (map[string]any, int64) {
-		at := time.Now().Add(4 * time.Second).UnixMilli()
+		// Due well after the kill (2,000 creates take about 1.3 s here): a
+		// timer the victim had delivered but not yet removed when killed
+		// would come again at its restart (at least once across a crash).
+		at := time.Now().Add(6 * time.Second).UnixMilli()
 		return timerBody(s, path, at, i), at
 	})
 	l.waitCount(t, 2000, 20*time.Second)
 	victim.Kill()
 	killed := time.Now()
 	atKill := l.created.Load()
+	require.Zero(t, s.Count(path), "no timer was due before the kill")
 	c.waitConverged([]*cnode{a, b}, 10*time.Second)
 	t.Logf("kill -9 %s after %d creates: survivors list 2 members %v after the kill", victim.Name, atKill, time.Since(killed).Round(time.Millisecond))
 	l.waitCount(t, l.created.Load()+2000, 20*time.Second)
