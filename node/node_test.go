@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,4 +298,69 @@ func TestEventsOnNATS(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"create", "replace", "execute", "fail"}, types)
+}
+
+// gatedStore holds every Delete until the test releases it.
+type gatedStore struct {
+	storage.Store
+	entered chan []string
+	release chan struct{}
+}
+
+func (g *gatedStore) Delete(ctx context.Context, ids ...string) error {
+	select {
+	case g.entered <- ids:
+	default:
+	}
+	<-g.release
+	return g.Store.Delete(ctx, ids...)
+}
+
+// TestSuccessEventAfterRemoval: a timer's success event is published only
+// once its removal from storage has returned, so a client that has seen it
+// knows that no crash can deliver the timer again.
+func TestSuccessEventAfterRemoval(t *testing.T) {
+	t.Parallel()
+	g := &gatedStore{Store: memstore.New(), entered: make(chan []string, 1), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(g.release) }) }
+	b := setup(t, g)
+	t.Cleanup(release) // runs before the node's Close (cleanups run last-in first-out)
+	ctx := context.Background()
+	nc, err := nats.Connect(b.node.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	msgs := make(chan *nats.Msg, 8)
+	sub, err := nc.ChanSubscribe("skyring.events.success", msgs)
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "gone", 10*time.Millisecond, "x")))
+	b.advanceTo(t, t0.Add(time.Second))
+	b.rec.Wait(t, 1)
+	select {
+	case ids := <-g.entered:
+		require.Equal(t, []string{"gone"}, ids)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivered timer was never removed")
+	}
+	// The removal is held: no success may be published meanwhile. (A bounded
+	// window: absence cannot be awaited otherwise.)
+	select {
+	case m := <-msgs:
+		t.Fatalf("success published before the timer was removed: %s", m.Data)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	select {
+	case m := <-msgs:
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(m.Data, &ev))
+		require.Equal(t, "gone", ev["timer"])
+	case <-time.After(10 * time.Second):
+		t.Fatal("no success event after the removal")
+	}
+	_, err = g.Store.Get(ctx, "gone")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
 }
