@@ -108,9 +108,8 @@ func (n *Node) deleteLoop() {
 		if err := n.store.Delete(context.Background(), ids...); err != nil && !errors.Is(err, skyring.ErrClosed) {
 			n.log.Error("removing delivered timers failed; they may fire again after a restart", "count", len(ids), "err", err)
 		}
-		for i := range evs {
-			n.bus.PublishTimerEvent(evs[i])
-			evs[i] = bus.TimerEvent{} // drop the reference to the payload
+		for _, ev := range evs {
+			n.bus.PublishTimerEvent(ev)
 		}
 	}
 }
