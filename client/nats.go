@@ -15,12 +15,12 @@ import (
 
 // Defaults of NATSClient.
 const (
-	// PrefixDefault starts every subject of the NATS API, as the server's
+	// DefaultPrefix starts every subject of the NATS API, as the server's
 	// --nats:prefix default.
-	PrefixDefault = "skyring"
-	// TimeoutDefault bounds each request when its context has no earlier
+	DefaultPrefix = "skyring"
+	// DefaultTimeout bounds each request when its context has no earlier
 	// deadline.
-	TimeoutDefault = 5 * time.Second
+	DefaultTimeout = 5 * time.Second
 )
 
 // NATSClient talks to the NATS API of a Skyring cluster (API.md section 4)
@@ -68,7 +68,7 @@ func NewNATS(nc *nats.Conn, opts ...NATSOption) (*NATSClient, error) {
 	if nc == nil {
 		return nil, errors.New("client: nil *nats.Conn")
 	}
-	c := &NATSClient{nc: nc, prefix: PrefixDefault, timeout: TimeoutDefault}
+	c := &NATSClient{nc: nc, prefix: DefaultPrefix, timeout: DefaultTimeout}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
 			return nil, err

@@ -395,7 +395,7 @@ func setupAPI(t *testing.T, opts ...node.Option) *apiBundle {
 	t.Cleanup(nc.Close)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	prefix := node.PrefixDefault
+	prefix := node.DefaultPrefix
 	var o node.Options
 	for _, opt := range opts {
 		require.NoError(t, opt(&o))

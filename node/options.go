@@ -15,23 +15,23 @@ import (
 
 // Defaults of Options.
 const (
-	HTTPAddrDefault          = ":3000"
-	PrefixDefault            = "skyring"
-	ChannelHostDefault       = "127.0.0.1"
-	ChannelPortDefault       = 3455
-	NATSPortDefault          = 4222
-	StorageBackendDefault    = "leveldb"
-	DeliveryTimeoutDefault   = 10 * time.Second
-	DeliveryWorkersDefault   = 256
-	ShutdownTimeoutDefault   = 15 * time.Second
-	HeartbeatIntervalDefault = time.Second
-	MemberTimeoutDefault     = 5 * time.Second
-	MaxBodyBytesDefault      = 1 << 20
+	DefaultHTTPAddr          = ":3000"
+	DefaultPrefix            = "skyring"
+	DefaultChannelHost       = "127.0.0.1"
+	DefaultChannelPort       = 3455
+	DefaultNATSPort          = 4222
+	DefaultStorageBackend    = "leveldb"
+	DefaultDeliveryTimeout   = 10 * time.Second
+	DefaultDeliveryWorkers   = 256
+	DefaultShutdownTimeout   = 15 * time.Second
+	DefaultHeartbeatInterval = time.Second
+	DefaultMemberTimeout     = 5 * time.Second
+	DefaultMaxBodyBytes      = 1 << 20
 )
 
-// TransportsDefault are the transports enabled when Options.Transports is
+// DefaultTransportNames are the transports enabled when Options.Transports is
 // empty.
-var TransportsDefault = []string{"http", "nats"}
+var DefaultTransportNames = []string{"http", "nats"}
 
 // Options configure a Node: one field per command-line flag of `skyring run`.
 // The zero value of a field means its default.
@@ -115,28 +115,28 @@ type Option func(*Options) error
 
 // WithDefaults returns a copy of o with every zero field set to its default.
 func (o Options) WithDefaults() Options {
-	o.HTTPAddr = cmp.Or(o.HTTPAddr, HTTPAddrDefault)
-	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, MaxBodyBytesDefault)
+	o.HTTPAddr = cmp.Or(o.HTTPAddr, DefaultHTTPAddr)
+	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
 	o.MaxTimeout = cmp.Or(o.MaxTimeout, skyring.DefaultMaxTimeout)
-	o.Prefix = cmp.Or(o.Prefix, PrefixDefault)
-	o.ChannelHost = cmp.Or(o.ChannelHost, ChannelHostDefault)
-	o.ChannelPort = cmp.Or(o.ChannelPort, ChannelPortDefault)
+	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
+	o.ChannelHost = cmp.Or(o.ChannelHost, DefaultChannelHost)
+	o.ChannelPort = cmp.Or(o.ChannelPort, DefaultChannelPort)
 	o.NATSHost = cmp.Or(o.NATSHost, "127.0.0.1")
 	if o.NATSPort == 0 {
-		o.NATSPort = NATSPortDefault
+		o.NATSPort = DefaultNATSPort
 		if o.ChannelPort > 0 {
-			o.NATSPort += o.ChannelPort - ChannelPortDefault
+			o.NATSPort += o.ChannelPort - DefaultChannelPort
 		}
 	}
-	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, HeartbeatIntervalDefault)
-	o.MemberTimeout = cmp.Or(o.MemberTimeout, MemberTimeoutDefault)
-	o.StorageBackend = cmp.Or(o.StorageBackend, StorageBackendDefault)
+	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
+	o.MemberTimeout = cmp.Or(o.MemberTimeout, DefaultMemberTimeout)
+	o.StorageBackend = cmp.Or(o.StorageBackend, DefaultStorageBackend)
 	if len(o.Transports) == 0 {
-		o.Transports = TransportsDefault
+		o.Transports = DefaultTransportNames
 	}
-	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DeliveryTimeoutDefault)
-	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DeliveryWorkersDefault)
-	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, ShutdownTimeoutDefault)
+	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DefaultDeliveryTimeout)
+	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DefaultDeliveryWorkers)
+	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, DefaultShutdownTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

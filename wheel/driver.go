@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// MaxBatchDefault is the default [DriverOptions.MaxBatch].
-const MaxBatchDefault = 1024
+// DefaultMaxBatch is the default [DriverOptions.MaxBatch].
+const DefaultMaxBatch = 1024
 
 var (
 	// ErrClosed is returned by [Driver.Start] after [Driver.Close], and is the
@@ -27,11 +27,11 @@ var (
 type DriverOptions[T any] struct {
 	// Clock is the time source. Default: SystemClock().
 	Clock Clock
-	// Tick is the width of the wheel's finest buckets. Default: TickDefault
+	// Tick is the width of the wheel's finest buckets. Default: DefaultTick
 	// (1 ms). Due times stay exact to the nanosecond whatever the tick.
 	Tick time.Duration
 	// MaxBatch is the most values handed to one Fire call. Default:
-	// MaxBatchDefault (1024).
+	// DefaultMaxBatch (1024).
 	MaxBatch int
 	// Fire receives the expired values, in batches of at most MaxBatch. It is
 	// required. It is called from the driver's goroutine, one call at a time,
@@ -47,8 +47,8 @@ func (o DriverOptions[T]) WithDefaults() DriverOptions[T] {
 	if o.Clock == nil {
 		o.Clock = SystemClock()
 	}
-	o.Tick = cmp.Or(o.Tick, TickDefault)
-	o.MaxBatch = cmp.Or(o.MaxBatch, MaxBatchDefault)
+	o.Tick = cmp.Or(o.Tick, DefaultTick)
+	o.MaxBatch = cmp.Or(o.MaxBatch, DefaultMaxBatch)
 	return o
 }
 

@@ -378,8 +378,8 @@ func TestNewDriverValidates(t *testing.T) {
 	}
 
 	opts := wheel.DriverOptions[int]{Fire: fire}.WithDefaults()
-	require.Equal(t, wheel.TickDefault, opts.Tick)
-	require.Equal(t, wheel.MaxBatchDefault, opts.MaxBatch)
+	require.Equal(t, wheel.DefaultTick, opts.Tick)
+	require.Equal(t, wheel.DefaultMaxBatch, opts.MaxBatch)
 	require.NotNil(t, opts.Clock)
 }
 

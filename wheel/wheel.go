@@ -12,10 +12,10 @@ const (
 	slotMask = numSlots - 1
 )
 
-// TickDefault is the tick of a wheel when none is given: the width of a
+// DefaultTick is the tick of a wheel when none is given: the width of a
 // level-0 bucket. It bounds how much work the core does per call, not the
 // precision of due times, which are exact nanoseconds.
-const TickDefault = time.Millisecond
+const DefaultTick = time.Millisecond
 
 // Entry is one pending value of a [Wheel], and the handle returned by
 // [Wheel.Add] that [Wheel.Remove] takes to cancel it in O(1).
@@ -74,11 +74,11 @@ type Wheel[T any] struct {
 }
 
 // New returns an empty wheel whose time starts at start (Unix nanoseconds)
-// and whose level-0 buckets are tick wide. A tick <= 0 means [TickDefault].
+// and whose level-0 buckets are tick wide. A tick <= 0 means [DefaultTick].
 // Due times before start are accepted and expire on the next Advance.
 func New[T any](start int64, tick time.Duration) *Wheel[T] {
 	if tick <= 0 {
-		tick = TickDefault
+		tick = DefaultTick
 	}
 	w := &Wheel[T]{
 		start:      start,

@@ -44,9 +44,9 @@ const Name = "http"
 
 // Defaults of Options.
 const (
-	TimeoutDefault         = 10 * time.Second
-	MaxConnsPerHostDefault = 256
-	VersionDefault         = "dev"
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxConnsPerHost = 256
+	DefaultVersion         = "dev"
 )
 
 // Header names and content types the transport sends.
@@ -88,17 +88,17 @@ func (e *StatusError) Is(target error) bool { return target == ErrStatus }
 type Options struct {
 	// Timeout bounds each delivery, connection wait, dial and response
 	// headers included; the Execute ctx's deadline applies too, whichever
-	// is earlier. Default TimeoutDefault (10s).
+	// is earlier. Default DefaultTimeout (10s).
 	Timeout time.Duration
 	// MaxConnsPerHost bounds the connections (dialing, active and idle) to
 	// one host; deliveries beyond it wait for a free connection. Default
-	// MaxConnsPerHostDefault (256).
+	// DefaultMaxConnsPerHost (256).
 	MaxConnsPerHost int
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
 	// per host. Default MaxConnsPerHost, so a burst leaves a warm pool.
 	MaxIdleConnsPerHost int
 	// Version is the Skyring version, sent as User-Agent "skyring/<Version>".
-	// Default VersionDefault ("dev").
+	// Default DefaultVersion ("dev").
 	Version string
 	// UserAgent overrides the whole User-Agent header.
 	UserAgent string
@@ -129,16 +129,16 @@ var (
 // New returns a Transport configured by opts.
 func New(opts Options) *Transport {
 	if opts.Timeout <= 0 {
-		opts.Timeout = TimeoutDefault
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.MaxConnsPerHost <= 0 {
-		opts.MaxConnsPerHost = MaxConnsPerHostDefault
+		opts.MaxConnsPerHost = DefaultMaxConnsPerHost
 	}
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = opts.MaxConnsPerHost
 	}
 	if opts.Version == "" {
-		opts.Version = VersionDefault
+		opts.Version = DefaultVersion
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "skyring/" + opts.Version

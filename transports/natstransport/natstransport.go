@@ -41,8 +41,8 @@ import (
 // Name is the name clients put in callback.transport.
 const Name = "nats"
 
-// TimeoutDefault is the default of Options.Timeout.
-const TimeoutDefault = 10 * time.Second
+// DefaultTimeout is the default of Options.Timeout.
+const DefaultTimeout = 10 * time.Second
 
 // Callback methods.
 const (
@@ -81,7 +81,7 @@ type Options struct {
 	// does not close it.
 	Conn transports.NATSConn
 	// Timeout bounds a request's wait for its reply (the Execute ctx's
-	// deadline applies too, whichever is earlier). Default TimeoutDefault.
+	// deadline applies too, whichever is earlier). Default DefaultTimeout.
 	Timeout time.Duration
 }
 
@@ -104,7 +104,7 @@ func New(opts Options) (*Transport, error) {
 		return nil, ErrNoConn
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = TimeoutDefault
+		opts.Timeout = DefaultTimeout
 	}
 	t := &Transport{conn: opts.Conn, timeout: opts.Timeout}
 	t.hconn, _ = opts.Conn.(HeaderConn)
