@@ -12,6 +12,7 @@ import (
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/bus/bustest"
+	"github.com/skyring/skyring/ring"
 )
 
 // noopHandler answers everything at once (or after delay) and counts
@@ -40,9 +41,9 @@ func (h *noopHandler) Get(_ context.Context, id string) (skyring.Info, error) {
 func (h *noopHandler) HandleRelay(context.Context, bus.Command) bus.Reply {
 	return bus.Reply{Status: 200}
 }
-func (h *noopHandler) MemberSeen(bus.Member)   {}
-func (h *noopHandler) MemberLeft(string)       {}
-func (h *noopHandler) LocalMember() bus.Member { return bus.Member{} }
+func (h *noopHandler) MemberSeen(ring.Member) bool { return false }
+func (h *noopHandler) MemberLeft(string)           {}
+func (h *noopHandler) LocalMember() ring.Member    { return ring.Member{} }
 
 func benchBus(b *testing.B, opts bus.Options) (*bus.Bus, *noopHandler) {
 	h := &noopHandler{}

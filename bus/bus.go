@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/ring"
 )
 
 // Defaults of Options.
@@ -83,10 +84,6 @@ type Options struct {
 
 	// HeartbeatInterval is how often the node announces itself; default 1s.
 	HeartbeatInterval time.Duration
-	// MemberTimeout, if positive, makes the bus report through MemberLeft a
-	// member not heard from for that long (checked at each heartbeat). 0
-	// leaves failure detection to the Handler.
-	MemberTimeout time.Duration
 	// MaxTimeout is the largest accepted timeout in ms of the public NATS
 	// API (skyring.ParseParams.MaxTimeout); 0 means the default.
 	MaxTimeout int64
@@ -157,7 +154,7 @@ func (o Options) validate() error {
 			return errors.New("bus: empty NATS server URL")
 		}
 	}
-	if o.HeartbeatInterval < 0 || o.MemberTimeout < 0 || o.RequestTimeout < 0 ||
+	if o.HeartbeatInterval < 0 || o.RequestTimeout < 0 ||
 		o.ConnectTimeout < 0 || o.DrainTimeout < 0 {
 		return errors.New("bus: durations must not be negative")
 	}
@@ -195,23 +192,18 @@ type Handler interface {
 	// subject (Relay).
 	HandleRelay(ctx context.Context, cmd Command) Reply
 	// MemberSeen is called for every heartbeat, announce or sync answer of
-	// another node (never for this node's own).
-	MemberSeen(m Member)
-	// MemberLeft is called when another node says goodbye (or, with
-	// Options.MemberTimeout, falls silent).
+	// another node (never for this node's own). It reports whether the
+	// member is new to this node (joined, or restarted as a new
+	// incarnation): the bus then answers with a heartbeat at once. The
+	// bus keeps no liveness state of its own: the Handler decides when a
+	// member that fell silent is gone.
+	MemberSeen(m ring.Member) (isNew bool)
+	// MemberLeft is called when another node says goodbye.
 	MemberLeft(id string)
 	// LocalMember returns this node's fresh membership info; it is called
-	// before each heartbeat. ID is overwritten with Options.NodeID, and a
-	// zero Started with the time Start was called.
-	LocalMember() Member
-}
-
-// Member is one node as the membership messages describe it.
-type Member struct {
-	ID       string `json:"id"`
-	HTTPAddr string `json:"http"`
-	Timers   int    `json:"timers"`
-	Started  int64  `json:"started"` // Unix ms
+	// before each membership message. ID is overwritten with
+	// Options.NodeID, and a zero Started with the time Start was called.
+	LocalMember() ring.Member
 }
 
 const (
@@ -255,7 +247,7 @@ type Bus struct {
 	closeOnce   sync.Once
 	closeErr    error
 
-	members memberTable
+	left atomic.Bool // this node said goodbye: send no other membership message
 }
 
 // New checks opts and returns a Bus that is not started yet.
@@ -273,7 +265,6 @@ func New(opts Options) (*Bus, error) {
 	b.ctx, b.cancel = context.WithCancelCause(context.Background())
 	b.apiPool = newPool(opts.MaxConcurrent)
 	b.relayPool = newPool(opts.MaxConcurrent)
-	b.members.init()
 	return b, nil
 }
 
@@ -531,7 +522,7 @@ func (b *Bus) leave() {
 	b.leaveOnce.Do(func() {
 		close(b.hbStop)
 		<-b.hbDone
-		b.members.left.Store(true)
+		b.left.Store(true)
 		b.publishMember(kindGoodbye)
 	})
 }

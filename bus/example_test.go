@@ -10,6 +10,7 @@ import (
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/ring"
 )
 
 // echoNode is the smallest Handler: it accepts every create and knows no
@@ -25,9 +26,9 @@ func (echoNode) Get(context.Context, string) (skyring.Info, error) {
 func (echoNode) HandleRelay(_ context.Context, cmd bus.Command) bus.Reply {
 	return bus.Reply{Status: 200, Reason: "hello from " + cmd.From}
 }
-func (echoNode) MemberSeen(bus.Member)   {}
-func (echoNode) MemberLeft(string)       {}
-func (echoNode) LocalMember() bus.Member { return bus.Member{HTTPAddr: "127.0.0.1:3000"} }
+func (echoNode) MemberSeen(ring.Member) bool { return false }
+func (echoNode) MemberLeft(string)           {}
+func (echoNode) LocalMember() ring.Member    { return ring.Member{HTTPAddr: "127.0.0.1:3000"} }
 
 // A Bus with an embedded NATS server serves the public NATS API and relays
 // commands between nodes.

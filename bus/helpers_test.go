@@ -17,6 +17,7 @@ import (
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/ring"
 )
 
 func TestMain(m *testing.M) {
@@ -37,7 +38,7 @@ type fakeHandler struct {
 	handled  map[string]int // create calls per id
 	relays   []bus.Command
 	deadline []bool // whether each relay's context had a deadline
-	seen     map[string]bus.Member
+	seen     map[string]ring.Member
 
 	timersGauge atomic.Int64
 	block       chan struct{} // when set, HandleRelay waits for it to close
@@ -50,7 +51,7 @@ func newFakeHandler(id string) *fakeHandler {
 		http:    "127.0.0.1:3000",
 		timers:  make(map[string]*skyring.Timer),
 		handled: make(map[string]int),
-		seen:    make(map[string]bus.Member),
+		seen:    make(map[string]ring.Member),
 		events:  make(chan string, 4096),
 	}
 }
@@ -163,11 +164,13 @@ func (h *fakeHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Repl
 	return bus.Reply{Status: http.StatusBadRequest, Reason: "unknown op"}
 }
 
-func (h *fakeHandler) MemberSeen(m bus.Member) {
+func (h *fakeHandler) MemberSeen(m ring.Member) bool {
 	h.mu.Lock()
+	old, known := h.seen[m.ID]
 	h.seen[m.ID] = m
 	h.mu.Unlock()
 	h.signal("seen:" + m.ID)
+	return !known || m.Started > old.Started
 }
 
 func (h *fakeHandler) MemberLeft(id string) {
@@ -177,8 +180,8 @@ func (h *fakeHandler) MemberLeft(id string) {
 	h.signal("left:" + id)
 }
 
-func (h *fakeHandler) LocalMember() bus.Member {
-	return bus.Member{ID: "ignored", HTTPAddr: h.http, Timers: int(h.timersGauge.Load())}
+func (h *fakeHandler) LocalMember() ring.Member {
+	return ring.Member{ID: "ignored", HTTPAddr: h.http, Timers: int(h.timersGauge.Load())}
 }
 
 func (h *fakeHandler) timer(id string) *skyring.Timer {
@@ -193,7 +196,7 @@ func (h *fakeHandler) numTimers() int {
 	return len(h.timers)
 }
 
-func (h *fakeHandler) member(id string) (bus.Member, bool) {
+func (h *fakeHandler) member(id string) (ring.Member, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m, ok := h.seen[id]

@@ -2,11 +2,11 @@ package bus
 
 import (
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/skyring/skyring/ring"
 )
 
 // Kinds of membership message (see the package doc).
@@ -17,24 +17,14 @@ const (
 	kindGoodbye   = "goodbye"
 )
 
-// memberMsg is the JSON of the members subject: a Member plus its kind.
+// memberMsg is the JSON of the members subject: a ring.Member plus its kind.
 type memberMsg struct {
 	Kind string `json:"kind"`
-	Member
+	ring.Member
 }
-
-// memberTable serialises the membership callbacks and, with
-// Options.MemberTimeout, remembers when each member was last heard from.
-type memberTable struct {
-	mu   sync.Mutex // held while calling MemberSeen / MemberLeft
-	seen map[string]time.Time
-	left atomic.Bool // this node said goodbye: send nothing more
-}
-
-func (t *memberTable) init() { t.seen = make(map[string]time.Time) }
 
 // localMember asks the handler for this node's fresh info.
-func (b *Bus) localMember() Member {
+func (b *Bus) localMember() ring.Member {
 	m := b.h.LocalMember()
 	m.ID = b.opts.NodeID
 	if m.Started == 0 {
@@ -47,10 +37,10 @@ func (b *Bus) localMember() Member {
 // goodbye nothing more is sent.
 func (b *Bus) publishMember(kind string) {
 	nc := b.nc.Load()
-	if nc == nil || (kind != kindGoodbye && b.members.left.Load()) {
+	if nc == nil || (kind != kindGoodbye && b.left.Load()) {
 		return
 	}
-	msg := memberMsg{Kind: kind, Member: Member{ID: b.opts.NodeID}}
+	msg := memberMsg{Kind: kind, Member: ring.Member{ID: b.opts.NodeID}}
 	if kind != kindGoodbye {
 		msg.Member = b.localMember()
 	}
@@ -76,42 +66,22 @@ func (b *Bus) onMember(m *nats.Msg) {
 		return
 	}
 	answer := false
-	t := &b.members
-	t.mu.Lock()
+	// The membership callbacks run one at a time, in arrival order (a
+	// NATS subscription's handler is never called concurrently).
 	switch msg.Kind {
 	case kindAnnounce, kindSync, kindHeartbeat:
-		_, known := t.seen[msg.ID]
-		t.seen[msg.ID] = time.Now()
-		b.h.MemberSeen(msg.Member)
-		// Answer a node that asks, or that we did not know: it may not
-		// know us either (its announce or our answer may have been lost).
-		answer = msg.Kind != kindHeartbeat || !known
+		isNew := b.h.MemberSeen(msg.Member)
+		// Answer a node that asks, or that is new to us (joined or
+		// restarted): it may not know us either (its announce or our
+		// answer may have been lost).
+		answer = msg.Kind != kindHeartbeat || isNew
 	case kindGoodbye:
-		delete(t.seen, msg.ID)
 		b.h.MemberLeft(msg.ID)
 	default:
 		b.log.Debug("ignoring membership message of unknown kind", "kind", msg.Kind, "member", msg.ID)
 	}
-	t.mu.Unlock()
 	if answer {
 		b.publishMember(kindHeartbeat)
-	}
-}
-
-// expireMembers reports the members not heard from within MemberTimeout.
-func (b *Bus) expireMembers(now time.Time) {
-	if b.opts.MemberTimeout <= 0 {
-		return
-	}
-	t := &b.members
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id, seen := range t.seen {
-		if now.Sub(seen) > b.opts.MemberTimeout {
-			delete(t.seen, id)
-			b.log.Info("member timed out", "member", id, "last_seen", seen)
-			b.h.MemberLeft(id)
-		}
 	}
 }
 
@@ -144,9 +114,8 @@ func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-tick.C:
+		case <-tick.C:
 			b.publishMember(kindHeartbeat)
-			b.expireMembers(now)
 		case <-watch:
 			if n := acc.Interest(b.membersSubject); n != interest {
 				if n > interest {

@@ -59,19 +59,47 @@ func TestHeartbeat(t *testing.T) {
 	}
 }
 
-// With MemberTimeout, a member that falls silent without a goodbye is
-// reported as left.
-func TestMemberTimeout(t *testing.T) {
+// The bus keeps no liveness state: whether a member is new is the Handler's
+// answer, and a new one (joined, or restarted) gets a heartbeat at once while
+// a known one's heartbeat gets none.
+func TestMemberSeenAnswersNewMembers(t *testing.T) {
 	t.Parallel()
-	h := newFakeHandler(nodeID("mt"))
-	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: 10 * time.Millisecond, MemberTimeout: 100 * time.Millisecond}, h)
+	h := newFakeHandler(nodeID("ms"))
+	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: time.Hour}, h)
 	nc := bustest.Connect(t, b.Server())
-
-	ghost, err := json.Marshal(map[string]any{"kind": "heartbeat", "id": "ghost", "http": "x", "timers": 1, "started": 1})
+	sub, err := nc.SubscribeSync("_SKYRING.skyring.members")
 	require.NoError(t, err)
-	require.NoError(t, nc.Publish("_SKYRING.skyring.members", ghost))
-	h.waitEvent(t, "seen:ghost")
-	h.waitEvent(t, "left:ghost")
+	require.NoError(t, nc.Flush())
+
+	answers := func(started int64) int {
+		t.Helper()
+		hb, err := json.Marshal(map[string]any{"kind": "heartbeat", "id": "ghost", "http": "x", "timers": 1, "started": started})
+		require.NoError(t, err)
+		require.NoError(t, nc.Publish("_SKYRING.skyring.members", hb))
+		h.waitEvent(t, "seen:ghost")
+		// Everything the bus sent in answer is on its way once its
+		// connection and then ours are flushed.
+		require.NoError(t, b.Conn().Flush())
+		require.NoError(t, nc.Flush())
+		n := 0
+		for {
+			m, err := sub.NextMsg(50 * time.Millisecond)
+			if err != nil {
+				require.ErrorIs(t, err, nats.ErrTimeout)
+				return n
+			}
+			var msg struct{ Kind, ID string }
+			require.NoError(t, json.Unmarshal(m.Data, &msg))
+			if msg.ID == h.id && msg.Kind == "heartbeat" {
+				n++
+			}
+		}
+	}
+	require.Equal(t, 1, answers(1), "a member new to the handler gets an answer")
+	require.Equal(t, 0, answers(1), "a known member's heartbeat gets none")
+	require.Equal(t, 1, answers(2), "a restarted member gets an answer")
+	_, ok := h.member("ghost")
+	require.True(t, ok, "no member expires in the bus: it has no timeout")
 }
 
 // Leave says goodbye at once; relays keep working until Close; the

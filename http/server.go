@@ -38,6 +38,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	srv      *http.Server
+	ln       net.Listener  // set by Listen
 	done     chan struct{} // closed when the serve goroutine has exited
 	started  bool
 	closed   bool
@@ -55,17 +56,28 @@ func NewServer(svc Service, opts Options) *Server {
 	}
 }
 
-// Start listens on Options.Addr and serves in a goroutine the Server owns.
-// It returns once the listener is open, or with an error if it cannot be
-// opened (for example the port is in use). ctx bounds the start only: the
-// server runs until Close. Request contexts carry ctx's values.
+// Start listens on Options.Addr and serves in a goroutine the Server owns:
+// Listen then Serve. It returns once the listener is open, or with an error
+// if it cannot be opened (for example the port is in use). ctx bounds the
+// start only: the server runs until Close. Request contexts carry ctx's
+// values.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.Listen(ctx); err != nil {
+		return err
+	}
+	return s.Serve()
+}
+
+// Listen opens the listener on Options.Addr without serving yet: Addr is
+// known from then on, and connections wait in the listen backlog until
+// Serve. A node uses it to announce its address before it takes requests.
+func (s *Server) Listen(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
 		return fmt.Errorf("http: starting server: %w", skyring.ErrClosed)
-	case s.started:
+	case s.ln != nil:
 		return ErrAlreadyStarted
 	}
 	var lc net.ListenConfig
@@ -86,10 +98,27 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	a := ln.Addr()
 	s.addr.Store(&a)
+	s.ln = ln
+	return nil
+}
+
+// Serve starts serving on the listener Listen opened, in a goroutine the
+// Server owns.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return fmt.Errorf("http: starting server: %w", skyring.ErrClosed)
+	case s.ln == nil:
+		return errors.New("http: Serve before Listen")
+	case s.started:
+		return ErrAlreadyStarted
+	}
 	s.done = make(chan struct{})
 	s.started = true
-	s.log.Info("listening", "addr", ln.Addr().String())
-	go s.serve(s.srv, ln, s.done)
+	s.log.Info("listening", "addr", s.ln.Addr().String())
+	go s.serve(s.srv, s.ln, s.done)
 	return nil
 }
 
@@ -122,6 +151,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	if !s.started {
+		if s.ln != nil {
+			_ = s.ln.Close() // listened, never served
+		}
 		return nil
 	}
 	if err := s.srv.Shutdown(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/skyring/skyring/bus"
 
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/storage/builtin"
@@ -64,12 +65,43 @@ func (n *Node) buildTransports() error {
 	return nil
 }
 
-// errNoBus: a NATS delivery before the bus connected (impossible in practice:
-// the wheel starts after the bus).
+// busOptions are the bus options of the node's options.
+func (n *Node) busOptions() bus.Options {
+	return bus.Options{
+		NodeID:            n.id,
+		Prefix:            n.opts.Prefix,
+		Servers:           n.opts.NATSHosts,
+		NATSHost:          n.opts.NATSHost,
+		NATSPort:          natsPort(n.opts.NATSPort),
+		ClusterHost:       n.opts.ChannelHost,
+		ClusterPort:       max(n.opts.ChannelPort, 0),
+		Seeds:             n.opts.Seeds,
+		HeartbeatInterval: n.opts.HeartbeatInterval,
+		MaxTimeout:        n.opts.MaxTimeout,
+		MaxBodySize:       int(n.opts.MaxBodyBytes),
+		MaxPayload:        int32(min(max(n.opts.MaxBodyBytes+64<<10, bus.DefaultMaxPayload), 1<<30)),
+		Logger:            n.opts.Logger,
+		Now:               n.clock.Now,
+	}
+}
+
+// natsPort maps the node's "-1: a free port" to the bus's 0.
+func natsPort(p int) int {
+	if p < 0 {
+		return 0 // bus: 0 picks a free port
+	}
+	return p
+}
+
+// errNoBus: a NATS delivery before the bus connected. Start runs delivery
+// and the wheel only once the bus is connected, so only a custom use of the
+// transport before Start can meet it.
 var errNoBus = errors.New("node: NATS connection not ready")
 
-// lazyNATS hands the nats transport the bus connection once there is one:
-// transports are built before the bus connects.
+// lazyNATS hands the nats transport the bus connection once there is one.
+// Transports are built before the bus connects, so that a bad transport
+// configuration fails the start early and a relayed create arriving as soon
+// as the bus runs can check its transport.
 type lazyNATS struct{ n *Node }
 
 func (l lazyNATS) conn() (natstransport.HeaderConn, transports.NATSConn, error) {

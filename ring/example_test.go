@@ -49,10 +49,13 @@ func ExampleView() {
 	v := ring.NewView(ring.Member{ID: "node-a", HTTPAddr: "127.0.0.1:3000"}, 0)
 
 	// Heartbeats arrive from peers; the time is passed in.
-	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001"}, start))
-	fmt.Println(v.Seen(ring.Member{ID: "node-c", HTTPAddr: "127.0.0.1:3002"}, start))
-	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001", Timers: 7}, start.Add(2*time.Second)))
+	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001", Started: 100}, start))
+	fmt.Println(v.Seen(ring.Member{ID: "node-c", HTTPAddr: "127.0.0.1:3002", Started: 100}, start))
+	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001", Started: 100, Timers: 7}, start.Add(time.Second)))
 	fmt.Println(v.Ring().Members(), "version", v.Version())
+
+	// node-b restarts before anyone dropped it: a new incarnation.
+	fmt.Println(v.Seen(ring.Member{ID: "node-b", HTTPAddr: "127.0.0.1:3001", Started: 200}, start.Add(2*time.Second)))
 
 	// node-c stops sending heartbeats and is dropped; node-b says goodbye.
 	fmt.Println(v.Expire(start.Add(4*time.Second), 3*time.Second))
@@ -64,12 +67,13 @@ func ExampleView() {
 	}
 	fmt.Println("version", v.Version())
 	// Output:
-	// true
-	// true
-	// false
+	// joined
+	// joined
+	// unchanged
 	// [node-a node-b node-c] version 3
+	// restarted
 	// [node-c]
 	// true
 	// node-a 127.0.0.1:3000 2
-	// version 5
+	// version 6
 }

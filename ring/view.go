@@ -9,12 +9,19 @@ import (
 	"time"
 )
 
-// Member is one node as seen in the membership view.
+// Member is one node of the cluster: what its membership messages say of it
+// (package bus sends it as this JSON), what the view keeps, and what
+// GET /cluster shows. It is the only member type of Skyring.
 type Member struct {
-	ID       string
-	HTTPAddr string            // e.g. "127.0.0.1:3000"
-	Timers   int               // timers it owns, as last reported
-	Meta     map[string]string // optional extra (may be nil)
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http"`   // e.g. "127.0.0.1:3000"
+	Timers   int    `json:"timers"` // timers it holds, as last reported
+	// Started is when this incarnation of the node started (Unix ms). A
+	// member heard from with a later Started has restarted (see
+	// [View.Seen]); 0 means unknown.
+	Started int64             `json:"started,omitempty"`
+	NATS    string            `json:"nats,omitempty"` // its NATS client URL, if it tells
+	Meta    map[string]string `json:"meta,omitempty"` // optional extra (may be nil)
 }
 
 func (m Member) clone() Member {
@@ -60,29 +67,71 @@ func NewView(self Member, vnodes int) *View {
 	return v
 }
 
-// Seen records that m was heard from at now: it adds m if it is not a member
-// (joined is true) or refreshes its entry and last-seen time. The last-seen
-// time never goes backwards, so a delayed message cannot bring expiry
-// forward. Seen ignores a member with an empty ID or self's ID (use
+// Change is what [View.Seen] made of a membership message.
+type Change int
+
+const (
+	// Unchanged: a known member refreshed its entry and last-seen time, or
+	// the message was ignored.
+	Unchanged Change = iota
+	// Joined: the member was not in the view and now is.
+	Joined
+	// Restarted: a known member came back as a new incarnation (a later
+	// Started) without having been dropped: it restarted within the member
+	// timeout. Whatever it held in memory is gone, and what others kept for
+	// it while it was down must reach it: treat it like a join.
+	Restarted
+)
+
+func (c Change) String() string {
+	switch c {
+	case Joined:
+		return "joined"
+	case Restarted:
+		return "restarted"
+	default:
+		return "unchanged"
+	}
+}
+
+// Seen records that m was heard from at now, and reports what changed: a new
+// member Joined; a known one with a later Started Restarted (the version
+// grows, the member set does not change); anything else refreshes the entry
+// and its last-seen time (Unchanged). The last-seen time never goes
+// backwards, so a delayed message cannot bring expiry forward, and a message
+// from an older incarnation than the one known (a smaller non-zero Started)
+// is ignored. Seen ignores a member with an empty ID or self's ID (use
 // SetSelf for self).
-func (v *View) Seen(m Member, now time.Time) (joined bool) {
+func (v *View) Seen(m Member, now time.Time) Change {
 	if m.ID == "" {
-		return false
+		return Unchanged
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if m.ID == v.self.ID {
-		return false
+		return Unchanged
 	}
 	p, ok := v.peers[m.ID]
-	if ok && p.seen.After(now) {
+	if !ok {
+		v.peers[m.ID] = peer{m: m.clone(), seen: now}
+		v.publishLocked()
+		return Joined
+	}
+	switch {
+	case m.Started == 0:
+		m.Started = p.m.Started // a sender that does not say keeps what is known
+	case m.Started < p.m.Started:
+		return Unchanged // a late message of the incarnation before
+	}
+	if p.seen.After(now) {
 		now = p.seen
 	}
 	v.peers[m.ID] = peer{m: m.clone(), seen: now}
-	if !ok {
+	if m.Started > p.m.Started && p.m.Started != 0 {
 		v.publishLocked()
+		return Restarted
 	}
-	return !ok
+	return Unchanged
 }
 
 // Leave removes id after a graceful goodbye. It reports whether id was a
@@ -136,7 +185,7 @@ func (v *View) publishLocked() {
 func (v *View) Ring() *Ring { return v.state.Load().ring }
 
 // Version returns a counter that starts at 1 and grows by one with every
-// change of the member set. It is local to this view: versions of different
+// change of the member set and every restart of a member. It is local to this view: versions of different
 // nodes are not comparable (compare Ring().Checksum() instead).
 func (v *View) Version() uint64 { return v.state.Load().version }
 

@@ -42,16 +42,53 @@ func TestNewView(t *testing.T) {
 	require.False(t, ok, "self has no last-seen time")
 }
 
+// TestViewSeenIncarnations: a member whose Started grows restarted (the
+// version grows, the ring does not change); a message of an older
+// incarnation is ignored; an unknown Started (0) is a plain refresh.
+func TestViewSeenIncarnations(t *testing.T) {
+	tests := []struct {
+		name        string
+		first, next int64 // Started of the first and the next message
+		want        ring.Change
+		wantVersion uint64
+		wantStarted int64
+	}{
+		{"same incarnation", 100, 100, ring.Unchanged, 2, 100},
+		{"restart", 100, 200, ring.Restarted, 3, 200},
+		{"late message of the previous incarnation", 200, 100, ring.Unchanged, 2, 200},
+		{"sender that does not say", 100, 0, ring.Unchanged, 2, 100},
+		{"first incarnation unknown", 0, 100, ring.Unchanged, 2, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := ring.NewView(ring.Member{ID: "self"}, 8)
+			require.Equal(t, ring.Joined, v.Seen(ring.Member{ID: "p", Started: tt.first}, t0))
+			require.Equal(t, tt.want, v.Seen(ring.Member{ID: "p", Started: tt.next, Timers: 3}, t0.Add(time.Second)))
+			require.Equal(t, tt.wantVersion, v.Version())
+			require.Equal(t, []string{"p", "self"}, v.Ring().Members())
+			m, ok := v.Get("p")
+			require.True(t, ok)
+			require.Equal(t, tt.wantStarted, m.Started)
+			seen, _ := v.LastSeen("p")
+			if tt.want == ring.Unchanged && tt.next != 0 && tt.next < tt.first {
+				require.Equal(t, t0, seen, "an old incarnation's message does not keep the member alive")
+			} else {
+				require.Equal(t, t0.Add(time.Second), seen)
+			}
+		})
+	}
+}
+
 func TestViewSeen(t *testing.T) {
 	v := ring.NewView(ring.Member{ID: "self"}, 8)
 
-	require.True(t, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1"}, t0))
+	require.Equal(t, ring.Joined, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1"}, t0))
 	require.Equal(t, uint64(2), v.Version())
 	require.Equal(t, []string{"p1", "self"}, v.Ring().Members())
 
 	// A refresh updates the entry but is not a change of the ring.
 	r := v.Ring()
-	require.False(t, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1b", Timers: 9}, t0.Add(time.Second)))
+	require.Equal(t, ring.Unchanged, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1b", Timers: 9}, t0.Add(time.Second)))
 	require.Equal(t, uint64(2), v.Version())
 	require.Same(t, r, v.Ring())
 	m, ok := v.Get("p1")
@@ -62,18 +99,18 @@ func TestViewSeen(t *testing.T) {
 	require.Equal(t, t0.Add(time.Second), seen)
 
 	// A delayed message does not move last-seen backwards.
-	require.False(t, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1b", Timers: 8}, t0))
+	require.Equal(t, ring.Unchanged, v.Seen(ring.Member{ID: "p1", HTTPAddr: "h1b", Timers: 8}, t0))
 	seen, _ = v.LastSeen("p1")
 	require.Equal(t, t0.Add(time.Second), seen)
 
-	require.True(t, v.Seen(ring.Member{ID: "a0"}, t0))
+	require.Equal(t, ring.Joined, v.Seen(ring.Member{ID: "a0"}, t0))
 	require.Equal(t, uint64(3), v.Version())
 	require.Equal(t, []string{"a0", "p1", "self"}, ids(v.Members()))
 	require.Equal(t, []string{"a0", "p1", "self"}, v.Ring().Members())
 
 	// Self and empty ids are ignored.
-	require.False(t, v.Seen(ring.Member{ID: "self", HTTPAddr: "elsewhere", Timers: 100}, t0))
-	require.False(t, v.Seen(ring.Member{ID: ""}, t0))
+	require.Equal(t, ring.Unchanged, v.Seen(ring.Member{ID: "self", HTTPAddr: "elsewhere", Timers: 100}, t0))
+	require.Equal(t, ring.Unchanged, v.Seen(ring.Member{ID: ""}, t0))
 	require.Equal(t, uint64(3), v.Version())
 	require.Equal(t, ring.Member{ID: "self"}, v.Self())
 	require.Len(t, v.Members(), 3)
@@ -98,7 +135,7 @@ func TestViewLeave(t *testing.T) {
 	require.False(t, v.Leave("p1"), "already gone")
 
 	// A member that left may join again.
-	require.True(t, v.Seen(ring.Member{ID: "p1"}, t0))
+	require.Equal(t, ring.Joined, v.Seen(ring.Member{ID: "p1"}, t0))
 	require.Equal(t, uint64(5), v.Version())
 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
-	"github.com/skyring/skyring/wheel"
 )
 
 // Create stores and arms a new timer, on this node or, if another ring
@@ -16,11 +14,11 @@ import (
 // Errors: skyring.ErrTimerExists, a *skyring.ValidationError (unknown
 // transport), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
 func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
-	if err := n.enter(); err != nil {
+	if err := n.gate.enter(); err != nil {
 		return err
 	}
-	defer n.exit()
-	if owner := n.ownerOf(t.ID); owner != n.id {
+	defer n.gate.exit()
+	if owner := n.members.owner(t.ID); owner != n.id {
 		// Refuse an unknown transport here rather than after a hop
 		// (createLocal checks it for commands that stay).
 		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
@@ -28,7 +26,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		}
 		rep, err := n.bus.Relay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
 		if err == nil {
-			err = skyring.ErrorFromStatus(rep.Status, rep.Reason)
+			err = rep.Err()
 			if !errors.Is(err, skyring.ErrClosed) {
 				return err
 			}
@@ -40,7 +38,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		// The owner surely did not take it: keep it here; the next
 		// rebalance moves it to whoever owns it then.
 		n.log.Debug("owner unreachable, keeping timer", "timer_id", t.ID, "owner", owner)
-		n.requestRebalance()
+		n.rebalance.request()
 	}
 	return n.createLocal(ctx, t)
 }
@@ -49,75 +47,30 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	if _, ok := n.timers[t.ID]; ok {
-		n.mu.Unlock()
-		return skyring.ErrTimerExists
+	if err := n.index.reserve(t.ID); err != nil {
+		return err
 	}
-	n.timers[t.ID] = nil // reserved while it is written
-	n.mu.Unlock()
-
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
-		n.mu.Lock()
-		delete(n.timers, t.ID)
-		n.mu.Unlock()
+		n.index.release(t.ID)
 		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
 	}
-	n.arm(t.ID, t.Due)
+	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
-		Type: "create", Timer: t.ID, Node: n.id,
+		Type: evCreate, Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
 	})
 	return nil
 }
 
-// arm puts a stored timer in the index and the wheel. Memory holds only the
-// id (once: the index key and the wheel value share it) and the due time;
-// the rest of the timer stays in storage until it fires. The id is copied so
-// that it never pins a larger buffer it was decoded from.
-func (n *Node) arm(id string, due int64) {
-	id = strings.Clone(id)
-	n.mu.Lock()
-	n.timers[id] = n.driver.Add(due, id)
-	n.mu.Unlock()
-}
-
-// claim takes a pending timer out of the wheel, leaving a reservation in the
-// index. It fails with ErrTimerNotFound if the timer is unknown, being
-// written, or already fired (its callback has started or is about to).
-func (n *Node) claim(id string) (*wheel.Entry[string], error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	e := n.timers[id]
-	if e == nil || !n.driver.Remove(e) {
-		return nil, skyring.ErrTimerNotFound
-	}
-	n.timers[id] = nil
-	return e, nil
-}
-
-func (n *Node) release(id string) {
-	n.mu.Lock()
-	delete(n.timers, id)
-	n.mu.Unlock()
-}
-
-func (n *Node) holds(id string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	_, ok := n.timers[id]
-	return ok
-}
-
 // Update replaces a pending timer's body; its timeout counts again from
 // t.Created. Errors: skyring.ErrTimerNotFound, as Create otherwise.
 func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
-	if err := n.enter(); err != nil {
+	if err := n.gate.enter(); err != nil {
 		return err
 	}
-	defer n.exit()
-	if owner := n.ownerOf(t.ID); owner != n.id && !n.holds(t.ID) {
+	defer n.gate.exit()
+	if owner := n.members.owner(t.ID); owner != n.id && !n.index.holds(t.ID) {
 		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 			return err
 		}
@@ -130,18 +83,18 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
-	old, err := n.claim(t.ID)
+	old, err := n.index.claim(t.ID)
 	if err != nil {
 		return err
 	}
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
-		n.arm(t.ID, old.Due()) // keep the old one
+		n.index.arm(t.ID, old.Due()) // keep the old one
 		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
 	}
-	n.arm(t.ID, t.Due)
+	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
-		Type: "replace", Timer: t.ID, Node: n.id,
+		Type: evReplace, Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
 	})
 	return nil
@@ -150,38 +103,38 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 // Cancel removes a pending timer; its callback will not run. Errors:
 // skyring.ErrTimerNotFound (unknown, fired or cancelled).
 func (n *Node) Cancel(ctx context.Context, id string) error {
-	if err := n.enter(); err != nil {
+	if err := n.gate.enter(); err != nil {
 		return err
 	}
-	defer n.exit()
-	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
+	defer n.gate.exit()
+	if owner := n.members.owner(id); owner != n.id && !n.index.holds(id) {
 		return n.relay(ctx, owner, bus.Command{Op: bus.OpCancel, ID: id, From: n.id}, nil)
 	}
 	return n.cancelLocal(ctx, id)
 }
 
 func (n *Node) cancelLocal(ctx context.Context, id string) error {
-	old, err := n.claim(id)
+	old, err := n.index.claim(id)
 	if err != nil {
 		return err
 	}
 	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
-		n.arm(id, old.Due())
+		n.index.arm(id, old.Due())
 		n.log.Error("deleting timer failed", "timer_id", id, "err", err)
 		return fmt.Errorf("node: deleting timer %s: %w", id, err)
 	}
-	n.release(id)
-	n.bus.PublishTimerEvent(bus.TimerEvent{Type: "cancel", Timer: id, Node: n.id})
+	n.index.release(id)
+	n.bus.PublishTimerEvent(bus.TimerEvent{Type: evCancel, Timer: id, Node: n.id})
 	return nil
 }
 
 // Get returns a pending timer. Errors: skyring.ErrTimerNotFound.
 func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
-	if err := n.enter(); err != nil {
+	if err := n.gate.enter(); err != nil {
 		return skyring.Info{}, err
 	}
-	defer n.exit()
-	if owner := n.ownerOf(id); owner != n.id && !n.holds(id) {
+	defer n.gate.exit()
+	if owner := n.members.owner(id); owner != n.id && !n.index.holds(id) {
 		var info skyring.Info
 		err := n.relay(ctx, owner, bus.Command{Op: bus.OpGet, ID: id, From: n.id}, &info)
 		return info, err
@@ -190,10 +143,7 @@ func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
 }
 
 func (n *Node) getLocal(id string) (skyring.Info, error) {
-	n.mu.Lock()
-	e := n.timers[id]
-	n.mu.Unlock()
-	if e == nil {
+	if !n.index.armed(id) {
 		return skyring.Info{}, skyring.ErrTimerNotFound
 	}
 	t, err := n.store.Get(context.Background(), id)
@@ -210,7 +160,7 @@ func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *s
 		n.log.Warn("relay failed", "op", cmd.Op, "owner", owner, "err", err)
 		return relayError(err)
 	}
-	if err := skyring.ErrorFromStatus(rep.Status, rep.Reason); err != nil {
+	if err := rep.Err(); err != nil {
 		return err
 	}
 	if info != nil && rep.Info != nil {

@@ -1,0 +1,68 @@
+package node
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/ring"
+)
+
+// busHandler is what the bus calls into (bus.Handler): the public NATS API
+// (Node's own Create, Update, Cancel and Get), the relays other nodes send
+// this node, and the membership messages. It keeps Node's API narrow.
+type busHandler struct{ *Node }
+
+// HandleRelay carries out a command another node relayed to this one.
+func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
+	n := h.Node
+	if err := n.gate.enter(); err != nil {
+		return bus.ReplyFromError(err)
+	}
+	defer n.gate.exit()
+	switch cmd.Op {
+	case bus.OpCreate:
+		if cmd.Timer == nil {
+			return bus.Reply{Status: http.StatusBadRequest, Reason: "missing timer"}
+		}
+		return withStatus(bus.ReplyFromError(n.createLocal(ctx, cmd.Timer)), http.StatusCreated)
+	case bus.OpUpdate:
+		if cmd.Timer == nil {
+			return bus.Reply{Status: http.StatusBadRequest, Reason: "missing timer"}
+		}
+		return bus.ReplyFromError(n.updateLocal(ctx, cmd.Timer))
+	case bus.OpCancel:
+		return withStatus(bus.ReplyFromError(n.cancelLocal(ctx, cmd.ID)), http.StatusAccepted)
+	case bus.OpGet:
+		info, err := n.getLocal(cmd.ID)
+		if err != nil {
+			return bus.ReplyFromError(err)
+		}
+		return bus.Reply{Status: http.StatusOK, Info: &info}
+	case bus.OpHandoff:
+		return bus.ReplyFromError(n.rebalance.take(ctx, cmd.From, cmd.Timers))
+	default:
+		return bus.Reply{Status: http.StatusBadRequest, Reason: "unknown command"}
+	}
+}
+
+// withStatus replaces the 200 of a successful reply with status.
+func withStatus(r bus.Reply, status int) bus.Reply {
+	if r.Status == http.StatusOK {
+		r.Status = status
+	}
+	return r
+}
+
+// MemberSeen passes another member's heartbeat to membership.
+func (h busHandler) MemberSeen(m ring.Member) bool { return h.members.seen(m) }
+
+// MemberLeft passes another member's goodbye to membership.
+func (h busHandler) MemberLeft(id string) { h.members.left(id) }
+
+// LocalMember is this node's entry for its next membership message.
+func (h busHandler) LocalMember() ring.Member {
+	m := h.localMember()
+	h.members.view.SetSelf(m)
+	return m
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/transports"
+	"github.com/skyring/skyring/wheel"
+)
+
+// Queue sizes of delivery.
+const (
+	deliverQueueSize = 4096 // fired timers waiting for a worker
+	removeQueueSize  = 8192 // delivered timers waiting for their removal
+	maxRemoveBatch   = 4096 // most timers removed in one storage write
+)
+
+// eventPublisher is the part of the bus delivery needs.
+type eventPublisher interface {
+	PublishTimerEvent(bus.TimerEvent)
+}
+
+// delivery runs the callbacks of the timers the wheel hands out: a pool of
+// workers, then a remover that deletes delivered timers from storage in
+// batches and only then publishes their outcome events.
+type delivery struct {
+	node       string
+	log        *slog.Logger
+	clock      wheel.Clock
+	store      storage.Store
+	transports *transports.Registry
+	events     eventPublisher
+	timeout    time.Duration
+
+	queue   chan string
+	workers sync.WaitGroup
+	// abandon is cancelled when stop gives up waiting for the deliveries
+	// under way: their callbacks are cancelled and they stay stored.
+	abandon     context.Context
+	abandonStop context.CancelFunc
+	closing     <-chan struct{} // the node is closing: enqueue stops blocking
+
+	removals chan bus.TimerEvent // outcomes: remove from storage, then publish
+	remover  sync.WaitGroup
+}
+
+func newDelivery(n *Node) *delivery {
+	d := &delivery{
+		node:       n.id,
+		log:        n.log,
+		clock:      n.clock,
+		store:      n.store,
+		transports: n.transports,
+		events:     n.bus,
+		timeout:    n.opts.DeliveryTimeout,
+		queue:      make(chan string, deliverQueueSize),
+		removals:   make(chan bus.TimerEvent, removeQueueSize),
+	}
+	d.abandon, d.abandonStop = context.WithCancel(context.Background())
+	return d
+}
+
+// start runs workers delivery workers and the remover; enqueue stops
+// blocking once closing is done.
+func (d *delivery) start(closing <-chan struct{}, workers int) {
+	d.closing = closing
+	d.remover.Add(1)
+	go d.removeLoop()
+	for range workers {
+		d.workers.Add(1)
+		go d.work()
+	}
+}
+
+// stop lets the queued and running deliveries finish, bounded by ctx; past
+// it, they are abandoned (cancelled, kept in storage: they fire again at
+// restart). Then the remover writes what is left and exits. The wheel must
+// be stopped first: nothing may be enqueued any more.
+func (d *delivery) stop(ctx context.Context) {
+	close(d.queue)
+	done := make(chan struct{})
+	go func() { d.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.log.Warn("shutdown timeout: abandoning deliveries under way; they stay stored and fire on restart")
+		d.abandonStop()
+		<-done
+	}
+	d.abandonStop()
+	close(d.removals)
+	d.remover.Wait()
+}
+
+// enqueue queues fired timers for the workers. It blocks while the queue is
+// full, which slows the wheel, not the clock: a timer is never handed out
+// early, only later under overload. Once the node is closing it drops the
+// rest: they stay in storage and fire on restart.
+func (d *delivery) enqueue(ids []string) {
+	for _, id := range ids {
+		select {
+		case d.queue <- id:
+		case <-d.closing:
+			return
+		}
+	}
+}
+
+func (d *delivery) work() {
+	defer d.workers.Done()
+	for id := range d.queue {
+		if d.abandon.Err() != nil {
+			continue // abandoned at shutdown; it stays stored
+		}
+		d.deliver(id)
+	}
+}
+
+// deliver runs one fired timer's callback and queues its removal. If the
+// node gives up on it at shutdown, it stays stored and fires again on
+// restart: a delivery may repeat after a crash, it is never lost.
+func (d *delivery) deliver(id string) {
+	t, err := d.store.Get(context.Background(), id)
+	if err != nil {
+		// Not delivered and not removed: a storage that cannot be read now
+		// may be readable at restart.
+		d.log.Error("reading a fired timer failed; it stays stored", "timer_id", id, "err", err)
+		return
+	}
+	executed := d.clock.Now().UnixNano()
+	d.events.PublishTimerEvent(bus.TimerEvent{
+		Type: evExecute, Timer: t.ID, Node: d.node,
+		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
+	})
+	tr, err := d.transports.Lookup(t.Callback.Transport)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(d.abandon, d.timeout)
+		err = tr.Execute(ctx, t)
+		cancel()
+		if err != nil && d.abandon.Err() != nil {
+			return // abandoned at shutdown; it stays stored
+		}
+	}
+	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
+	if err != nil {
+		ev.Type, ev.Error, ev.Message = evFail, err.Error(), "delivery failed"
+		d.log.Debug("delivery failed", "timer_id", t.ID, "err", err)
+	} else {
+		ev.Type, ev.Message = evSuccess, "delivered"
+	}
+	// The outcome event goes out once the timer is removed from storage, so
+	// a consumer that has seen success or fail knows that no crash can
+	// deliver the timer again.
+	d.removals <- ev
+}
+
+// removeLoop removes delivered timers from storage in batches, then
+// publishes their outcome events: while one batch is written (and fsynced),
+// the next one gathers, so deliveries never wait on the disk and a burst of
+// deliveries costs a few writes, not one each. It exits when removals is
+// closed and drained.
+func (d *delivery) removeLoop() {
+	defer d.remover.Done()
+	evs := make([]bus.TimerEvent, 0, maxRemoveBatch)
+	ids := make([]string, 0, maxRemoveBatch)
+	for ev := range d.removals {
+		evs = gather(d.removals, append(evs[:0], ev), maxRemoveBatch)
+		ids = ids[:0]
+		for i := range evs {
+			ids = append(ids, evs[i].Timer)
+		}
+		if err := d.store.Delete(context.Background(), ids...); err != nil && !errors.Is(err, skyring.ErrClosed) {
+			d.log.Error("removing delivered timers failed; they may fire again after a restart", "count", len(ids), "err", err)
+		}
+		for _, ev := range evs {
+			d.events.PublishTimerEvent(ev)
+		}
+	}
+}
+
+// gather appends to batch what c holds right now, up to max items, without
+// waiting.
+func gather[T any](c <-chan T, batch []T, max int) []T {
+	for len(batch) < max {
+		select {
+		case v, ok := <-c:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, v)
+		default:
+			return batch
+		}
+	}
+	return batch
+}

@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/skyring/skyring"
+)
+
+// Lifecycle states of a Node.
+const (
+	stateNew int32 = iota
+	stateStarting
+	stateRunning
+	stateClosing
+	stateClosed
+)
+
+// gate admits commands while the node is starting or running and counts
+// those under way, so that a leaving node can wait for them before it hands
+// its timers off (none is then written after the hand-off looked).
+type gate struct {
+	state    atomic.Int32
+	inflight atomic.Int64
+}
+
+// enter admits a command, or refuses it with ErrClosed once the node is
+// closing; every admitted command calls exit when done.
+func (g *gate) enter() error {
+	g.inflight.Add(1)
+	if st := g.state.Load(); st != stateRunning && st != stateStarting {
+		g.inflight.Add(-1)
+		return skyring.ErrClosed
+	}
+	return nil
+}
+
+func (g *gate) exit() { g.inflight.Add(-1) }
+
+// wait waits until no admitted command is under way, bounded by ctx.
+func (g *gate) wait(ctx context.Context) {
+	for g.inflight.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond) // polling, bounded by ctx
+	}
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/ring"
+)
+
+// nodeEventPublisher is the part of the bus membership needs.
+type nodeEventPublisher interface {
+	PublishNodeEvent(bus.NodeEvent)
+}
+
+// membership is this node's view of the ring and the one judge of which
+// members are alive: it takes the membership messages the bus receives,
+// drops members not heard from for the member timeout, and asks for a
+// rebalance whenever the ring changes, a member restarts included. It also
+// answers who owns a timer, and stops owning anything once the node leaves.
+type membership struct {
+	self      string
+	log       *slog.Logger
+	view      *ring.View
+	vnodes    int
+	interval  time.Duration // heartbeat interval: how often expiry looks
+	timeout   time.Duration // member timeout
+	events    nodeEventPublisher
+	local     func() ring.Member // this node's fresh entry
+	rebalance func()             // asks for a rebalance (never blocks)
+
+	leaving atomic.Pointer[leaveRing] // set once the node leaves the ring
+	loop    sync.WaitGroup
+}
+
+// leaveRing is the ring without this node, used once it leaves; rebuilt
+// when the view changes.
+type leaveRing struct {
+	version uint64
+	ring    *ring.Ring
+}
+
+func newMembership(n *Node, rebalance func()) *membership {
+	return &membership{
+		self:      n.id,
+		log:       n.log,
+		view:      ring.NewView(ring.Member{ID: n.id}, n.opts.VNodes),
+		vnodes:    n.opts.VNodes,
+		interval:  n.opts.HeartbeatInterval,
+		timeout:   n.opts.MemberTimeout,
+		events:    n.bus,
+		local:     n.localMember,
+		rebalance: rebalance,
+	}
+}
+
+// start runs the expiry loop until ctx ends; stop waits for it.
+func (m *membership) start(ctx context.Context) {
+	m.view.SetSelf(m.local())
+	m.loop.Add(1)
+	go m.expireLoop(ctx)
+}
+
+func (m *membership) stop() { m.loop.Wait() }
+
+// expireLoop drops members not heard from for the member timeout.
+func (m *membership) expireLoop(ctx context.Context) {
+	defer m.loop.Done()
+	t := time.NewTicker(m.interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, id := range m.view.Expire(now, m.timeout) {
+				m.log.Warn("member dropped: no heartbeat", "member", id, "after", m.timeout)
+				m.events.PublishNodeEvent(bus.NodeEvent{Type: evLeave, Node: m.self, Member: id, Message: "heartbeat timeout"})
+				m.rebalance()
+			}
+		}
+	}
+}
+
+// seen takes another member's heartbeat, announce or sync; it reports
+// whether the member is new to this node (joined or restarted).
+func (m *membership) seen(mb ring.Member) bool {
+	if mb.ID == m.self {
+		return false
+	}
+	switch m.view.Seen(mb, time.Now()) {
+	case ring.Joined:
+		m.log.Info("member joined", "member", mb.ID, "http", mb.HTTPAddr, "members", len(m.view.Members()))
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: evJoin, Node: m.self, Member: mb.ID})
+	case ring.Restarted:
+		// It restarted within the member timeout, so no one dropped it:
+		// what others kept for it while it was down must move to it now.
+		m.log.Info("member restarted", "member", mb.ID, "http", mb.HTTPAddr)
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: evJoin, Node: m.self, Member: mb.ID, Message: "restarted"})
+	default:
+		return false
+	}
+	m.rebalance()
+	return true
+}
+
+// left takes another member's goodbye.
+func (m *membership) left(id string) {
+	if m.view.Leave(id) {
+		m.log.Info("member left", "member", id, "members", len(m.view.Members()))
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: evLeave, Node: m.self, Member: id})
+		m.rebalance()
+	}
+}
+
+// owner is the ring member that owns id. A node that is leaving owns
+// nothing: it asks the ring without itself.
+func (m *membership) owner(id string) string {
+	r := m.view.Ring()
+	if lr := m.leaving.Load(); lr != nil {
+		if v := m.view.Version(); lr.version != v {
+			lr = &leaveRing{version: v, ring: ringWithout(r, m.self, m.vnodes)}
+			m.leaving.Store(lr)
+		}
+		r = lr.ring
+	}
+	owner, ok := r.Owner(id)
+	if !ok {
+		return m.self
+	}
+	return owner
+}
+
+// leave makes the node own nothing from now on; it returns how many other
+// members remain.
+func (m *membership) leave() int {
+	m.leaving.Store(&leaveRing{version: m.view.Version(), ring: ringWithout(m.view.Ring(), m.self, m.vnodes)})
+	return len(m.view.Members()) - 1
+}
+
+func ringWithout(r *ring.Ring, id string, vnodes int) *ring.Ring {
+	members := slices.DeleteFunc(r.Members(), func(m string) bool { return m == id })
+	return ring.New(members, vnodes)
+}
