@@ -22,10 +22,31 @@
 // from storage only after its transport returned, so a crash can repeat a
 // delivery that was under way but never loses one.
 //
+// # Parts
+//
+// A Node composes one part per duty, each in its own file, each owning the
+// goroutines it starts and stopping them in Close:
+//
+//   - index (index.go): the timers this node holds and the timing wheel that
+//     arms them; the reservation rule (an id maps to nil while a command on
+//     it is being written) lives there alone;
+//   - delivery (delivery.go): the workers that run fired timers' callbacks,
+//     and the remover that deletes delivered timers in batches before their
+//     outcome events go out;
+//   - membership (membership.go): the ring view, the one judge of which
+//     members are alive (expiry, goodbyes, restarts), and who owns an id;
+//   - rebalancer (rebalance.go): hands timers to their owners after every
+//     change of the ring and takes hand-offs from other nodes;
+//   - gate (gate.go): admits commands while the node runs and lets a
+//     leaving node wait for those under way.
+//
+// Start and Close document the order in which the parts start and stop.
+//
 // # Locks
 //
-// Node.mu guards the timer index. It may be held while calling into the wheel
-// driver (which takes its own lock), never the other way round: the driver
-// calls Node.fire without holding its lock. No lock is held across storage
-// writes, relays or transport calls.
+// index.mu guards the timer index. It may be held while calling into the
+// wheel driver (which takes its own lock), never the other way round: the
+// driver calls index.fire without holding its lock. ring.View has its own
+// lock, a leaf. No lock is held across storage writes, relays or transport
+// calls.
 package node
