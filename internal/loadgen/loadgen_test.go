@@ -183,19 +183,24 @@ func TestRunDetectsFaults(t *testing.T) {
 	require.Contains(t, strings.Join(res.Warnings, "\n"), "10 deliveries arrived before their due instant")
 }
 
-// --wait bounds the wait for deliveries that never come.
+// --wait bounds the wait for deliveries that never come, and the run says
+// so with an error and its full report.
 func TestRunWaitBound(t *testing.T) {
 	t.Parallel()
 	ft := newFakeTarget(t, faults{dropEvery: 1})
 	cfg := small(ft.URL(), ModeInstant)
 	cfg.Count = 5
+	cfg.Lead = time.Hour // every create is in time, however slow; none is delivered
 	cfg.Wait = 200 * time.Millisecond
 	res, err := Run(context.Background(), cfg, nil)
-	require.NoError(t, err)
-	require.Positive(t, res.Creates)
-	require.Equal(t, res.Creates, res.Missing)
+	require.ErrorIs(t, err, ErrDeliveriesMissing)
+	const msg = "awaiting deliveries: 0 of 5 arrived before the deadline (--wait 200ms after the creates)"
+	require.ErrorContains(t, err, msg)
+	require.NotNil(t, res)
+	require.EqualValues(t, 5, res.Creates)
+	require.EqualValues(t, 5, res.Missing)
 	require.Zero(t, res.Delivered)
-	require.Contains(t, strings.Join(res.Warnings, "\n"), "stopped waiting after 200ms")
+	require.Contains(t, strings.Join(res.Warnings, "\n"), msg)
 }
 
 func TestRunCreateErrors(t *testing.T) {
@@ -331,7 +336,7 @@ func TestRunBaselineProcess(t *testing.T) {
 }
 
 func TestStartTrivialFails(t *testing.T) {
-	_, err := startTrivial(context.Background(), []string{"/bin/true"})
+	_, err := startTrivial(context.Background(), []string{"/bin/true"}, time.Minute)
 	require.ErrorContains(t, err, "without printing its address")
 }
 

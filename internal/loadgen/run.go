@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 func runBaseline(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	url := cfg.BaselineURL
 	if url == "" {
-		p, err := startTrivial(ctx, cfg.BaselineCommand)
+		p, err := startTrivial(ctx, cfg.BaselineCommand, cfg.RequestTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -204,8 +204,11 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	}
 
 	res := e.result(latency, createEnd, time.Since(e.t0))
+	var waitErr error
 	if timedOut {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("stopped waiting after %s with %d timers missing", cfg.Wait, res.Missing))
+		waitErr = fmt.Errorf("awaiting deliveries: %d of %d arrived before the deadline (--wait %s after the creates): %w",
+			res.Creates-res.Missing, res.Creates, cfg.Wait, ErrDeliveriesMissing)
+		res.Warnings = append(res.Warnings, waitErr.Error())
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.progress, "%swarning: %s\n", e.label, w)
@@ -213,7 +216,7 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
 	}
-	return res, nil
+	return res, waitErr
 }
 
 func (e *engine) newCreator(ctx context.Context) (creator, error) {
@@ -224,7 +227,7 @@ func (e *engine) newCreator(ctx context.Context) (creator, error) {
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
 	if err := preflight(pctx, h.client, e.cfg.Targets); err != nil {
 		h.close()
@@ -324,9 +327,9 @@ func (e *engine) fail(reason string) {
 }
 
 // await waits until every created timer arrived (then Settle more, to see
-// duplicates), until deadline, or until ctx ends. In floor mode it waits for
-// the floor to finish sending instead. It reports whether it gave up at the
-// deadline.
+// duplicates), until deadline, or until ctx ends, whichever comes first. In
+// floor mode it waits for the floor to finish sending instead. It reports
+// whether it gave up at the deadline.
 func (e *engine) await(ctx context.Context, deadline time.Time, floorEnd <-chan struct{}) bool {
 	dl := time.NewTimer(time.Until(deadline))
 	defer dl.Stop()
