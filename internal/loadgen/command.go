@@ -27,7 +27,8 @@ Modes:
 machine's own delivery ceiling. --baseline first runs the same create load
 against a trivial Go handler in a separate process and reports the ratio.
 
-The last line on stdout is the report as one JSON object.`,
+The last line on stdout is the report as one JSON object. If timers are still
+missing when --wait ends, the report is printed and the command fails.`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "url", Value: cli.NewStringSlice(DefaultTarget), Usage: "base URL of a Skyring node (repeatable; creates go round-robin)"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: DefaultConcurrency, Usage: "create workers"},

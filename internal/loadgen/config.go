@@ -77,6 +77,10 @@ var (
 	// ErrInvalidConfig: a Config field is out of range or contradicts
 	// another.
 	ErrInvalidConfig = errors.New("loadgen: invalid configuration")
+	// ErrDeliveriesMissing: the wait for deliveries ([Config.Wait]) ended
+	// with created timers still missing. Run returns it with the full
+	// report.
+	ErrDeliveriesMissing = errors.New("loadgen: deliveries missing")
 )
 
 // Config is one bench run. Zero fields take the Default* values.
@@ -99,7 +103,8 @@ type Config struct {
 	// Lead is how far ahead of its due instant a timer is created (instant:
 	// all timers are due at start + Lead). Default 10s.
 	Lead time.Duration
-	// Wait bounds the wait for deliveries after the create phase ends.
+	// Wait bounds the wait for deliveries after the create phase ends; a
+	// run that reaches it with timers missing returns ErrDeliveriesMissing.
 	// Default Lead + 30s.
 	Wait time.Duration
 	// Settle is how long the tool keeps listening for duplicates once every
@@ -116,8 +121,11 @@ type Config struct {
 	// SinkAddr is the callback sink's listen address; it must be loopback.
 	// Default 127.0.0.1:0.
 	SinkAddr string
-	// RequestTimeout bounds each create request and each floor delivery.
-	// Default 30s.
+	// RequestTimeout bounds each create request and each floor delivery,
+	// and each step of setting up: the targets' preflight, connecting to
+	// NATS, the baseline target's start. In NATS publish mode, a publish
+	// not stored within RequestTimeout of the previous store counts as
+	// dropped. Default 30s.
 	RequestTimeout time.Duration
 
 	// Floor makes the tool deliver the callbacks itself instead of creating

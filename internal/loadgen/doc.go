@@ -28,7 +28,10 @@
 // Safety: the tool only ever talks to loopback addresses (127.0.0.0/8, ::1 or
 // localhost); any other target, NATS server or sink address is refused with
 // [ErrNotLoopback]. Every loop is bounded by a count or a time and stops when
-// the context is cancelled.
+// the context is cancelled; every wait is bounded too ([Config.Wait] for the
+// deliveries, [Config.RequestTimeout] for each request and setup step), and
+// a wait for deliveries that ends with timers missing returns
+// [ErrDeliveriesMissing] with the full report.
 //
 // This package is internal: its Go API serves the CLI and its tests and may
 // change.

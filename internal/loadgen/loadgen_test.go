@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,21 +48,105 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// Bounds of the tests. A loaded machine (2 cores, -race, other packages'
+// tests and other work beside them) may make a test slower, never make it
+// fail, so no test counts on the machine's speed:
+//   - patience bounds every wait, the tests' own and their runs' (Wait,
+//     RequestTimeout). Runs end on events (every timer arrived, the fake is
+//     settled), so a passing test never waits it out; reaching it is a
+//     failure, reported, never a hang.
+//   - an awaited run needs each create done before its timer's due instant.
+//     It starts with firstLead; when the tool reports the creates did not
+//     keep ahead (see fitLead), the run is repeated with a longer lead, up
+//     to maxLead.
+const (
+	patience  = 2 * time.Minute
+	firstLead = 2 * time.Second
+	maxLead   = 2 * time.Minute
+)
+
 // small is the base of the awaited-mode runs: a couple of hundred timers.
-// The lead leaves room for the creates on a loaded machine (2 cores, -race,
-// other packages' tests); the awaited tests run in parallel to keep the
-// package fast.
+// The awaited tests run in parallel to keep the package fast.
 func small(target string, mode Mode) Config {
 	return Config{
-		Targets:     []string{target},
-		Mode:        mode,
-		Concurrency: 8,
-		Count:       200,
-		Rate:        1000,
-		Lead:        2 * time.Second,
-		Wait:        10 * time.Second,
-		Settle:      50 * time.Millisecond,
+		Targets:        []string{target},
+		Mode:           mode,
+		Concurrency:    8,
+		Count:          200,
+		Rate:           1000,
+		Lead:           firstLead,
+		Wait:           patience,
+		Settle:         50 * time.Millisecond,
+		RequestTimeout: patience,
 	}
+}
+
+// fitLead runs an awaited bench of planned timers with a lead the machine
+// keeps up with. Every create must be done before its timer's due instant,
+// and on a loaded machine firstLead may be too short: the tool says so
+// itself, with a warning ending in leadHint (creates cut off by the due
+// instant, skipped as behind the schedule, or refused because their due
+// instant passed in flight); an attempt may also find the lead too short
+// for what it checks and say why in slow. Then attempt runs again, on fresh
+// targets, with the lead the creates seen would have needed, twice over, up
+// to maxLead. The caller asserts exactly on the run returned: the first
+// that kept up, or the one with maxLead.
+func fitLead(t *testing.T, planned int64, attempt func(lead time.Duration) (res *Result, slow string, err error)) (*Result, error) {
+	t.Helper()
+	lead := firstLead
+	for {
+		res, slow, err := attempt(lead)
+		if res == nil || lead >= maxLead {
+			return res, err
+		}
+		if outranLead(res) {
+			slow = strings.Join(slices.DeleteFunc(append([]string{slow}, res.Warnings...), func(s string) bool { return s == "" }), "; ")
+		} else if slow == "" {
+			return res, err
+		}
+		next := maxLead
+		if res.Creates > 0 {
+			// About res.Creates creates fitted in the lead.
+			next = min(maxLead, max(2*lead, time.Duration(2*int64(lead)*planned/res.Creates)))
+		}
+		t.Logf("a %s lead was too short (%d of %d created; %s); again with %s", lead, res.Creates, planned, slow, next)
+		lead = next
+	}
+}
+
+// fits adapts an attempt that checks nothing the lead could spoil.
+func fits(res *Result, err error) (*Result, string, error) { return res, "", err }
+
+// outranLead reports whether res says its creates did not keep ahead of
+// their due instants.
+func outranLead(res *Result) bool {
+	return slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.HasSuffix(w, leadHint) })
+}
+
+// progressWatch is a progress writer that closes awaiting once the run
+// reports its creates are over and it awaits the deliveries.
+type progressWatch struct {
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	once     sync.Once
+	awaiting chan struct{}
+}
+
+func newProgressWatch() *progressWatch { return &progressWatch{awaiting: make(chan struct{})} }
+
+func (p *progressWatch) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if bytes.Contains(b, []byte(awaitingMsg)) {
+		p.once.Do(func() { close(p.awaiting) })
+	}
+	return p.buf.Write(b)
+}
+
+func (p *progressWatch) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
 }
 
 // lastJSON writes res as the CLI does and decodes its last line generically.
@@ -89,6 +176,17 @@ func decodeLastLine(t *testing.T, out string) map[string]any {
 	return m
 }
 
+// lastResult decodes the report the CLI printed last, nil if there is none.
+func lastResult(t *testing.T, out string) *Result {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var res Result
+	if json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil {
+		return nil
+	}
+	return &res
+}
+
 func requireAllDelivered(t *testing.T, res *Result, n int64) {
 	t.Helper()
 	require.Equal(t, n, res.Creates, "errors: %v", res.ErrorSamples)
@@ -104,11 +202,17 @@ func requireAllDelivered(t *testing.T, res *Result, n int64) {
 
 func TestRunInstant(t *testing.T) {
 	t.Parallel()
-	ft := newFakeTarget(t, faults{})
-	var progress bytes.Buffer
-	res, err := Run(context.Background(), small(ft.URL(), ModeInstant), &progress)
+	var progress *progressWatch
+	res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+		ft := newFakeTarget(t, faults{})
+		cfg := small(ft.URL(), ModeInstant)
+		cfg.Lead = lead
+		progress = newProgressWatch()
+		return fits(Run(context.Background(), cfg, progress))
+	})
 	require.NoError(t, err)
 	requireAllDelivered(t, res, 200)
+	require.Contains(t, progress.String(), awaitingMsg+" 200 timers for at most "+patience.String())
 	require.Positive(t, res.CreatePerSec)
 	require.Positive(t, res.Latency.Max)
 	require.Equal(t, "http", res.Transport)
@@ -125,12 +229,15 @@ func TestRunRate(t *testing.T) {
 	for _, data := range []string{DataString, DataObject} {
 		t.Run(data, func(t *testing.T) {
 			t.Parallel()
-			ft := newFakeTarget(t, faults{})
-			cfg := small(ft.URL(), ModeRate)
-			cfg.Count = 0
-			cfg.Duration = 200 * time.Millisecond // 1000/s: 200 timers
-			cfg.Data = data
-			res, err := Run(context.Background(), cfg, nil)
+			res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+				ft := newFakeTarget(t, faults{})
+				cfg := small(ft.URL(), ModeRate)
+				cfg.Count = 0
+				cfg.Duration = 200 * time.Millisecond // 1000/s: 200 timers
+				cfg.Data = data
+				cfg.Lead = lead
+				return fits(Run(context.Background(), cfg, nil))
+			})
 			require.NoError(t, err)
 			requireAllDelivered(t, res, 200)
 			require.Equal(t, "rate", lastJSON(t, res)["mode"])
@@ -141,10 +248,14 @@ func TestRunRate(t *testing.T) {
 // Two targets share the creates round-robin.
 func TestRunTwoTargets(t *testing.T) {
 	t.Parallel()
-	a, b := newFakeTarget(t, faults{}), newFakeTarget(t, faults{})
-	cfg := small(a.URL(), ModeInstant)
-	cfg.Targets = append(cfg.Targets, b.URL())
-	res, err := Run(context.Background(), cfg, nil)
+	var a, b *fakeTarget
+	res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+		a, b = newFakeTarget(t, faults{}), newFakeTarget(t, faults{})
+		cfg := small(a.URL(), ModeInstant)
+		cfg.Targets = append(cfg.Targets, b.URL())
+		cfg.Lead = lead
+		return fits(Run(context.Background(), cfg, nil))
+	})
 	require.NoError(t, err)
 	requireAllDelivered(t, res, 200)
 	require.EqualValues(t, 100, a.creates.Load())
@@ -155,47 +266,78 @@ func TestRunTwoTargets(t *testing.T) {
 // deliveries.
 func TestRunDetectsFaults(t *testing.T) {
 	t.Parallel()
-	ft := newFakeTarget(t, faults{dropEvery: 10, dupEvery: 25, earlyEvery: 20, early: 250 * time.Millisecond})
-	cfg := small(ft.URL(), ModeInstant)
-	cfg.Wait = time.Hour // the dropped ones never come: stop the run once the fake is done
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for !ft.done(200) {
+	res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+		// The early ones fire as soon as they are created; they are early
+		// for the sink only if they reach it before their due instant,
+		// which the fake checks.
+		ft := newFakeTarget(t, faults{dropEvery: 10, dupEvery: 25, earlyEvery: 20, early: lead})
+		cfg := small(ft.URL(), ModeInstant)
+		cfg.Lead = lead
+		// The dropped timers never come, so the run would wait out its
+		// Wait: stop it once its creates are over and the fake has
+		// delivered everything it will (dups included).
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		progress := newProgressWatch()
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
 			select {
+			case <-progress.awaiting:
 			case <-ctx.Done():
 				return
-			case <-time.After(10 * time.Millisecond):
 			}
-		}
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for !ft.settled() {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			cancel()
+		}()
+		res, err := Run(ctx, cfg, progress)
 		cancel()
-	}()
-	res, err := Run(ctx, cfg, nil)
+		<-stopped
+		if n := ft.answeredEarly.Load(); n != 10 {
+			return res, fmt.Sprintf("%d of the 10 early deliveries were answered before their due instant", n), err
+		}
+		return res, "", err
+	})
+	// Stopped by the test, not by the Wait bound.
 	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, ErrDeliveriesMissing)
 	require.EqualValues(t, 200, res.Creates)
 	require.EqualValues(t, 20, res.Missing)
 	require.EqualValues(t, 180, res.Delivered)
 	// Every 25th is doubled unless it is also dropped (50, 100, 150 and
 	// 200 are): 8 - 4 = 4.
 	require.EqualValues(t, 4, res.Duplicates)
-	// 3, 23, ..., 183 fire early, and none of them is dropped.
+	// 3, 23, ..., 183 fire early, and none of them is dropped or doubled.
 	require.EqualValues(t, 10, res.Early)
 	require.Contains(t, strings.Join(res.Warnings, "\n"), "10 deliveries arrived before their due instant")
 }
 
-// --wait bounds the wait for deliveries that never come.
+// --wait bounds the wait for deliveries that never come, and the run says
+// so with an error and its full report.
 func TestRunWaitBound(t *testing.T) {
 	t.Parallel()
 	ft := newFakeTarget(t, faults{dropEvery: 1})
 	cfg := small(ft.URL(), ModeInstant)
 	cfg.Count = 5
+	cfg.Lead = time.Hour // every create is in time, however slow; none is delivered
 	cfg.Wait = 200 * time.Millisecond
 	res, err := Run(context.Background(), cfg, nil)
-	require.NoError(t, err)
-	require.Positive(t, res.Creates)
-	require.Equal(t, res.Creates, res.Missing)
+	require.ErrorIs(t, err, ErrDeliveriesMissing)
+	const msg = "awaiting deliveries: 0 of 5 arrived before the deadline (--wait 200ms after the creates)"
+	require.ErrorContains(t, err, msg)
+	require.NotNil(t, res)
+	require.EqualValues(t, 5, res.Creates)
+	require.EqualValues(t, 5, res.Missing)
 	require.Zero(t, res.Delivered)
-	require.Contains(t, strings.Join(res.Warnings, "\n"), "stopped waiting after 200ms")
+	require.Contains(t, strings.Join(res.Warnings, "\n"), msg)
 }
 
 func TestRunCreateErrors(t *testing.T) {
@@ -249,24 +391,32 @@ func TestRunNATS(t *testing.T) {
 	opts.Port = -1
 	s := natstest.RunServer(&opts)
 	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(patience))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 
 	for _, mode := range []string{NATSRequest, NATSPublish} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			prefix := "bench-" + mode // the subtests run side by side
-			ft := newFakeTarget(t, faults{})
-			ft.serveNATS(nc, prefix)
-			require.NoError(t, nc.Flush())
-			cfg := small("", ModeInstant)
-			cfg.Targets = nil
-			cfg.NATSURL = s.ClientURL()
-			cfg.NATSMode = mode
-			cfg.NATSConns = 2
-			cfg.Prefix = prefix
-			res, err := Run(context.Background(), cfg, nil)
+			attempt := 0
+			res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+				// The subtests, and the attempts, run on their own subjects.
+				attempt++
+				prefix := fmt.Sprintf("bench-%s-%d", mode, attempt)
+				ft := newFakeTarget(t, faults{})
+				ft.serveNATS(nc, prefix)
+				if err := nc.FlushTimeout(patience); err != nil {
+					return nil, "", err
+				}
+				cfg := small("", ModeInstant)
+				cfg.Targets = nil
+				cfg.NATSURL = s.ClientURL()
+				cfg.NATSMode = mode
+				cfg.NATSConns = 2
+				cfg.Prefix = prefix
+				cfg.Lead = lead
+				return fits(Run(context.Background(), cfg, nil))
+			})
 			require.NoError(t, err)
 			requireAllDelivered(t, res, 200)
 			require.Equal(t, "nats-"+mode, res.Transport)
@@ -298,11 +448,14 @@ func TestRunBaselineInProcess(t *testing.T) {
 	trivial := ServeTrivial(ln)
 	t.Cleanup(func() { _ = trivial.Close() })
 
-	ft := newFakeTarget(t, faults{})
-	cfg := small(ft.URL(), ModeInstant)
-	cfg.Baseline = true
-	cfg.BaselineURL = "http://" + ln.Addr().String()
-	res, err := Run(context.Background(), cfg, nil)
+	res, err := fitLead(t, 200, func(lead time.Duration) (*Result, string, error) {
+		ft := newFakeTarget(t, faults{})
+		cfg := small(ft.URL(), ModeInstant)
+		cfg.Baseline = true
+		cfg.BaselineURL = "http://" + ln.Addr().String()
+		cfg.Lead = lead
+		return fits(Run(context.Background(), cfg, nil))
+	})
 	require.NoError(t, err)
 	requireAllDelivered(t, res, 200)
 	require.NotNil(t, res.BaselinePerSec)
@@ -331,7 +484,7 @@ func TestRunBaselineProcess(t *testing.T) {
 }
 
 func TestStartTrivialFails(t *testing.T) {
-	_, err := startTrivial(context.Background(), []string{"/bin/true"})
+	_, err := startTrivial(context.Background(), []string{"/bin/true"}, patience)
 	require.ErrorContains(t, err, "without printing its address")
 }
 
@@ -397,9 +550,13 @@ func TestRunCancelled(t *testing.T) {
 		defer close(done)
 		res, err = Run(ctx, cfg, nil)
 	}()
-	require.Eventually(t, func() bool { return ft.creates.Load() == 200 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return ft.creates.Load() == 200 }, patience, 5*time.Millisecond)
 	cancel()
-	<-done
+	select {
+	case <-done:
+	case <-time.After(patience):
+		t.Fatalf("Run did not return within %s of its cancel", patience)
+	}
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotNil(t, res)
 	// The last create may have been cut off by the cancel.
@@ -409,16 +566,26 @@ func TestRunCancelled(t *testing.T) {
 
 func TestCommand(t *testing.T) {
 	t.Parallel()
-	ft := newFakeTarget(t, faults{})
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{
-		Name:      "skyring",
-		Writer:    &stdout,
-		ErrWriter: &stderr,
-		Commands:  []*cli.Command{Command(), TrivialCommand()},
-	}
-	err := app.Run([]string{"skyring", "bench", "--url", ft.URL(), "-c", "4", "-n", "100",
-		"--mode", "instant", "--lead", "2s", "--settle", "10ms"})
+	var (
+		ft             *fakeTarget
+		stdout, stderr bytes.Buffer
+		app            *cli.App
+	)
+	_, err := fitLead(t, 100, func(lead time.Duration) (*Result, string, error) {
+		ft = newFakeTarget(t, faults{})
+		stdout.Reset()
+		stderr.Reset()
+		app = &cli.App{
+			Name:      "skyring",
+			Writer:    &stdout,
+			ErrWriter: &stderr,
+			Commands:  []*cli.Command{Command(), TrivialCommand()},
+		}
+		err := app.Run([]string{"skyring", "bench", "--url", ft.URL(), "-c", "4", "-n", "100",
+			"--mode", "instant", "--lead", lead.String(), "--settle", "10ms",
+			"--wait", patience.String(), "--request-timeout", patience.String()})
+		return lastResult(t, stdout.String()), "", err
+	})
 	require.NoError(t, err, stderr.String())
 	m := decodeLastLine(t, stdout.String())
 	require.Equal(t, "instant", m["mode"])

@@ -13,6 +13,14 @@ import (
 // server would refuse an `at` in the past).
 const dueMargin = time.Millisecond
 
+// awaitingMsg starts the progress line printed once the creates are over
+// (floor: once the requests are held) and the wait for deliveries begins.
+const awaitingMsg = "awaiting the deliveries of"
+
+// leadHint ends every warning that says the creates did not keep ahead of
+// their due instants: the lead was too short for the machine.
+const leadHint = "raise --lead"
+
 // Run performs one bench run and returns its report. Progress lines (one a
 // second) and warnings go to progress (nil: discarded). When ctx ends early,
 // Run stops every loop and returns the partial report with an error.
@@ -24,6 +32,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
+	// The progress printer, the create phase and the run all write to it.
+	progress = &lockedWriter{w: progress}
 	var baseline *Result
 	if cfg.Baseline {
 		var err error
@@ -56,7 +66,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 func runBaseline(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	url := cfg.BaselineURL
 	if url == "" {
-		p, err := startTrivial(ctx, cfg.BaselineCommand)
+		p, err := startTrivial(ctx, cfg.BaselineCommand, cfg.RequestTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -96,6 +106,7 @@ type engine struct {
 	creates      atomic.Int64
 	createErrors atomic.Int64
 	behind       atomic.Int64 // rate mode creates skipped: already due
+	late         atomic.Int64 // awaited modes: failed creates answered after their due instant
 	cutByDue     atomic.Bool  // instant mode: the due instant stopped creates
 	created      []atomic.Bool
 	reasons      reasons
@@ -194,6 +205,7 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 
 	var timedOut bool
 	if awaited && ctx.Err() == nil {
+		fmt.Fprintf(e.progress, "%s%s %d timers for at most %s\n", e.label, awaitingMsg, e.creates.Load(), cfg.Wait)
 		timedOut = e.await(ctx, createEnd.Add(cfg.Wait), floorEnd)
 	}
 	stopFloor()
@@ -204,8 +216,11 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	}
 
 	res := e.result(latency, createEnd, time.Since(e.t0))
+	var waitErr error
 	if timedOut {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("stopped waiting after %s with %d timers missing", cfg.Wait, res.Missing))
+		waitErr = fmt.Errorf("awaiting deliveries: %d of %d arrived before the deadline (--wait %s after the creates): %w",
+			res.Creates-res.Missing, res.Creates, cfg.Wait, ErrDeliveriesMissing)
+		res.Warnings = append(res.Warnings, waitErr.Error())
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.progress, "%swarning: %s\n", e.label, w)
@@ -213,7 +228,7 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bench interrupted: %w", context.Cause(ctx))
 	}
-	return res, nil
+	return res, waitErr
 }
 
 func (e *engine) newCreator(ctx context.Context) (creator, error) {
@@ -224,7 +239,7 @@ func (e *engine) newCreator(ctx context.Context) (creator, error) {
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
 	if err := preflight(pctx, h.client, e.cfg.Targets); err != nil {
 		h.close()
@@ -313,6 +328,12 @@ func (e *engine) worker(ctx context.Context) []int64 {
 			return samples // interrupted: not the target's error
 		default:
 			e.fail(reason)
+			if e.cfg.Mode.awaited() && time.Now().UnixNano() >= due {
+				// The due instant passed while the create was in flight
+				// (the target refuses an "at" in the past): the create
+				// was too late, whatever the reason given.
+				e.late.Add(1)
+			}
 		}
 	}
 	return samples
@@ -324,9 +345,9 @@ func (e *engine) fail(reason string) {
 }
 
 // await waits until every created timer arrived (then Settle more, to see
-// duplicates), until deadline, or until ctx ends. In floor mode it waits for
-// the floor to finish sending instead. It reports whether it gave up at the
-// deadline.
+// duplicates), until deadline, or until ctx ends, whichever comes first. In
+// floor mode it waits for the floor to finish sending instead. It reports
+// whether it gave up at the deadline.
 func (e *engine) await(ctx context.Context, deadline time.Time, floorEnd <-chan struct{}) bool {
 	dl := time.NewTimer(time.Until(deadline))
 	defer dl.Stop()
@@ -469,10 +490,13 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 	case cfg.Mode == ModeCreate && r.Creates > 0 && e.label == "":
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d timers remain pending on the targets (due in %s)", r.Creates, cfg.Timeout))
 	case cfg.Mode == ModeInstant && e.cutByDue.Load():
-		r.Warnings = append(r.Warnings, fmt.Sprintf("only %d of %d timers were created before their due instant; raise --lead", r.Creates, e.planned))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("only %d of %d timers were created before their due instant; %s", r.Creates, e.planned, leadHint))
 	}
 	if n := e.behind.Load(); n > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d creates fell behind the schedule and were skipped; lower --rate or raise --lead", n))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d creates fell behind the schedule and were skipped; lower --rate or %s", n, leadHint))
+	}
+	if n := e.late.Load(); n > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d creates failed after their due instant had passed; %s", n, leadHint))
 	}
 	if r.Early > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d deliveries arrived before their due instant", r.Early))
@@ -481,4 +505,16 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d deliveries named no timer of this run (leftovers of earlier runs?)", r.Unexpected))
 	}
 	return r
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -102,8 +102,8 @@ type trivialProcess struct {
 }
 
 // startTrivial starts argv + --addr=127.0.0.1:0 --exit-on-eof and reads the
-// address it listens on.
-func startTrivial(ctx context.Context, argv []string) (*trivialProcess, error) {
+// address it listens on, waiting at most within for it.
+func startTrivial(ctx context.Context, argv []string, within time.Duration) (*trivialProcess, error) {
 	if len(argv) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -118,6 +118,9 @@ func startTrivial(ctx context.Context, argv []string) (*trivialProcess, error) {
 		stderr: &capBuffer{max: 4096},
 	}
 	p.cmd.Stderr = p.stderr
+	// Wait returns at most this long after the child exited even if
+	// something it started still holds stderr open.
+	p.cmd.WaitDelay = 5 * time.Second
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("baseline target stdin: %w", err)
@@ -145,7 +148,7 @@ func startTrivial(ctx context.Context, argv []string) (*trivialProcess, error) {
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	tm := time.NewTimer(10 * time.Second)
+	tm := time.NewTimer(within)
 	defer tm.Stop()
 	select {
 	case addr, ok := <-addrs:
@@ -155,7 +158,7 @@ func startTrivial(ctx context.Context, argv []string) (*trivialProcess, error) {
 			err = errors.New("it exited without printing its address")
 		}
 	case <-tm.C:
-		err = errors.New("no address within 10s")
+		err = fmt.Errorf("no address within %s", within)
 	case <-ctx.Done():
 		err = context.Cause(ctx)
 	}
@@ -177,11 +180,14 @@ func (p *trivialProcess) Stop() error {
 		case <-p.stdout:
 		case <-tm.C:
 			_ = p.cmd.Process.Kill()
-			<-p.stdout
 		}
+		// Wait (bounded by WaitDelay once the child is gone) closes the
+		// stdout pipe, which ends its reader even if the child was killed
+		// while something else still held its stdout.
 		if err := p.cmd.Wait(); err != nil {
 			p.stopErr = fmt.Errorf("baseline target: %w (stderr: %s)", err, p.stderr)
 		}
+		<-p.stdout
 	})
 	return p.stopErr
 }
