@@ -1,10 +1,12 @@
 package skyring
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -138,33 +140,50 @@ func (t *Timer) MarshalBinary() ([]byte, error) {
 	return t.AppendBinary(make([]byte, 0, n))
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded. The strings it sets
-// share one allocation.
+// UnmarshalBinary decodes what MarshalBinary encoded. Nothing it sets
+// aliases b. The four strings share one allocation (sliced from one string)
+// and Data gets its own: a []byte cannot share memory with a string without
+// package unsafe, which this package does not use.
 func (t *Timer) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 || b[0] != encodingVersion {
 		return fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
 	d := decoder{b: b[1:]}
-	// Copy once so the strings do not alias the caller's buffer.
-	d.b = append([]byte(nil), d.b...)
-	t.ID = d.str()
-	t.Created = d.varint()
-	t.Due = d.varint()
-	if data := d.bytes(); len(data) > 0 {
-		t.Data = data
-	} else {
-		t.Data = nil
-	}
-	t.Callback.Transport = d.str()
-	t.Callback.Method = d.str()
-	t.Callback.URI = d.str()
+	id := d.bytes()
+	created := d.varint()
+	due := d.varint()
+	data := d.bytes()
+	transport, method, uri := d.bytes(), d.bytes(), d.bytes()
 	if d.err != nil {
 		return d.err
 	}
 	if len(d.b) != 0 {
 		return fmt.Errorf("%w: trailing bytes", ErrCorrupt)
 	}
+	strs := joinStrings(id, transport, method, uri)
+	t.ID, strs = strs[:len(id)], strs[len(id):]
+	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
+	t.Callback.Method, t.Callback.URI = strs[:len(method)], strs[len(method):]
+	t.Created, t.Due = created, due
+	t.Data = nil
+	if len(data) > 0 {
+		t.Data = bytes.Clone(data)
+	}
 	return nil
+}
+
+// joinStrings returns the parts as one string, in one allocation.
+func joinStrings(parts ...[]byte) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, p := range parts {
+		sb.Write(p)
+	}
+	return sb.String()
 }
 
 func appendString(b []byte, s string) []byte {
@@ -189,14 +208,6 @@ func (d *decoder) bytes() []byte {
 	v := d.b[k : k+int(n) : k+int(n)]
 	d.b = d.b[k+int(n):]
 	return v
-}
-
-func (d *decoder) str() string {
-	v := d.bytes()
-	if len(v) == 0 {
-		return ""
-	}
-	return unsafeString(v)
 }
 
 func (d *decoder) varint() int64 {

@@ -264,6 +264,11 @@ func TestTimerUnmarshalBinaryCorrupt(t *testing.T) {
 		require.ErrorIs(t, err, skyring.ErrCorrupt, msg)
 	}
 
+	// A failed decode leaves the timer as it was.
+	used := binaryCases()["typical"]
+	require.Error(t, used.UnmarshalBinary([]byte{1, 1, 'x', 2}))
+	require.Equal(t, binaryCases()["typical"], used)
+
 	requireCorrupt(nil, "nil")
 	requireCorrupt([]byte{}, "empty")
 	for _, v := range []byte{0, 2, 0x7f, 0xff} {
