@@ -29,8 +29,13 @@ var ErrTruncated = errors.New("wire: truncated or malformed input")
 // a torn or overwritten value).
 var ErrTrailing = errors.New("wire: trailing bytes")
 
-// MaxVarintLen is the longest encoding of a (u)varint, for size estimates.
-const MaxVarintLen = binary.MaxVarintLen64
+// Longest encodings, for sizing a buffer before appending.
+const (
+	// MaxVarintLen is the longest (u)varint: a 64-bit value.
+	MaxVarintLen = binary.MaxVarintLen64
+	// MaxLenPrefix is the longest uvarint length of a field under 4 GiB.
+	MaxLenPrefix = binary.MaxVarintLen32
+)
 
 // AppendUvarint appends v as a uvarint (encoding/binary's format).
 func AppendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
