@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -35,6 +36,27 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.EqualValues(t, 1234, timeout)
 		require.Equal(t, cmd, got)
 	}
+}
+
+// TestCommandGolden: a command encoded before the codec moved to
+// internal/wire decodes, and encodes to the same bytes.
+func TestCommandGolden(t *testing.T) {
+	t.Parallel()
+	const golden = "010501d209026e310269640200000012010167020400046874747004706f737401750000000c010168000003227822000000"
+	want := Command{
+		Op:     OpHandoff,
+		Timer:  &skyring.Timer{ID: "g", Created: 1, Due: 2, Callback: skyring.Callback{Transport: "http", Method: "post", URI: "u"}},
+		Timers: []*skyring.Timer{{ID: "h", Data: json.RawMessage(`"x"`)}},
+		From:   "n1",
+		ID:     "id",
+	}
+	data, err := hex.DecodeString(golden)
+	require.NoError(t, err)
+	got, timeout, err := decodeCommand(data)
+	require.NoError(t, err)
+	require.EqualValues(t, 1234, timeout)
+	require.Equal(t, want, got)
+	require.Equal(t, golden, hex.EncodeToString(appendCommand(nil, &want, 1234)))
 }
 
 func TestReplyRoundTrip(t *testing.T) {
