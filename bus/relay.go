@@ -58,22 +58,25 @@ type Command struct {
 	From   string           // sender node id; Relay fills it in when empty
 }
 
-// Reply is the answer to a Command.
+// Reply is the answer to a Command. Build error replies with
+// ReplyFromError so that they carry their Code; read them with Err.
 type Reply struct {
 	Status int           // HTTP-style status
-	Reason string        // x-skyring-reason text on errors
+	Code   skyring.Code  // which error, for non-2xx; CodeNone makes Err go by Status alone
+	Reason string        // x-skyring-reason text on errors, for people: never branched on
 	Info   *skyring.Info // get
 }
 
-// Err turns the reply back into the sentinel error its status stands for
-// (skyring.ErrorFromStatus); nil for a 2xx.
-func (r Reply) Err() error { return skyring.ErrorFromStatus(r.Status, r.Reason) }
+// Err turns the reply back into the error it stands for: the sentinel of
+// its Code (skyring.ErrorFromCode), so errors.Is works across nodes; nil
+// for a 2xx.
+func (r Reply) Err() error { return skyring.ErrorFromCode(r.Code, r.Status, r.Reason) }
 
-// ReplyFromError builds the reply for err through skyring.Status: a nil err
-// is 200.
+// ReplyFromError builds the reply for err: its status and reason from
+// skyring.Status, its code from skyring.CodeOf. A nil err is 200.
 func ReplyFromError(err error) Reply {
 	status, reason := skyring.Status(err)
-	return Reply{Status: status, Reason: reason}
+	return Reply{Status: status, Code: skyring.CodeOf(err), Reason: reason}
 }
 
 // Relay sends cmd to the node nodeID and waits for its reply. ctx bounds the
@@ -176,7 +179,7 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 	cmd, timeout, err := decodeCommand(m.Data)
 	if err != nil {
 		b.log.Warn("bad relay command", "err", err)
-		b.respondRelay(m, Reply{Status: http.StatusBadRequest, Reason: err.Error()})
+		b.respondRelay(m, ReplyFromError(&skyring.ValidationError{Reason: err.Error(), Err: err}))
 		return
 	}
 	if cmd.Op == opPing {
@@ -198,7 +201,7 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 	rep := b.h.HandleRelay(ctx, cmd)
 	if rep.Status == 0 {
 		b.log.Error("relay handler returned no status", "op", cmd.Op, "from", cmd.From)
-		rep = Reply{Status: http.StatusInternalServerError, Reason: "Internal error: no status"}
+		rep = ReplyFromError(errors.New("no status"))
 	}
 	b.respondRelay(m, rep)
 }
@@ -215,7 +218,8 @@ func (b *Bus) respondRelay(m *nats.Msg, rep Reply) {
 // Wire encoding; see the package doc.
 
 const (
-	wireVersion      = 1
+	commandVersion   = 1
+	replyVersion     = 2      // 2 added the code; a node that reads only 1 rejects the reply as corrupt
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
@@ -245,7 +249,7 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 		flags |= flagTimer
 		n++
 	}
-	b = append(b, wireVersion, byte(cmd.Op), flags)
+	b = append(b, commandVersion, byte(cmd.Op), flags)
 	b = wire.AppendUvarint(b, uint64(timeoutMs))
 	b = wire.AppendString(b, cmd.From)
 	b = wire.AppendString(b, cmd.ID)
@@ -269,7 +273,7 @@ func appendTimer(b []byte, t *skyring.Timer) []byte {
 }
 
 func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
-	if len(data) < 3 || data[0] != wireVersion {
+	if len(data) < 3 || data[0] != commandVersion {
 		return Command{}, 0, fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	cmd.Op = Op(data[1])
@@ -321,8 +325,9 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 }
 
 func appendReply(b []byte, r *Reply) []byte {
-	b = append(b, wireVersion)
+	b = append(b, replyVersion)
 	b = wire.AppendUvarint(b, uint64(r.Status))
+	b = append(b, byte(r.Code))
 	b = wire.AppendString(b, r.Reason)
 	if r.Info == nil {
 		return append(b, 0)
@@ -344,7 +349,7 @@ func appendReply(b []byte, r *Reply) []byte {
 // decodeReply reads from one string, so the strings of the reply share a
 // single allocation.
 func decodeReply(data []byte) (Reply, error) {
-	if len(data) < 1 || data[0] != wireVersion {
+	if len(data) < 1 || data[0] != replyVersion {
 		return Reply{}, fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	d := wire.NewReader(string(data[1:]))
@@ -354,6 +359,7 @@ func decodeReply(data []byte) (Reply, error) {
 		return Reply{}, fmt.Errorf("%w: bad status", errCorrupt)
 	}
 	r.Status = int(status)
+	r.Code = skyring.Code(d.Byte())
 	r.Reason = d.Field()
 	switch d.Byte() {
 	case 0:
