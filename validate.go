@@ -15,6 +15,20 @@ import (
 // milliseconds: 2^31-1, about 24.8 days, as the original (setTimeout's limit).
 const DefaultMaxTimeout int64 = math.MaxInt32
 
+// DefaultMaxBodyBytes is the largest request body accepted by default, in
+// bytes: 1 MiB, as the original (API.md section 2). The HTTP edge and the
+// NATS API both apply it; it is untyped so that int and int64 limits can
+// take it as it is.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultPrefix starts every public NATS subject by default (API.md section
+// 4): skyring.timer.create, skyring.events.create, skyring.node.ready.
+const DefaultPrefix = "skyring"
+
+// DefaultHTTPPort is the public HTTP API's port by default (API.md section
+// 6, as the original).
+const DefaultHTTPPort = 3000
+
 // MaxTimeoutLimit is the largest bound an operator may set (about 100
 // years), so that due times stay within int64 nanoseconds.
 const MaxTimeoutLimit int64 = 100 * 365 * 24 * 3600 * 1000
