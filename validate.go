@@ -283,6 +283,26 @@ func isJSONNumber(b []byte) bool {
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
+// Bodies are read by a small hand-written scanner (object, decodeObject,
+// scanObject) rather than by encoding/json, for two reasons:
+//
+//   - Exact keys. The contract names its fields exactly ("timeout", "at",
+//     "data", "callback", "id") and ignores any other (API.md section 1), as
+//     the original, which reads a JavaScript object, does: "Timeout" is
+//     another field. encoding/json matches object keys to struct fields
+//     case-insensitively, so a struct would take {"Timeout":0} as a timeout.
+//   - Speed, on the hottest path of a create. Decoding into
+//     map[string]json.RawMessage keeps keys exact, but allocates the map and
+//     every key and value. BenchmarkDecodeObject (decode_internal_test.go),
+//     pulling out the members of a create body and of its callback, measured
+//     on a 2-vCPU AMD EPYC, go1.26, -cpu 1, fastest of 15 runs: 0.74 µs and
+//     2 allocations for the scanner, 3.1 µs and 28 allocations for the map,
+//     1.6 µs and 11 allocations for a struct (100-byte body); 0.94 µs, 3.9 µs
+//     and 2.2 µs with a nested data object (150 bytes).
+//
+// The scanner does not check syntax: json.Valid does that first, and
+// FuzzDecodeObject checks the scanner against encoding/json.
+
 // object is a JSON object's members as raw spans of the body, in order.
 type object []member
 
