@@ -158,6 +158,11 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
+	// Measured against the zero-copy (unsafe) decoder this replaced: about
+	// 40 ns and one allocation more per decode (BenchmarkUnmarshalBinary),
+	// not measurable in a relay round trip. Reading from string(b) instead
+	// would be a little faster but would copy Data twice and keep the copy
+	// alive as long as any of the strings.
 	strs := joinStrings(id, transport, method, uri)
 	t.ID, strs = strs[:len(id)], strs[len(id):]
 	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
