@@ -4,8 +4,10 @@
 // callback), the sentinel errors callers branch on, and the single table that
 // maps those errors to HTTP-style status codes and reasons.
 //
-// It imports only the standard library so that every other package of the
-// module (wheel, ring, storage, transports, bus, http, node, client) can share
-// these types without import cycles. Its API is meant for embedders and is
+// It imports only the standard library (and internal/wire, the binary codec
+// helpers it shares with bus, which imports only the standard library
+// itself) so that every other package of the module (wheel, ring, storage,
+// transports, bus, http, node, client) can share these types without import
+// cycles. Its API is meant for embedders and is
 // kept stable.
 package skyring

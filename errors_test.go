@@ -108,8 +108,8 @@ func TestErrorFromStatus(t *testing.T) {
 }
 
 // TestStatusRoundTrip: an error sent as Status and received through
-// ErrorFromStatus (what a relay or the NATS API does) still matches its
-// sentinel, and maps to the same status and reason again.
+// ErrorFromStatus (a public API answer read by the client, with no code)
+// still matches its sentinel, and maps to the same status and reason again.
 func TestStatusRoundTrip(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -180,4 +180,135 @@ func TestStatusBareSentinels(t *testing.T) {
 			require.ErrorIs(t, skyring.ErrorFromStatus(status, reason), skyring.ErrInvalid)
 		}
 	}
+}
+
+// sentinelCases are one error per code, bare and wrapped, with the sentinel
+// errors.Is must find after a trip through a code.
+func sentinelCases() []struct {
+	err      error
+	sentinel error
+	code     skyring.Code
+} {
+	return []struct {
+		err      error
+		sentinel error
+		code     skyring.Code
+	}{
+		{skyring.ErrTimerNotFound, skyring.ErrTimerNotFound, skyring.CodeNotFound},
+		{fmt.Errorf("relay: %w", skyring.ErrTimerNotFound), skyring.ErrTimerNotFound, skyring.CodeNotFound},
+		{skyring.ErrTimerExists, skyring.ErrTimerExists, skyring.CodeExists},
+		{skyring.ErrBodyTooLarge, skyring.ErrBodyTooLarge, skyring.CodeTooLarge},
+		{skyring.ErrNoOwner, skyring.ErrNoOwner, skyring.CodeNoOwner},
+		{skyring.ErrClosed, skyring.ErrClosed, skyring.CodeClosed},
+		{fmt.Errorf("relay: %w (%w)", skyring.ErrClosed, io.EOF), skyring.ErrClosed, skyring.CodeClosed},
+		{skyring.ErrOwnerTimeout, skyring.ErrOwnerTimeout, skyring.CodeOwnerTimeout},
+		{skyring.ErrInvalid, skyring.ErrInvalid, skyring.CodeInvalid},
+		{&skyring.ValidationError{Field: "timeout", Reason: "timeout is required"}, skyring.ErrInvalid, skyring.CodeInvalid},
+		{skyring.ErrUnknownTransport, skyring.ErrUnknownTransport, skyring.CodeUnknownTransport},
+		{skyring.UnknownTransportError("smtp", []string{"http"}), skyring.ErrUnknownTransport, skyring.CodeUnknownTransport},
+	}
+}
+
+// TestCodeRoundTrip: every sentinel, sent as CodeOf plus Status and
+// received through ErrorFromCode (what a relay does), is the same sentinel
+// again, with the same code, status and reason.
+func TestCodeRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range sentinelCases() {
+		code := skyring.CodeOf(tc.err)
+		require.Equal(t, tc.code, code, "%v", tc.err)
+		status, reason := skyring.Status(tc.err)
+		back := skyring.ErrorFromCode(code, status, reason)
+		require.ErrorIs(t, back, tc.sentinel, "%v", tc.err)
+		require.Equal(t, code, skyring.CodeOf(back), "%v", tc.err)
+		s2, r2 := skyring.Status(back)
+		require.Equal(t, status, s2, "%v", tc.err)
+		require.Equal(t, reason, r2, "%v", tc.err)
+	}
+
+	// An unknown transport keeps its field; any validation error its reason.
+	err := skyring.UnknownTransportError("smtp", []string{"http", "nats"})
+	status, reason := skyring.Status(err)
+	back := skyring.ErrorFromCode(skyring.CodeOf(err), status, reason)
+	requireInvalid(t, back, "callback.transport", `Unknown transport "smtp"`)
+
+	// Errors with no sentinel come back as a *StatusError with their status.
+	for _, err := range []error{io.ErrUnexpectedEOF, &skyring.StatusError{Status: 404, Reason: "Not Found"}, &skyring.StatusError{Status: 502, Reason: "x"}} {
+		code := skyring.CodeOf(err)
+		require.Equal(t, skyring.CodeInternal, code, "%v", err)
+		status, reason := skyring.Status(err)
+		back := skyring.ErrorFromCode(code, status, reason)
+		var se *skyring.StatusError
+		require.ErrorAs(t, back, &se, "%v", err)
+		require.Equal(t, skyring.StatusError{Status: status, Reason: reason}, *se)
+		require.NotErrorIs(t, back, skyring.ErrTimerNotFound, "a 404 without the not_found code is no ErrTimerNotFound")
+	}
+
+	require.Equal(t, skyring.CodeNone, skyring.CodeOf(nil))
+	require.NoError(t, skyring.ErrorFromCode(skyring.CodeNone, 200, ""))
+	require.NoError(t, skyring.ErrorFromCode(skyring.CodeNotFound, 201, "a 2xx is never an error"))
+}
+
+// TestErrorFromCodeIgnoresReason: the code alone decides. A reason that
+// reads like another error's (or exactly like it) changes nothing.
+func TestErrorFromCodeIgnoresReason(t *testing.T) {
+	t.Parallel()
+	_, closedReason := skyring.Status(skyring.ErrClosed)
+	require.Equal(t, "Node is shutting down", closedReason)
+
+	for _, code := range []skyring.Code{skyring.CodeNoOwner, skyring.CodeInternal, skyring.CodeNone} {
+		err := skyring.ErrorFromCode(code, http.StatusServiceUnavailable, closedReason)
+		require.NotErrorIs(t, err, skyring.ErrClosed, "code %q", code)
+	}
+	require.ErrorIs(t, skyring.ErrorFromCode(skyring.CodeNoOwner, 503, closedReason), skyring.ErrNoOwner)
+	require.ErrorIs(t, skyring.ErrorFromCode(skyring.CodeNone, 503, closedReason), skyring.ErrNoOwner, "503 alone means no owner")
+	require.ErrorIs(t, skyring.ErrorFromCode(skyring.CodeClosed, 503, "anything"), skyring.ErrClosed)
+
+	// A 400 whose reason looks like an unknown transport is one only with
+	// the code.
+	lookalike := `Unknown transport "smtp"; known: http`
+	require.NotErrorIs(t, skyring.ErrorFromCode(skyring.CodeInvalid, 400, lookalike), skyring.ErrUnknownTransport)
+	require.NotErrorIs(t, skyring.ErrorFromCode(skyring.CodeNone, 400, lookalike), skyring.ErrUnknownTransport)
+	require.ErrorIs(t, skyring.ErrorFromCode(skyring.CodeUnknownTransport, 400, "whatever"), skyring.ErrUnknownTransport)
+}
+
+// TestErrorFromCodeFallback: no code, or a code from a newer build, means
+// what the status alone says.
+func TestErrorFromCodeFallback(t *testing.T) {
+	t.Parallel()
+	for _, code := range []skyring.Code{skyring.CodeNone, 200, 255} {
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 400, "bad"), skyring.ErrInvalid)
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 404, ""), skyring.ErrTimerNotFound)
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 409, ""), skyring.ErrTimerExists)
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 413, ""), skyring.ErrBodyTooLarge)
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 503, ""), skyring.ErrNoOwner)
+		require.ErrorIs(t, skyring.ErrorFromCode(code, 504, ""), skyring.ErrOwnerTimeout)
+		var se *skyring.StatusError
+		require.ErrorAs(t, skyring.ErrorFromCode(code, 500, "boom"), &se)
+		require.Equal(t, skyring.StatusError{Status: 500, Reason: "boom"}, *se)
+	}
+}
+
+func TestCodeString(t *testing.T) {
+	t.Parallel()
+	want := map[skyring.Code]string{
+		skyring.CodeNone: "", skyring.CodeInternal: "internal", skyring.CodeInvalid: "invalid",
+		skyring.CodeUnknownTransport: "unknown_transport", skyring.CodeNotFound: "not_found",
+		skyring.CodeExists: "exists", skyring.CodeTooLarge: "too_large", skyring.CodeNoOwner: "no_owner",
+		skyring.CodeClosed: "closed", skyring.CodeOwnerTimeout: "owner_timeout", 200: "code(200)",
+	}
+	for c, name := range want {
+		require.Equal(t, name, c.String())
+	}
+	// The numbers are on the relay wire: they must never change.
+	require.EqualValues(t, 0, skyring.CodeNone)
+	require.EqualValues(t, 1, skyring.CodeInternal)
+	require.EqualValues(t, 2, skyring.CodeInvalid)
+	require.EqualValues(t, 3, skyring.CodeUnknownTransport)
+	require.EqualValues(t, 4, skyring.CodeNotFound)
+	require.EqualValues(t, 5, skyring.CodeExists)
+	require.EqualValues(t, 6, skyring.CodeTooLarge)
+	require.EqualValues(t, 7, skyring.CodeNoOwner)
+	require.EqualValues(t, 8, skyring.CodeClosed)
+	require.EqualValues(t, 9, skyring.CodeOwnerTimeout)
 }

@@ -44,3 +44,17 @@ func ExampleErrorFromStatus() {
 	// 404 Timer not found
 	// true
 }
+
+func ExampleErrorFromCode() {
+	// What one node answers to a relayed command ...
+	err := fmt.Errorf("cancel t1: %w", skyring.ErrClosed)
+	code := skyring.CodeOf(err)
+	status, reason := skyring.Status(err)
+	fmt.Println(code, status, reason)
+	// ... is the same sentinel on the other side, chosen by the code alone.
+	back := skyring.ErrorFromCode(code, status, reason)
+	fmt.Println(back == skyring.ErrClosed)
+	// Output:
+	// closed 503 Node is shutting down
+	// true
+}

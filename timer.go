@@ -1,11 +1,14 @@
 package skyring
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/skyring/skyring/internal/wire"
 )
 
 // Callback says how a fired timer is delivered: through which transport, with
@@ -121,93 +124,67 @@ var ErrCorrupt = errors.New("skyring: corrupt timer encoding")
 // AppendBinary appends the binary encoding of t to b.
 func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, encodingVersion)
-	b = appendString(b, t.ID)
-	b = binary.AppendVarint(b, t.Created)
-	b = binary.AppendVarint(b, t.Due)
-	b = appendString(b, string(t.Data))
-	b = appendString(b, t.Callback.Transport)
-	b = appendString(b, t.Callback.Method)
-	b = appendString(b, t.Callback.URI)
+	b = wire.AppendString(b, t.ID)
+	b = wire.AppendVarint(b, t.Created)
+	b = wire.AppendVarint(b, t.Due)
+	b = wire.AppendBytes(b, t.Data)
+	b = wire.AppendString(b, t.Callback.Transport)
+	b = wire.AppendString(b, t.Callback.Method)
+	b = wire.AppendString(b, t.Callback.URI)
 	return b, nil
 }
 
 // MarshalBinary encodes t.
 func (t *Timer) MarshalBinary() ([]byte, error) {
-	n := 1 + 6*binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 +
+	n := 1 + 6*wire.MaxLenPrefix + 2*wire.MaxVarintLen +
 		len(t.ID) + len(t.Data) + len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
 	return t.AppendBinary(make([]byte, 0, n))
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded. The strings it sets
-// share one allocation.
+// UnmarshalBinary decodes what MarshalBinary encoded. Nothing it sets
+// aliases b, and t is left alone if b is corrupt. The four strings share
+// one allocation (sliced from one string) and Data gets its own: a []byte
+// cannot share memory with a string without package unsafe, which this
+// package does not use.
 func (t *Timer) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 || b[0] != encodingVersion {
 		return fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	// Copy once so the strings do not alias the caller's buffer.
-	d.b = append([]byte(nil), d.b...)
-	t.ID = d.str()
-	t.Created = d.varint()
-	t.Due = d.varint()
-	if data := d.bytes(); len(data) > 0 {
-		t.Data = data
-	} else {
-		t.Data = nil
+	r := wire.NewReader(b[1:])
+	id := r.Field()
+	created, due := r.Varint(), r.Varint()
+	data := r.Field()
+	transport, method, uri := r.Field(), r.Field(), r.Field()
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	t.Callback.Transport = d.str()
-	t.Callback.Method = d.str()
-	t.Callback.URI = d.str()
-	if d.err != nil {
-		return d.err
-	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("%w: trailing bytes", ErrCorrupt)
+	// Measured against the zero-copy (unsafe) decoder this replaced: about
+	// 40 ns and one allocation more per decode (BenchmarkUnmarshalBinary),
+	// not measurable in a relay round trip. Reading from string(b) instead
+	// would be a little faster but would copy Data twice and keep the copy
+	// alive as long as any of the strings.
+	strs := joinStrings(id, transport, method, uri)
+	t.ID, strs = strs[:len(id)], strs[len(id):]
+	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
+	t.Callback.Method, t.Callback.URI = strs[:len(method)], strs[len(method):]
+	t.Created, t.Due = created, due
+	t.Data = nil
+	if len(data) > 0 {
+		t.Data = bytes.Clone(data)
 	}
 	return nil
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) bytes() []byte {
-	if d.err != nil {
-		return nil
+// joinStrings returns the parts as one string, in one allocation.
+func joinStrings(parts ...[]byte) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
 	}
-	n, k := binary.Uvarint(d.b)
-	if k <= 0 || uint64(len(d.b)-k) < n {
-		d.err = fmt.Errorf("%w: truncated", ErrCorrupt)
-		return nil
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, p := range parts {
+		sb.Write(p)
 	}
-	v := d.b[k : k+int(n) : k+int(n)]
-	d.b = d.b[k+int(n):]
-	return v
-}
-
-func (d *decoder) str() string {
-	v := d.bytes()
-	if len(v) == 0 {
-		return ""
-	}
-	return unsafeString(v)
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, k := binary.Varint(d.b)
-	if k <= 0 {
-		d.err = fmt.Errorf("%w: truncated", ErrCorrupt)
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
+	return sb.String()
 }

@@ -2,6 +2,7 @@ package skyring_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"strings"
@@ -263,6 +264,11 @@ func TestTimerUnmarshalBinaryCorrupt(t *testing.T) {
 		require.ErrorIs(t, err, skyring.ErrCorrupt, msg)
 	}
 
+	// A failed decode leaves the timer as it was.
+	used := binaryCases()["typical"]
+	require.Error(t, used.UnmarshalBinary([]byte{1, 1, 'x', 2}))
+	require.Equal(t, binaryCases()["typical"], used)
+
 	requireCorrupt(nil, "nil")
 	requireCorrupt([]byte{}, "empty")
 	for _, v := range []byte{0, 2, 0x7f, 0xff} {
@@ -307,4 +313,45 @@ func TestTimerUnmarshalBinaryTrailingBytes(t *testing.T) {
 	var got skyring.Timer
 	err = got.UnmarshalBinary(append(b, 0x00, 'j', 'u', 'n', 'k'))
 	require.ErrorIs(t, err, skyring.ErrCorrupt)
+}
+
+// TestTimerBinaryGolden decodes records written by the encoder as it was
+// when stores were first filled (before the codec moved to internal/wire),
+// and checks that encoding gives the very same bytes: goleveldb data
+// written by any earlier build must still decode.
+func TestTimerBinaryGolden(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		hex  string
+		want skyring.Timer
+	}{
+		{"0100000000000000", skyring.Timer{}},
+		{
+			"012435353065383430302d653239622d343164342d613731362d343436363535343430303030" +
+				"aab4e2feeb8cd1b82faa949d83ab90d1b82f0c7b226f72646572223a34327d04687474700470" +
+				"6f737419687474703a2f2f3132372e302e302e313a383038302f647565",
+			skyring.Timer{
+				ID: "550e8400-e29b-41d4-a716-446655440000", Created: 1709294400123456789, Due: 1709294460123456789,
+				Data:     json.RawMessage(`{"order":42}`),
+				Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://127.0.0.1:8080/due"},
+			},
+		},
+		{
+			"01017301feffffffffffffffff010b22e697a5e69cace8aa9e22046e617473077265717565" +
+				"7374086a6f62732e647565",
+			skyring.Timer{
+				ID: "s", Created: -1, Due: math.MaxInt64, Data: json.RawMessage(`"日本語"`),
+				Callback: skyring.Callback{Transport: "nats", Method: "request", URI: "jobs.due"},
+			},
+		},
+	} {
+		b, err := hex.DecodeString(tc.hex)
+		require.NoError(t, err)
+		var got skyring.Timer
+		require.NoError(t, got.UnmarshalBinary(b))
+		require.Equal(t, tc.want, got)
+		again, err := tc.want.MarshalBinary()
+		require.NoError(t, err)
+		require.Equal(t, tc.hex, hex.EncodeToString(again))
+	}
 }

@@ -15,6 +15,20 @@ import (
 // milliseconds: 2^31-1, about 24.8 days, as the original (setTimeout's limit).
 const DefaultMaxTimeout int64 = math.MaxInt32
 
+// DefaultMaxBodyBytes is the largest request body accepted by default, in
+// bytes: 1 MiB, as the original (API.md section 2). The HTTP edge and the
+// NATS API both apply it; it is untyped so that int and int64 limits can
+// take it as it is.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultPrefix starts every public NATS subject by default (API.md section
+// 4): skyring.timer.create, skyring.events.create, skyring.node.ready.
+const DefaultPrefix = "skyring"
+
+// DefaultHTTPPort is the public HTTP API's port by default (API.md section
+// 6, as the original).
+const DefaultHTTPPort = 3000
+
 // MaxTimeoutLimit is the largest bound an operator may set (about 100
 // years), so that due times stay within int64 nanoseconds.
 const MaxTimeoutLimit int64 = 100 * 365 * 24 * 3600 * 1000
@@ -268,6 +282,26 @@ func isJSONNumber(b []byte) bool {
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// Bodies are read by a small hand-written scanner (object, decodeObject,
+// scanObject) rather than by encoding/json, for two reasons:
+//
+//   - Exact keys. The contract names its fields exactly ("timeout", "at",
+//     "data", "callback", "id") and ignores any other (API.md section 1), as
+//     the original, which reads a JavaScript object, does: "Timeout" is
+//     another field. encoding/json matches object keys to struct fields
+//     case-insensitively, so a struct would take {"Timeout":0} as a timeout.
+//   - Speed, on the hottest path of a create. Decoding into
+//     map[string]json.RawMessage keeps keys exact, but allocates the map and
+//     every key and value. BenchmarkDecodeObject (decode_internal_test.go),
+//     pulling out the members of a create body and of its callback, measured
+//     on a 2-vCPU AMD EPYC, go1.26, -cpu 1, fastest of 15 runs: 0.74 µs and
+//     2 allocations for the scanner, 3.1 µs and 28 allocations for the map,
+//     1.6 µs and 11 allocations for a struct (100-byte body); 0.94 µs, 3.9 µs
+//     and 2.2 µs with a nested data object (150 bytes).
+//
+// The scanner does not check syntax: json.Valid does that first, and
+// FuzzDecodeObject checks the scanner against encoding/json.
 
 // object is a JSON object's members as raw spans of the body, in order.
 type object []member

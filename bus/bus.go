@@ -20,7 +20,6 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultPrefix            = "skyring"
 	DefaultNATSHost          = "127.0.0.1"
 	DefaultClusterHost       = "127.0.0.1"
 	DefaultClusterName       = "skyring"
@@ -29,7 +28,6 @@ const (
 	DefaultConnectTimeout    = 5 * time.Second
 	DefaultDrainTimeout      = 5 * time.Second
 	DefaultMaxConcurrent     = 256
-	DefaultMaxBodySize       = 1 << 20
 	// DefaultMaxPayload is the max payload of the embedded server: room for
 	// handoff batches (larger batches are split anyway).
 	DefaultMaxPayload = 8 << 20
@@ -57,7 +55,8 @@ type Options struct {
 	// digits, '-' and '_'.
 	NodeID string
 	// Prefix is the subject prefix of the public API and events; default
-	// "skyring". Dot-separated tokens without spaces or wildcards.
+	// skyring.DefaultPrefix ("skyring"). Dot-separated tokens without spaces
+	// or wildcards.
 	Prefix string
 	// Servers are external NATS URLs (--nats:hosts). Empty runs an embedded
 	// nats-server.
@@ -88,7 +87,8 @@ type Options struct {
 	// API (skyring.ParseParams.MaxTimeout); 0 means the default.
 	MaxTimeout int64
 	// MaxBodySize is the largest public API message in bytes; larger ones
-	// answer 413. Default 1 MiB, as the HTTP API.
+	// answer 413. Default skyring.DefaultMaxBodyBytes (1 MiB), as the HTTP
+	// API.
 	MaxBodySize int
 	// MaxConcurrent bounds the handlers running at once, separately for the
 	// public API and for relays; default 256.
@@ -111,13 +111,13 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
+	o.Prefix = cmp.Or(o.Prefix, skyring.DefaultPrefix)
 	o.NATSHost = cmp.Or(o.NATSHost, DefaultNATSHost)
 	o.ClusterHost = cmp.Or(o.ClusterHost, DefaultClusterHost)
 	o.ClusterName = cmp.Or(o.ClusterName, DefaultClusterName)
 	o.MaxPayload = cmp.Or(o.MaxPayload, DefaultMaxPayload)
 	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
-	o.MaxBodySize = cmp.Or(o.MaxBodySize, DefaultMaxBodySize)
+	o.MaxBodySize = cmp.Or(o.MaxBodySize, skyring.DefaultMaxBodyBytes)
 	o.MaxConcurrent = cmp.Or(o.MaxConcurrent, DefaultMaxConcurrent)
 	o.RequestTimeout = cmp.Or(o.RequestTimeout, DefaultRequestTimeout)
 	o.ConnectTimeout = cmp.Or(o.ConnectTimeout, DefaultConnectTimeout)

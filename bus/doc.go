@@ -67,10 +67,17 @@
 // answers. A handoff batch that does not fit the connection's max payload is
 // split into several requests. A reply is
 //
-//	version byte (1), uvarint status, uvarint len + Reason,
+//	version byte (2), uvarint status, code byte (skyring.Code),
+//	uvarint len + Reason,
 //	info byte (0: none, 1: an Info follows), then for an Info:
 //	ID, Data, Transport, Method, URI, Node as uvarint len + bytes and
 //	Timeout, Created, Due as varints.
+//
+// The code is what the receiving side branches on (Reply.Err,
+// skyring.ErrorFromCode): the reason is for people. Version 1 replies had
+// no code; a node of either version rejects the other's replies as corrupt
+// rather than misread them. Both encodings use internal/wire's helpers,
+// and timers inside commands are skyring.Timer's own binary encoding.
 //
 // # Embedded server
 //

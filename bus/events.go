@@ -2,31 +2,34 @@ package bus
 
 import "encoding/json"
 
-// Timer event types (API.md section 5), published on <prefix>.events.<type>.
+// Timer event types (API.md section 5): TimerEvent.Type, published on
+// <prefix>.events.<type>. The values are the public contract; publishers
+// use these names, never string literals.
 const (
-	EventCreate  = "create"
-	EventReplace = "replace"
-	EventExecute = "execute"
-	EventCancel  = "cancel"
-	EventSuccess = "success"
-	EventFail    = "fail"
-	EventEvict   = "evict"
+	EventCreate  = "create"  // a timer was stored (POST, NATS create); not sent for a replace
+	EventReplace = "replace" // an update replaced a pending timer
+	EventExecute = "execute" // the timer fired: sent every time, before its transport runs
+	EventCancel  = "cancel"  // a pending timer was cancelled
+	EventSuccess = "success" // the transport delivered it; sent once the timer is removed from storage
+	EventFail    = "fail"    // the transport failed; sent once the timer is removed from storage
+	EventEvict   = "evict"   // the timer was handed to another node (TimerEvent.To)
 )
 
-// Node event types (API.md section 5), published on <prefix>.node.<type>.
+// Node event types (API.md section 5): NodeEvent.Type, published on
+// <prefix>.node.<type>.
 const (
-	NodeReady     = "ready"
-	NodeRecover   = "recover"
-	NodeRebalance = "rebalance"
-	NodePurge     = "purge"
-	NodeShutdown  = "shutdown"
-	NodeJoin      = "join"
-	NodeLeave     = "leave"
+	NodeReady     = "ready"     // the node started and takes commands
+	NodeRecover   = "recover"   // at start, the node re-armed its stored timers (NodeEvent.Count)
+	NodeRebalance = "rebalance" // after a membership change, the node handed timers off (Count)
+	NodePurge     = "purge"     // the node is leaving and hands off its timers (Count still held)
+	NodeShutdown  = "shutdown"  // the node is stopping (Count: timers it still holds)
+	NodeJoin      = "join"      // a member joined the ring (NodeEvent.Member)
+	NodeLeave     = "leave"     // a member left the ring, or was dropped after its heartbeats stopped (Member)
 )
 
 // TimerEvent is the JSON of a timer event.
 type TimerEvent struct {
-	Type     string          `json:"type"`               // create, replace, execute, cancel, success, fail, evict
+	Type     string          `json:"type"`               // one of the Event* constants
 	Timer    string          `json:"timer"`              // id
 	Node     string          `json:"node"`               // filled with Options.NodeID when empty
 	Created  int64           `json:"created,omitempty"`  // Unix ms
@@ -40,7 +43,7 @@ type TimerEvent struct {
 
 // NodeEvent is the JSON of a node event.
 type NodeEvent struct {
-	Type    string `json:"type"`             // ready, recover, rebalance, purge, shutdown, join, leave
+	Type    string `json:"type"`             // one of the Node* constants
 	Node    string `json:"node"`             // filled with Options.NodeID when empty
 	Member  string `json:"member,omitempty"` // join, leave: which member
 	Count   int    `json:"count,omitempty"`

@@ -57,3 +57,15 @@ func TestSubject(t *testing.T) {
 	require.Equal(t, "p.q.timer.create", b.Subject("timer", "create"))
 	require.NoError(t, b.Close())
 }
+
+// TestEventTypeNames pins the event type constants to the names API.md
+// section 5 promises: they are subjects and "type" values clients match.
+func TestEventTypeNames(t *testing.T) {
+	t.Parallel()
+	require.Equal(t,
+		[]string{"create", "replace", "execute", "cancel", "success", "fail", "evict"},
+		[]string{bus.EventCreate, bus.EventReplace, bus.EventExecute, bus.EventCancel, bus.EventSuccess, bus.EventFail, bus.EventEvict})
+	require.Equal(t,
+		[]string{"ready", "recover", "rebalance", "purge", "shutdown", "join", "leave"},
+		[]string{bus.NodeReady, bus.NodeRecover, bus.NodeRebalance, bus.NodePurge, bus.NodeShutdown, bus.NodeJoin, bus.NodeLeave})
+}

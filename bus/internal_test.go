@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -37,6 +39,27 @@ func TestCommandRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCommandGolden: a command encoded before the codec moved to
+// internal/wire decodes, and encodes to the same bytes.
+func TestCommandGolden(t *testing.T) {
+	t.Parallel()
+	const golden = "010501d209026e310269640200000012010167020400046874747004706f737401750000000c010168000003227822000000"
+	want := Command{
+		Op:     OpHandoff,
+		Timer:  &skyring.Timer{ID: "g", Created: 1, Due: 2, Callback: skyring.Callback{Transport: "http", Method: "post", URI: "u"}},
+		Timers: []*skyring.Timer{{ID: "h", Data: json.RawMessage(`"x"`)}},
+		From:   "n1",
+		ID:     "id",
+	}
+	data, err := hex.DecodeString(golden)
+	require.NoError(t, err)
+	got, timeout, err := decodeCommand(data)
+	require.NoError(t, err)
+	require.EqualValues(t, 1234, timeout)
+	require.Equal(t, want, got)
+	require.Equal(t, golden, hex.EncodeToString(appendCommand(nil, &want, 1234)))
+}
+
 func TestReplyRoundTrip(t *testing.T) {
 	t.Parallel()
 	info := testTimer("a").Info("n1")
@@ -44,7 +67,8 @@ func TestReplyRoundTrip(t *testing.T) {
 	noData.Data = nil
 	for _, r := range []Reply{
 		{Status: 200},
-		{Status: 404, Reason: "Timer not found"},
+		{Status: 404, Code: skyring.CodeNotFound, Reason: "Timer not found"},
+		{Status: 503, Code: 255, Reason: "a code from a newer build"},
 		{Status: 200, Info: &info},
 		{Status: 200, Info: &noData},
 	} {
@@ -52,6 +76,67 @@ func TestReplyRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, r, got)
 	}
+}
+
+// TestReplyCarriesSentinels: every sentinel, as the handler's error, comes
+// out of the reply's wire encoding as the same sentinel.
+func TestReplyCarriesSentinels(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err, want error
+	}{
+		{skyring.ErrTimerNotFound, skyring.ErrTimerNotFound},
+		{fmt.Errorf("cancel x: %w", skyring.ErrTimerNotFound), skyring.ErrTimerNotFound},
+		{skyring.ErrTimerExists, skyring.ErrTimerExists},
+		{skyring.ErrBodyTooLarge, skyring.ErrBodyTooLarge},
+		{skyring.ErrNoOwner, skyring.ErrNoOwner},
+		{skyring.ErrClosed, skyring.ErrClosed},
+		{fmt.Errorf("storing: %w", skyring.ErrClosed), skyring.ErrClosed},
+		{skyring.ErrOwnerTimeout, skyring.ErrOwnerTimeout},
+		{skyring.ErrInvalid, skyring.ErrInvalid},
+		{&skyring.ValidationError{Field: "timeout", Reason: "timeout is required"}, skyring.ErrInvalid},
+		{skyring.ErrUnknownTransport, skyring.ErrUnknownTransport},
+		{skyring.UnknownTransportError("smtp", []string{"http"}), skyring.ErrUnknownTransport},
+	} {
+		sent := ReplyFromError(tc.err)
+		got, err := decodeReply(appendReply(nil, &sent))
+		require.NoError(t, err)
+		require.Equal(t, sent, got)
+		require.ErrorIs(t, got.Err(), tc.want, "%v", tc.err)
+		if tc.want == skyring.ErrUnknownTransport {
+			require.ErrorIs(t, got.Err(), skyring.ErrInvalid)
+		}
+	}
+
+	rep := ReplyFromError(nil)
+	require.Equal(t, Reply{Status: 200}, rep)
+	require.NoError(t, rep.Err())
+
+	var se *skyring.StatusError
+	rep = ReplyFromError(errors.New("disk on fire"))
+	require.Equal(t, skyring.CodeInternal, rep.Code)
+	require.ErrorAs(t, rep.Err(), &se)
+	require.Equal(t, 500, se.Status)
+}
+
+// TestReplyReasonIsNotACode: a reply whose reason reads "Node is shutting
+// down" but whose code says something else is not ErrClosed.
+func TestReplyReasonIsNotACode(t *testing.T) {
+	t.Parallel()
+	_, closed := skyring.Status(skyring.ErrClosed)
+	for _, r := range []Reply{
+		{Status: 503, Code: skyring.CodeNoOwner, Reason: closed},
+		{Status: 503, Code: skyring.CodeInternal, Reason: closed},
+		{Status: 503, Reason: closed}, // no code: the status alone, 503 is no owner
+	} {
+		got, err := decodeReply(appendReply(nil, &r))
+		require.NoError(t, err)
+		require.NotErrorIs(t, got.Err(), skyring.ErrClosed, "%+v", r)
+	}
+	r := Reply{Status: 503, Code: skyring.CodeClosed, Reason: "bye"}
+	got, err := decodeReply(appendReply(nil, &r))
+	require.NoError(t, err)
+	require.ErrorIs(t, got.Err(), skyring.ErrClosed)
 }
 
 func TestDecodeCorrupt(t *testing.T) {
@@ -65,6 +150,9 @@ func TestDecodeCorrupt(t *testing.T) {
 	require.ErrorIs(t, err, errCorrupt)
 	info := testTimer("a").Info("n1")
 	rep := appendReply(nil, &Reply{Status: 200, Info: &info})
+	old := append([]byte{1}, rep[1:]...) // a reply in version 1, which had no code
+	_, err = decodeReply(old)
+	require.ErrorIs(t, err, errCorrupt)
 	for i := range rep {
 		_, err := decodeReply(rep[:i])
 		require.ErrorIs(t, err, errCorrupt, "truncated at %d", i)
@@ -90,7 +178,7 @@ func FuzzDecodeCommand(f *testing.F) {
 func FuzzDecodeReply(f *testing.F) {
 	info := testTimer("a").Info("n1")
 	f.Add(appendReply(nil, &Reply{Status: 200, Info: &info}))
-	f.Add(appendReply(nil, &Reply{Status: 409, Reason: "exists"}))
+	f.Add(appendReply(nil, &Reply{Status: 409, Code: skyring.CodeExists, Reason: "exists"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := decodeReply(data)
 		if err != nil {

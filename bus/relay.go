@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/internal/wire"
 )
 
 // Op is the operation of a node-to-node Command.
@@ -58,22 +58,25 @@ type Command struct {
 	From   string           // sender node id; Relay fills it in when empty
 }
 
-// Reply is the answer to a Command.
+// Reply is the answer to a Command. Build error replies with
+// ReplyFromError so that they carry their Code; read them with Err.
 type Reply struct {
 	Status int           // HTTP-style status
-	Reason string        // x-skyring-reason text on errors
+	Code   skyring.Code  // which error, for non-2xx; CodeNone makes Err go by Status alone
+	Reason string        // x-skyring-reason text on errors, for people: never branched on
 	Info   *skyring.Info // get
 }
 
-// Err turns the reply back into the sentinel error its status stands for
-// (skyring.ErrorFromStatus); nil for a 2xx.
-func (r Reply) Err() error { return skyring.ErrorFromStatus(r.Status, r.Reason) }
+// Err turns the reply back into the error it stands for: the sentinel of
+// its Code (skyring.ErrorFromCode), so errors.Is works across nodes; nil
+// for a 2xx.
+func (r Reply) Err() error { return skyring.ErrorFromCode(r.Code, r.Status, r.Reason) }
 
-// ReplyFromError builds the reply for err through skyring.Status: a nil err
-// is 200.
+// ReplyFromError builds the reply for err: its status and reason from
+// skyring.Status, its code from skyring.CodeOf. A nil err is 200.
 func ReplyFromError(err error) Reply {
 	status, reason := skyring.Status(err)
-	return Reply{Status: status, Reason: reason}
+	return Reply{Status: status, Code: skyring.CodeOf(err), Reason: reason}
 }
 
 // Relay sends cmd to the node nodeID and waits for its reply. ctx bounds the
@@ -176,7 +179,7 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 	cmd, timeout, err := decodeCommand(m.Data)
 	if err != nil {
 		b.log.Warn("bad relay command", "err", err)
-		b.respondRelay(m, Reply{Status: http.StatusBadRequest, Reason: err.Error()})
+		b.respondRelay(m, ReplyFromError(&skyring.ValidationError{Reason: err.Error(), Err: err}))
 		return
 	}
 	if cmd.Op == opPing {
@@ -198,7 +201,7 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 	rep := b.h.HandleRelay(ctx, cmd)
 	if rep.Status == 0 {
 		b.log.Error("relay handler returned no status", "op", cmd.Op, "from", cmd.From)
-		rep = Reply{Status: http.StatusInternalServerError, Reason: "Internal error: no status"}
+		rep = ReplyFromError(errors.New("no status"))
 	}
 	b.respondRelay(m, rep)
 }
@@ -215,15 +218,16 @@ func (b *Bus) respondRelay(m *nats.Msg, rep Reply) {
 // Wire encoding; see the package doc.
 
 const (
-	wireVersion      = 1
+	commandVersion   = 1
+	replyVersion     = 2      // 2 added the code; a node that reads only 1 rejects the reply as corrupt
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
-	commandHeaderMax = 3 + 4*binary.MaxVarintLen64
+	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
 
 var errCorrupt = errors.New("bus: corrupt relay message")
 
 func timerSize(t *skyring.Timer) int {
-	return 1 + 6*binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 + len(t.ID) + len(t.Data) +
+	return 1 + 6*wire.MaxLenPrefix + 2*wire.MaxVarintLen + len(t.ID) + len(t.Data) +
 		len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
 }
 
@@ -245,11 +249,11 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 		flags |= flagTimer
 		n++
 	}
-	b = append(b, wireVersion, byte(cmd.Op), flags)
-	b = binary.AppendUvarint(b, uint64(timeoutMs))
-	b = appendStr(b, cmd.From)
-	b = appendStr(b, cmd.ID)
-	b = binary.AppendUvarint(b, uint64(n))
+	b = append(b, commandVersion, byte(cmd.Op), flags)
+	b = wire.AppendUvarint(b, uint64(timeoutMs))
+	b = wire.AppendString(b, cmd.From)
+	b = wire.AppendString(b, cmd.ID)
+	b = wire.AppendUvarint(b, uint64(n))
 	if cmd.Timer != nil {
 		b = appendTimer(b, cmd.Timer)
 	}
@@ -262,37 +266,27 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 // appendTimer appends a big-endian uint32 length, then the timer's binary
 // encoding.
 func appendTimer(b []byte, t *skyring.Timer) []byte {
-	at := len(b)
-	b = append(b, 0, 0, 0, 0)
+	b, at := wire.BeginLen32(b)
 	b, _ = t.AppendBinary(b) // never fails
-	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	wire.EndLen32(b, at)
 	return b
 }
 
 func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
-	if len(data) < 3 || data[0] != wireVersion {
+	if len(data) < 3 || data[0] != commandVersion {
 		return Command{}, 0, fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	cmd.Op = Op(data[1])
 	flags := data[2]
-	rest := data[3:]
-	var ok bool
-	var u uint64
-	var from, id []byte
-	u, rest, ok = readUvarint(rest)
-	timeoutMs = int64(u)
-	if ok {
-		from, rest, ok = readBytes(rest)
+	r := wire.NewReader(data[3:])
+	timeoutMs = int64(r.Uvarint())
+	from, id := r.Field(), r.Field()
+	n := r.Uvarint()
+	if err := r.Err(); err != nil {
+		return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
-	if ok {
-		id, rest, ok = readBytes(rest)
-	}
-	var n uint64
-	if ok {
-		n, rest, ok = readUvarint(rest)
-	}
-	if !ok || timeoutMs < 0 {
-		return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
+	if timeoutMs < 0 {
+		return Command{}, 0, fmt.Errorf("%w: bad timeout", errCorrupt)
 	}
 	if len(from) > 0 {
 		cmd.From = string(from)
@@ -300,28 +294,23 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 	if len(id) > 0 {
 		cmd.ID = string(id)
 	}
-	if n > uint64(len(rest)/5) { // each timer takes at least 5 bytes
+	if n > uint64(r.Len()/5) { // each timer takes at least 5 bytes
 		return Command{}, 0, fmt.Errorf("%w: bad timer count", errCorrupt)
 	}
 	timers := make([]*skyring.Timer, n)
 	for i := range timers {
-		if len(rest) < 4 {
-			return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
-		}
-		l := binary.BigEndian.Uint32(rest)
-		rest = rest[4:]
-		if uint64(l) > uint64(len(rest)) {
-			return Command{}, 0, fmt.Errorf("%w: truncated", errCorrupt)
+		rec := r.Next(uint64(r.Uint32()))
+		if err := r.Err(); err != nil {
+			return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 		}
 		t := new(skyring.Timer)
-		if err := t.UnmarshalBinary(rest[:l]); err != nil {
+		if err := t.UnmarshalBinary(rec); err != nil {
 			return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 		}
 		timers[i] = t
-		rest = rest[l:]
 	}
-	if len(rest) != 0 {
-		return Command{}, 0, fmt.Errorf("%w: trailing bytes", errCorrupt)
+	if err := r.Done(); err != nil {
+		return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	if flags&flagTimer != 0 {
 		if len(timers) == 0 {
@@ -336,157 +325,65 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 }
 
 func appendReply(b []byte, r *Reply) []byte {
-	b = append(b, wireVersion)
-	b = binary.AppendUvarint(b, uint64(r.Status))
-	b = appendStr(b, r.Reason)
+	b = append(b, replyVersion)
+	b = wire.AppendUvarint(b, uint64(r.Status))
+	b = append(b, byte(r.Code))
+	b = wire.AppendString(b, r.Reason)
 	if r.Info == nil {
 		return append(b, 0)
 	}
 	i := r.Info
 	b = append(b, 1)
-	b = appendStr(b, i.ID)
-	b = binary.AppendVarint(b, i.Timeout)
-	b = appendStr(b, string(i.Data))
-	b = appendStr(b, i.Callback.Transport)
-	b = appendStr(b, i.Callback.Method)
-	b = appendStr(b, i.Callback.URI)
-	b = binary.AppendVarint(b, i.Created)
-	b = binary.AppendVarint(b, i.Due)
-	b = appendStr(b, i.Node)
+	b = wire.AppendString(b, i.ID)
+	b = wire.AppendVarint(b, i.Timeout)
+	b = wire.AppendBytes(b, i.Data)
+	b = wire.AppendString(b, i.Callback.Transport)
+	b = wire.AppendString(b, i.Callback.Method)
+	b = wire.AppendString(b, i.Callback.URI)
+	b = wire.AppendVarint(b, i.Created)
+	b = wire.AppendVarint(b, i.Due)
+	b = wire.AppendString(b, i.Node)
 	return b
 }
 
+// decodeReply reads from one string, so the strings of the reply share a
+// single allocation.
 func decodeReply(data []byte) (Reply, error) {
-	if len(data) < 1 || data[0] != wireVersion {
+	if len(data) < 1 || data[0] != replyVersion {
 		return Reply{}, fmt.Errorf("%w: unknown version", errCorrupt)
 	}
-	d := wireDecoder{s: string(data[1:])}
+	d := wire.NewReader(string(data[1:]))
 	var r Reply
-	status := d.uvarint()
+	status := d.Uvarint()
 	if status > 999 {
 		return Reply{}, fmt.Errorf("%w: bad status", errCorrupt)
 	}
 	r.Status = int(status)
-	r.Reason = d.str()
-	switch d.byte() {
+	r.Code = skyring.Code(d.Byte())
+	r.Reason = d.Field()
+	switch d.Byte() {
 	case 0:
 	case 1:
 		i := new(skyring.Info)
-		i.ID = d.str()
-		i.Timeout = d.varint()
-		if data := d.str(); data != "" {
+		i.ID = d.Field()
+		i.Timeout = d.Varint()
+		if data := d.Field(); data != "" {
 			i.Data = []byte(data)
 		}
-		i.Callback.Transport = d.str()
-		i.Callback.Method = d.str()
-		i.Callback.URI = d.str()
-		i.Created = d.varint()
-		i.Due = d.varint()
-		i.Node = d.str()
+		i.Callback.Transport = d.Field()
+		i.Callback.Method = d.Field()
+		i.Callback.URI = d.Field()
+		i.Created = d.Varint()
+		i.Due = d.Varint()
+		i.Node = d.Field()
 		r.Info = i
 	default:
-		if d.err == nil {
-			d.err = fmt.Errorf("%w: bad info flag", errCorrupt)
+		if d.Err() == nil {
+			return Reply{}, fmt.Errorf("%w: bad info flag", errCorrupt)
 		}
 	}
-	if d.err == nil && d.s != "" {
-		d.err = fmt.Errorf("%w: trailing bytes", errCorrupt)
-	}
-	if d.err != nil {
-		return Reply{}, d.err
+	if err := d.Done(); err != nil {
+		return Reply{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return r, nil
-}
-
-func readUvarint(b []byte) (uint64, []byte, bool) {
-	v, k := binary.Uvarint(b)
-	if k <= 0 {
-		return 0, nil, false
-	}
-	return v, b[k:], true
-}
-
-func readBytes(b []byte) ([]byte, []byte, bool) {
-	n, rest, ok := readUvarint(b)
-	if !ok || n > uint64(len(rest)) {
-		return nil, nil, false
-	}
-	return rest[:n], rest[n:], true
-}
-
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// wireDecoder reads from one string, so the strings it returns share a
-// single allocation.
-type wireDecoder struct {
-	s   string
-	err error
-}
-
-func (d *wireDecoder) fail() {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated", errCorrupt)
-	}
-	d.s = ""
-}
-
-func (d *wireDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	var v uint64
-	var shift uint
-	for i := 0; i < len(d.s) && i < binary.MaxVarintLen64; i++ {
-		c := d.s[i]
-		if c < 0x80 {
-			if i == binary.MaxVarintLen64-1 && c > 1 {
-				break
-			}
-			d.s = d.s[i+1:]
-			return v | uint64(c)<<shift
-		}
-		v |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	d.fail()
-	return 0
-}
-
-func (d *wireDecoder) varint() int64 {
-	u := d.uvarint()
-	v := int64(u >> 1)
-	if u&1 != 0 {
-		v = ^v
-	}
-	return v
-}
-
-func (d *wireDecoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.s == "" {
-		d.fail()
-		return 0
-	}
-	c := d.s[0]
-	d.s = d.s[1:]
-	return c
-}
-
-func (d *wireDecoder) str() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.s)) {
-		d.fail()
-		return ""
-	}
-	s := d.s[:n]
-	d.s = d.s[n:]
-	return s
 }

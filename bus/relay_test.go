@@ -43,6 +43,7 @@ func relayRoundTrip(t *testing.T, a *bus.Bus, from string, hb *fakeHandler) {
 	rep, err = a.Relay(ctx, hb.id, bus.Command{Op: bus.OpCreate, Timer: newTimer("r1")})
 	require.NoError(t, err)
 	require.Equal(t, 409, rep.Status)
+	require.Equal(t, skyring.CodeExists, rep.Code)
 	require.ErrorIs(t, rep.Err(), skyring.ErrTimerExists)
 
 	upd := newTimer("r1")
@@ -63,7 +64,7 @@ func relayRoundTrip(t *testing.T, a *bus.Bus, from string, hb *fakeHandler) {
 
 	rep, err = a.Relay(ctx, hb.id, bus.Command{Op: bus.OpGet, ID: "r1"})
 	require.NoError(t, err)
-	require.Equal(t, bus.Reply{Status: 404, Reason: "Timer not found"}, rep)
+	require.Equal(t, bus.Reply{Status: 404, Code: skyring.CodeNotFound, Reason: "Timer not found"}, rep)
 	require.ErrorIs(t, rep.Err(), skyring.ErrTimerNotFound)
 
 	batch := []*skyring.Timer{newTimer("h1"), newTimer("h2"), newTimer("h3")}

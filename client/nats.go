@@ -17,7 +17,7 @@ import (
 const (
 	// DefaultPrefix starts every subject of the NATS API, as the server's
 	// --nats:prefix default.
-	DefaultPrefix = "skyring"
+	DefaultPrefix = skyring.DefaultPrefix
 	// DefaultTimeout bounds each request when its context has no earlier
 	// deadline.
 	DefaultTimeout = 5 * time.Second

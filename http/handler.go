@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,18 +35,14 @@ type Service interface {
 	Get(ctx context.Context, id string) (skyring.Info, error)
 }
 
-// Defaults of [Options].
-const (
-	DefaultAddr         = ":3000"
-	DefaultMaxBodyBytes = 1 << 20 // 1 MiB, as the original
-)
-
 // Options configure [NewHandler] and [NewServer]. The zero value is usable.
 type Options struct {
-	// Addr is the listen address of a Server. Default ":3000".
+	// Addr is the listen address of a Server. Default ":3000", every
+	// interface on skyring.DefaultHTTPPort.
 	Addr string
 	// MaxBodyBytes is the largest accepted request body; a larger one is a
-	// 413. Default 1 MiB (1<<20); zero or negative means the default.
+	// 413. Default skyring.DefaultMaxBodyBytes (1 MiB); zero or negative
+	// means the default.
 	MaxBodyBytes int64
 	// MaxTimeout is the largest accepted timeout in ms, passed to
 	// skyring.ParseTimer. Zero means skyring.DefaultMaxTimeout.
@@ -62,10 +59,10 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Addr == "" {
-		o.Addr = DefaultAddr
+		o.Addr = ":" + strconv.Itoa(skyring.DefaultHTTPPort)
 	}
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
+		o.MaxBodyBytes = skyring.DefaultMaxBodyBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now

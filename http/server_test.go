@@ -51,7 +51,7 @@ func TestServerLifecycle(t *testing.T) {
 func TestServerDefaults(t *testing.T) {
 	t.Parallel()
 	s := NewServer(newMemService(), Options{})
-	require.Equal(t, DefaultAddr, s.opts.Addr)
+	require.Equal(t, ":3000", s.opts.Addr)
 	require.EqualValues(t, 1<<20, s.opts.MaxBodyBytes)
 	require.NotNil(t, s.opts.Now)
 	require.NotNil(t, s.opts.Logger)

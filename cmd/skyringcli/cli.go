@@ -28,6 +28,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/internal/loadgen"
 	"github.com/skyring/skyring/node"
 	"github.com/skyring/skyring/storage"
@@ -130,15 +131,15 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 		Description: "With no flags: HTTP on :3000, an embedded NATS server on 127.0.0.1:4222 whose cluster\n" +
 			"port is 127.0.0.1:3455, durable goleveldb storage in the user's data directory.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: 3000, EnvVars: env(flagPort), Usage: "HTTP port (0 picks a free one)"},
+			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: skyring.DefaultHTTPPort, EnvVars: env(flagPort), Usage: "HTTP port (0 picks a free one)"},
 			&cli.StringFlag{Name: "host", Value: "", EnvVars: env("host"), Usage: "HTTP listen host (empty: every interface)"},
 			&cli.StringSliceFlag{Name: flagSeeds, Aliases: []string{"s"}, EnvVars: env(flagSeeds), Usage: "host:port of a seed node's cluster (channel) port; repeatable (default 127.0.0.1:3455 and 127.0.0.1:3456)"},
 			&cli.StringFlag{Name: flagChannelHost, Value: node.DefaultChannelHost, EnvVars: env(flagChannelHost), Usage: "this node's cluster host"},
 			&cli.IntFlag{Name: flagChannelPort, Value: node.DefaultChannelPort, EnvVars: env(flagChannelPort), Usage: "this node's cluster port (0: no cluster listener)"},
 			&cli.StringFlag{Name: flagNATSHosts, EnvVars: env(flagNATSHosts), Usage: "comma-separated external NATS servers; without it the node embeds a NATS server"},
 			&cli.IntFlag{Name: flagNATSPort, Value: -1, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (0 picks a free one)"},
-			&cli.StringFlag{Name: flagNATSPrefix, Value: node.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
-			&cli.Int64Flag{Name: flagTimerMax, Value: 2147483647, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
+			&cli.StringFlag{Name: flagNATSPrefix, Value: skyring.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
+			&cli.Int64Flag{Name: flagTimerMax, Value: skyring.DefaultMaxTimeout, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
 			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
 			&cli.StringFlag{Name: flagStoragePath, EnvVars: env(flagStoragePath), DefaultText: "$XDG_DATA_HOME/skyring/<channel:host>-<channel:port>", Usage: "data directory"},
 			&cli.BoolFlag{Name: flagStorageNoSync, EnvVars: env(flagStorageNoSync), Usage: "acknowledge writes before they are fsynced (faster; a power loss may lose acknowledged timers)"},
@@ -151,7 +152,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.DefaultMemberTimeout, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
 			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.DefaultShutdownTimeout, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
 			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
-			&cli.Int64Flag{Name: flagMaxBody, Value: node.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
+			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
 		},
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
 	}
@@ -242,8 +243,12 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		o.NATSHosts = splitList([]string{hosts})
 	}
 	if len(o.Seeds) == 0 && o.ChannelPort > 0 && len(o.NATSHosts) == 0 {
-		// The original's defaults: seeds on 3455 and 3456 of this host.
-		o.Seeds = []string{"127.0.0.1:3455", "127.0.0.1:3456"}
+		// The original's defaults: seeds on the default channel port of
+		// this host and the next one (3455 and 3456).
+		o.Seeds = []string{
+			net.JoinHostPort(node.DefaultChannelHost, strconv.Itoa(node.DefaultChannelPort)),
+			net.JoinHostPort(node.DefaultChannelHost, strconv.Itoa(node.DefaultChannelPort+1)),
+		}
 	}
 	if o.StoragePath == "" && !isMemory(o.StorageBackend) {
 		dir, err := defaultDataDir(o.ChannelHost, c.Int(flagChannelPort))

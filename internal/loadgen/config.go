@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/skyring/skyring"
 )
 
 // Mode is a timer schedule.
@@ -60,7 +62,7 @@ const (
 	DefaultTimeout        = time.Hour
 	DefaultSinkAddr       = "127.0.0.1:0"
 	DefaultFloorConns     = 256
-	DefaultPrefix         = "skyring"
+	DefaultPrefix         = skyring.DefaultPrefix
 	DefaultNATSConns      = 1
 	DefaultRequestTimeout = 30 * time.Second
 
