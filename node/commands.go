@@ -57,7 +57,7 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	}
 	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
-		Type: evCreate, Timer: t.ID, Node: n.id,
+		Type: bus.EventCreate, Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
 	})
 	return nil
@@ -94,7 +94,7 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	}
 	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
-		Type: evReplace, Timer: t.ID, Node: n.id,
+		Type: bus.EventReplace, Timer: t.ID, Node: n.id,
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
 	})
 	return nil
@@ -124,7 +124,7 @@ func (n *Node) cancelLocal(ctx context.Context, id string) error {
 		return fmt.Errorf("node: deleting timer %s: %w", id, err)
 	}
 	n.index.release(id)
-	n.bus.PublishTimerEvent(bus.TimerEvent{Type: evCancel, Timer: id, Node: n.id})
+	n.bus.PublishTimerEvent(bus.TimerEvent{Type: bus.EventCancel, Timer: id, Node: n.id})
 	return nil
 }
 

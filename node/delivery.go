@@ -135,7 +135,7 @@ func (d *delivery) deliver(id string) {
 	}
 	executed := d.clock.Now().UnixNano()
 	d.events.PublishTimerEvent(bus.TimerEvent{
-		Type: evExecute, Timer: t.ID, Node: d.node,
+		Type: bus.EventExecute, Timer: t.ID, Node: d.node,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
 	})
 	tr, err := d.transports.Lookup(t.Callback.Transport)
@@ -149,10 +149,10 @@ func (d *delivery) deliver(id string) {
 	}
 	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
 	if err != nil {
-		ev.Type, ev.Error, ev.Message = evFail, err.Error(), "delivery failed"
+		ev.Type, ev.Error, ev.Message = bus.EventFail, err.Error(), "delivery failed"
 		d.log.Debug("delivery failed", "timer_id", t.ID, "err", err)
 	} else {
-		ev.Type, ev.Message = evSuccess, "delivered"
+		ev.Type, ev.Message = bus.EventSuccess, "delivered"
 	}
 	// The outcome event goes out once the timer is removed from storage, so
 	// a consumer that has seen success or fail knows that no crash can

@@ -79,7 +79,7 @@ func (m *membership) expireLoop(ctx context.Context) {
 		case now := <-t.C:
 			for _, id := range m.view.Expire(now, m.timeout) {
 				m.log.Warn("member dropped: no heartbeat", "member", id, "after", m.timeout)
-				m.events.PublishNodeEvent(bus.NodeEvent{Type: evLeave, Node: m.self, Member: id, Message: "heartbeat timeout"})
+				m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeLeave, Node: m.self, Member: id, Message: "heartbeat timeout"})
 				m.rebalance()
 			}
 		}
@@ -95,12 +95,12 @@ func (m *membership) seen(mb ring.Member) bool {
 	switch m.view.Seen(mb, time.Now()) {
 	case ring.Joined:
 		m.log.Info("member joined", "member", mb.ID, "http", mb.HTTPAddr, "members", len(m.view.Members()))
-		m.events.PublishNodeEvent(bus.NodeEvent{Type: evJoin, Node: m.self, Member: mb.ID})
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeJoin, Node: m.self, Member: mb.ID})
 	case ring.Restarted:
 		// It restarted within the member timeout, so no one dropped it:
 		// what others kept for it while it was down must move to it now.
 		m.log.Info("member restarted", "member", mb.ID, "http", mb.HTTPAddr)
-		m.events.PublishNodeEvent(bus.NodeEvent{Type: evJoin, Node: m.self, Member: mb.ID, Message: "restarted"})
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeJoin, Node: m.self, Member: mb.ID, Message: "restarted"})
 	default:
 		return false
 	}
@@ -112,7 +112,7 @@ func (m *membership) seen(mb ring.Member) bool {
 func (m *membership) left(id string) {
 	if m.view.Leave(id) {
 		m.log.Info("member left", "member", id, "members", len(m.view.Members()))
-		m.events.PublishNodeEvent(bus.NodeEvent{Type: evLeave, Node: m.self, Member: id})
+		m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeLeave, Node: m.self, Member: id})
 		m.rebalance()
 	}
 }

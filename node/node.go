@@ -187,9 +187,9 @@ func (n *Node) build() error {
 // announceReady publishes the recover and ready events and logs the start.
 func (n *Node) announceReady(recovered int) {
 	if recovered > 0 {
-		n.bus.PublishNodeEvent(bus.NodeEvent{Type: evRecover, Node: n.id, Count: recovered})
+		n.bus.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeRecover, Node: n.id, Count: recovered})
 	}
-	n.bus.PublishNodeEvent(bus.NodeEvent{Type: evReady, Node: n.id})
+	n.bus.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeReady, Node: n.id})
 	n.opts.Logger.Info("skyring ready",
 		"node", n.id,
 		"http", n.http.Addr().String(),
@@ -244,7 +244,7 @@ func (n *Node) close() error {
 		n.delivery.stop(ctx)
 	}
 	if n.bus != nil {
-		n.bus.PublishNodeEvent(bus.NodeEvent{Type: evShutdown, Node: n.id, Count: n.Len()})
+		n.bus.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeShutdown, Node: n.id, Count: n.Len()})
 		if err := n.bus.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the bus: %w", err))
 		}
@@ -279,7 +279,7 @@ func (n *Node) leave(ctx context.Context) {
 	if n.members.leave() <= 0 {
 		return
 	}
-	n.bus.PublishNodeEvent(bus.NodeEvent{Type: evPurge, Node: n.id, Count: n.Len()})
+	n.bus.PublishNodeEvent(bus.NodeEvent{Type: bus.NodePurge, Node: n.id, Count: n.Len()})
 	// Two passes: the second takes what relays brought in meanwhile.
 	for range 2 {
 		if n.rebalance.handOff(ctx) == 0 || ctx.Err() != nil {

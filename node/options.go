@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/skyring/skyring"
@@ -15,8 +16,7 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultHTTPAddr          = ":3000"
-	DefaultPrefix            = "skyring"
+	DefaultPrefix            = skyring.DefaultPrefix
 	DefaultChannelHost       = "127.0.0.1"
 	DefaultChannelPort       = 3455
 	DefaultNATSPort          = 4222
@@ -26,7 +26,7 @@ const (
 	DefaultShutdownTimeout   = 15 * time.Second
 	DefaultHeartbeatInterval = time.Second
 	DefaultMemberTimeout     = 5 * time.Second
-	DefaultMaxBodyBytes      = 1 << 20
+	DefaultMaxBodyBytes      = skyring.DefaultMaxBodyBytes
 )
 
 // DefaultTransportNames are the transports enabled when Options.Transports is
@@ -115,7 +115,7 @@ type Option func(*Options) error
 
 // WithDefaults returns a copy of o with every zero field set to its default.
 func (o Options) WithDefaults() Options {
-	o.HTTPAddr = cmp.Or(o.HTTPAddr, DefaultHTTPAddr)
+	o.HTTPAddr = cmp.Or(o.HTTPAddr, ":"+strconv.Itoa(skyring.DefaultHTTPPort))
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
 	o.MaxTimeout = cmp.Or(o.MaxTimeout, skyring.DefaultMaxTimeout)
 	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)

@@ -88,7 +88,7 @@ func (r *rebalancer) run(ctx context.Context) {
 		case <-settle.C:
 		}
 		if moved := r.handOff(ctx); moved > 0 {
-			r.events.PublishNodeEvent(bus.NodeEvent{Type: evRebalance, Node: r.self, Count: moved})
+			r.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeRebalance, Node: r.self, Count: moved})
 		}
 	}
 }
@@ -165,7 +165,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) 
 	}
 	r.index.release(sent...)
 	for _, c := range batch {
-		r.events.PublishTimerEvent(bus.TimerEvent{Type: evEvict, Timer: c.id, Node: r.self, To: owner, Due: ms(c.due)})
+		r.events.PublishTimerEvent(bus.TimerEvent{Type: bus.EventEvict, Timer: c.id, Node: r.self, To: owner, Due: ms(c.due)})
 	}
 	return len(batch)
 }
