@@ -21,7 +21,9 @@ import (
 // Defaults of Options.
 const (
 	DefaultNATSHost          = "127.0.0.1"
+	DefaultNATSPort          = 4222
 	DefaultClusterHost       = "127.0.0.1"
+	DefaultClusterPort       = 3455
 	DefaultClusterName       = "skyring"
 	DefaultHeartbeatInterval = time.Second
 	DefaultRequestTimeout    = 5 * time.Second
@@ -65,13 +67,14 @@ type Options struct {
 	// NATSHost is the embedded server's client listen host; default
 	// "127.0.0.1".
 	NATSHost string
-	// NATSPort is the embedded server's client port; 0 picks a free port.
+	// NATSPort is the embedded server's client port. As every port of
+	// Skyring: 0 means the default (4222), -1 a free port picked at start.
 	NATSPort int
 	// ClusterHost is the embedded server's route listen host
 	// (--channel:host); default "127.0.0.1".
 	ClusterHost string
-	// ClusterPort is the route listen port (--channel:port); 0 means no
-	// clustering (a single server), -1 picks a free port (tests).
+	// ClusterPort is the route listen port (--channel:port): 0 means the
+	// default (3455), -1 a free port picked at start.
 	ClusterPort int
 	// Seeds are "host:port" route addresses of the seed nodes' cluster
 	// ports. This node's own address is left out.
@@ -113,6 +116,8 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	o.Prefix = cmp.Or(o.Prefix, skyring.DefaultPrefix)
 	o.NATSHost = cmp.Or(o.NATSHost, DefaultNATSHost)
+	o.NATSPort = cmp.Or(o.NATSPort, DefaultNATSPort)
+	o.ClusterPort = cmp.Or(o.ClusterPort, DefaultClusterPort)
 	o.ClusterHost = cmp.Or(o.ClusterHost, DefaultClusterHost)
 	o.ClusterName = cmp.Or(o.ClusterName, DefaultClusterName)
 	o.MaxPayload = cmp.Or(o.MaxPayload, DefaultMaxPayload)
@@ -143,7 +148,7 @@ func (o Options) validate() error {
 			return fmt.Errorf("bus: invalid subject prefix %q", o.Prefix)
 		}
 	}
-	if o.NATSPort < 0 || o.NATSPort > 65535 {
+	if o.NATSPort < -1 || o.NATSPort > 65535 {
 		return fmt.Errorf("bus: invalid NATS port %d", o.NATSPort)
 	}
 	if o.ClusterPort < -1 || o.ClusterPort > 65535 {

@@ -42,7 +42,7 @@ func TestNewValidates(t *testing.T) {
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	h := newFakeHandler(nodeID("life"))
-	b, err := bus.New(bus.Options{NodeID: h.id, Logger: testLogger(t)})
+	b, err := bus.New(bus.Options{NodeID: h.id, NATSPort: -1, ClusterPort: -1, Logger: testLogger(t)})
 	require.NoError(t, err)
 	require.Nil(t, b.Conn())
 	require.Empty(t, b.ClientURL())
@@ -117,8 +117,8 @@ func TestPortInUse(t *testing.T) {
 		opts bus.Options
 		msg  string
 	}{
-		{"client", bus.Options{NATSPort: port}, fmt.Sprintf("bus: NATS port %d in use", port)},
-		{"cluster", bus.Options{ClusterPort: port}, fmt.Sprintf("bus: cluster port %d in use", port)},
+		{"client", bus.Options{NATSPort: port, ClusterPort: -1}, fmt.Sprintf("bus: NATS port %d in use", port)},
+		{"cluster", bus.Options{NATSPort: -1, ClusterPort: port}, fmt.Sprintf("bus: cluster port %d in use", port)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFakeHandler(nodeID("port"))
@@ -158,7 +158,7 @@ func TestExternalUnreachable(t *testing.T) {
 func TestBadSeed(t *testing.T) {
 	t.Parallel()
 	h := newFakeHandler(nodeID("seed"))
-	b, err := bus.New(bus.Options{NodeID: h.id, ClusterPort: -1, Seeds: []string{"nohost"}, Logger: testLogger(t)})
+	b, err := bus.New(bus.Options{NodeID: h.id, NATSPort: -1, ClusterPort: -1, Seeds: []string{"nohost"}, Logger: testLogger(t)})
 	require.NoError(t, err, "seeds are checked at Start")
 	require.ErrorContains(t, b.Start(ctxTimeout(t, 5*time.Second), h), `seed "nohost" is not host:port`)
 	require.NoError(t, b.Close())

@@ -83,7 +83,7 @@
 //
 // Without Options.Servers the bus runs a nats-server in the process:
 // clients on Options.NATSHost:NATSPort, routes on ClusterHost:ClusterPort
-// (none when ClusterPort is 0) to the seeds, minus this node's own address,
+// (0 means the default port, -1 a free one, for both) to the seeds, minus this node's own address,
 // max payload 8 MiB, no signal handlers, its logs through Options.Logger at
 // debug level. The bus itself talks to it over an in-process connection (no
 // TCP). A port that is taken fails Start at once with an error wrapping

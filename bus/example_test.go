@@ -33,7 +33,7 @@ func (echoNode) LocalMember() ring.Member    { return ring.Member{HTTPAddr: "127
 // A Bus with an embedded NATS server serves the public NATS API and relays
 // commands between nodes.
 func Example() {
-	b, err := bus.New(bus.Options{NodeID: "node-1"}) // NATSPort 0: a random port
+	b, err := bus.New(bus.Options{NodeID: "node-1", NATSPort: -1, ClusterPort: -1}) // -1: free ports
 	if err != nil {
 		panic(err)
 	}

@@ -246,6 +246,7 @@ func startBus(t testing.TB, opts bus.Options, h bus.Handler) *bus.Bus {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return t0 }
 	}
+	freePorts(&opts)
 	b, err := bus.New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -259,3 +260,14 @@ var idSeq atomic.Int64
 
 // nodeID returns a fresh node id for a test.
 func nodeID(name string) string { return fmt.Sprintf("%s-%d", name, idSeq.Add(1)) }
+
+// freePorts makes an embedded server's unset ports free ones (-1), so that
+// parallel tests never meet on the default ports.
+func freePorts(o *bus.Options) {
+	if o.NATSPort == 0 {
+		o.NATSPort = -1
+	}
+	if o.ClusterPort == 0 {
+		o.ClusterPort = -1
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats-server/v2/server"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -209,16 +210,24 @@ func TestRouteURLs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "skyring", o.Cluster.Name)
 	require.Equal(t, 3455, o.Cluster.Port)
-	require.Equal(t, -1, o.Port, "NATSPort 0 is a random port")
+	require.Equal(t, DefaultNATSPort, o.Port, "NATSPort 0 is the default port")
 	require.True(t, o.NoSigs)
 	require.EqualValues(t, DefaultMaxPayload, o.MaxPayload)
 
+	// Every port: 0 is the default, -1 a free one (nats-server's RANDOM_PORT).
 	b, err = New(Options{NodeID: "n"})
 	require.NoError(t, err)
 	o, err = b.serverOptions()
 	require.NoError(t, err)
-	require.Zero(t, o.Cluster.Port, "no cluster without ClusterPort")
+	require.Equal(t, DefaultClusterPort, o.Cluster.Port)
+	require.Equal(t, DefaultNATSPort, o.Port)
 	require.Empty(t, o.Routes)
+	b, err = New(Options{NodeID: "n", NATSPort: -1, ClusterPort: -1})
+	require.NoError(t, err)
+	o, err = b.serverOptions()
+	require.NoError(t, err)
+	require.Equal(t, server.RANDOM_PORT, o.Cluster.Port)
+	require.Equal(t, server.RANDOM_PORT, o.Port)
 
 	for _, bad := range []string{"nohost", "h:0", "h:x", "h:70000"} {
 		b, err := New(Options{NodeID: "n", ClusterPort: 1, Seeds: []string{bad}})

@@ -103,7 +103,7 @@ func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 	var watch <-chan time.Time
 	var acc interface{ Interest(string) int }
 	interest := 0
-	if b.srv != nil && b.opts.ClusterPort != 0 {
+	if b.srv != nil {
 		acc = b.srv.GlobalAccount()
 		interest = acc.Interest(b.membersSubject)
 		w := time.NewTicker(interestPoll)

@@ -81,12 +81,6 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		NoLog:      !b.log.Enabled(context.Background(), slog.LevelDebug),
 		MaxPayload: b.opts.MaxPayload,
 	}
-	if o.Port == 0 {
-		o.Port = server.RANDOM_PORT
-	}
-	if b.opts.ClusterPort == 0 {
-		return o, nil
-	}
 	o.Cluster = server.ClusterOpts{
 		Name: b.opts.ClusterName,
 		Host: b.opts.ClusterHost,

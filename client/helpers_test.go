@@ -41,7 +41,7 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // bundle is one real in-process Skyring node (memory storage, embedded NATS
-// on a free port, HTTP on a free port, no cluster listener) with a
+// on a free port, HTTP on a free port, cluster listener on a free port) with a
 // recording transport, and a NATS connection to it.
 type bundle struct {
 	node *node.Node

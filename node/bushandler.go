@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/ring"
 )
@@ -23,12 +24,12 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 	switch cmd.Op {
 	case bus.OpCreate:
 		if cmd.Timer == nil {
-			return bus.Reply{Status: http.StatusBadRequest, Reason: "missing timer"}
+			return bus.ReplyFromError(errMissingTimer)
 		}
 		return withStatus(bus.ReplyFromError(n.createLocal(ctx, cmd.Timer)), http.StatusCreated)
 	case bus.OpUpdate:
 		if cmd.Timer == nil {
-			return bus.Reply{Status: http.StatusBadRequest, Reason: "missing timer"}
+			return bus.ReplyFromError(errMissingTimer)
 		}
 		return bus.ReplyFromError(n.updateLocal(ctx, cmd.Timer))
 	case bus.OpCancel:
@@ -42,9 +43,12 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 	case bus.OpHandoff:
 		return bus.ReplyFromError(n.rebalance.take(ctx, cmd.From, cmd.Timers))
 	default:
-		return bus.Reply{Status: http.StatusBadRequest, Reason: "unknown command"}
+		return bus.ReplyFromError(&skyring.ValidationError{Reason: "unknown command " + cmd.Op.String()})
 	}
 }
+
+// errMissingTimer answers a create or update relayed without its timer.
+var errMissingTimer = &skyring.ValidationError{Reason: "missing timer"}
 
 // withStatus replaces the 200 of a successful reply with status.
 func withStatus(r bus.Reply, status int) bus.Reply {

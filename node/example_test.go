@@ -20,7 +20,7 @@ func Example() {
 	n, err := node.New(
 		node.WithHTTPAddr("127.0.0.1:0"),  // ":3000" in production
 		node.WithStorageBackend("memory"), // or node.WithStoragePath("/var/lib/skyring")
-		node.WithCluster("127.0.0.1", -1), // a single node: no cluster listener
+		node.WithCluster("127.0.0.1", -1), // cluster listener on a free port
 		node.WithNATSPort(-1),             // embedded NATS on a free port
 		node.WithLogger(slog.New(slog.DiscardHandler)),
 	)

@@ -41,7 +41,7 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // setup starts a single node on a fake clock, an embedded NATS server on a
-// free port, no cluster listener, and the given store (memory by default).
+// free port, a cluster listener on a free port, and the given store (memory by default).
 func setup(t *testing.T, store storage.Store, opts ...node.Option) *bundle {
 	t.Helper()
 	if store == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
 	"github.com/skyring/skyring/wheel"
@@ -17,14 +18,14 @@ import (
 // Defaults of Options.
 const (
 	DefaultPrefix            = skyring.DefaultPrefix
-	DefaultChannelHost       = "127.0.0.1"
-	DefaultChannelPort       = 3455
-	DefaultNATSPort          = 4222
+	DefaultChannelHost       = bus.DefaultClusterHost
+	DefaultChannelPort       = bus.DefaultClusterPort
+	DefaultNATSPort          = bus.DefaultNATSPort
 	DefaultStorageBackend    = "leveldb"
 	DefaultDeliveryTimeout   = 10 * time.Second
 	DefaultDeliveryWorkers   = 256
 	DefaultShutdownTimeout   = 15 * time.Second
-	DefaultHeartbeatInterval = time.Second
+	DefaultHeartbeatInterval = bus.DefaultHeartbeatInterval
 	DefaultMemberTimeout     = 5 * time.Second
 	DefaultMaxBodyBytes      = skyring.DefaultMaxBodyBytes
 )
@@ -41,7 +42,8 @@ type Options struct {
 	ID string
 
 	// HTTPAddr is the public HTTP API's listen address. Default ":3000".
-	// An empty host listens on every interface; port 0 picks a free port.
+	// It is a net.Listen address: an empty host listens on every interface,
+	// and port 0 there picks a free port (the CLI's --port -1).
 	HTTPAddr string
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
@@ -54,14 +56,17 @@ type Options struct {
 	// NATSHost and NATSPort are the embedded NATS server's client address.
 	// NATSPort default: 4222 + (ChannelPort - 3455), so nodes that share a
 	// machine with distinct channel ports get distinct NATS ports (3455 →
-	// 4222, 3456 → 4223). -1 picks a free port.
+	// 4222, 3456 → 4223); a free port when ChannelPort is a free port.
+	//
+	// Every port of Skyring, here, on the command line and in package bus,
+	// means the same: 0 the default, -1 a free port picked at start.
 	NATSHost string
 	NATSPort int
 	// Prefix starts every public subject (API and events). Default "skyring".
 	Prefix string
 	// ChannelHost and ChannelPort are this node's cluster address: the
-	// embedded NATS server's route listener. Default 127.0.0.1:3455. A
-	// negative ChannelPort disables clustering of the embedded server.
+	// embedded NATS server's route listener. Default 127.0.0.1:3455;
+	// ChannelPort -1 picks a free port.
 	ChannelHost string
 	ChannelPort int
 	// Seeds are host:port cluster addresses of seed nodes.
@@ -121,11 +126,11 @@ func (o Options) WithDefaults() Options {
 	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
 	o.ChannelHost = cmp.Or(o.ChannelHost, DefaultChannelHost)
 	o.ChannelPort = cmp.Or(o.ChannelPort, DefaultChannelPort)
-	o.NATSHost = cmp.Or(o.NATSHost, "127.0.0.1")
+	o.NATSHost = cmp.Or(o.NATSHost, bus.DefaultNATSHost)
 	if o.NATSPort == 0 {
-		o.NATSPort = DefaultNATSPort
+		o.NATSPort = -1 // a free port, as the channel port
 		if o.ChannelPort > 0 {
-			o.NATSPort += o.ChannelPort - DefaultChannelPort
+			o.NATSPort = DefaultNATSPort + o.ChannelPort - DefaultChannelPort
 		}
 	}
 	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
@@ -157,6 +162,11 @@ func (o *Options) validate() error {
 	}
 	if o.Store == nil && o.StoragePath == "" && !isMemoryBackend(o.StorageBackend) {
 		return errors.New("node: a storage path is required for the " + o.StorageBackend + " backend")
+	}
+	for name, p := range map[string]int{"channel": o.ChannelPort, "NATS": o.NATSPort} {
+		if p < -1 || p > 65535 {
+			return fmt.Errorf("node: %s port %d is not a port (0: the default, -1: a free one)", name, p)
+		}
 	}
 	if o.DeliveryWorkers < 1 {
 		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)

@@ -72,9 +72,9 @@ func (n *Node) busOptions() bus.Options {
 		Prefix:            n.opts.Prefix,
 		Servers:           n.opts.NATSHosts,
 		NATSHost:          n.opts.NATSHost,
-		NATSPort:          natsPort(n.opts.NATSPort),
+		NATSPort:          n.opts.NATSPort,
 		ClusterHost:       n.opts.ChannelHost,
-		ClusterPort:       max(n.opts.ChannelPort, 0),
+		ClusterPort:       n.opts.ChannelPort,
 		Seeds:             n.opts.Seeds,
 		HeartbeatInterval: n.opts.HeartbeatInterval,
 		MaxTimeout:        n.opts.MaxTimeout,
@@ -83,14 +83,6 @@ func (n *Node) busOptions() bus.Options {
 		Logger:            n.opts.Logger,
 		Now:               n.clock.Now,
 	}
-}
-
-// natsPort maps the node's "-1: a free port" to the bus's 0.
-func natsPort(p int) int {
-	if p < 0 {
-		return 0 // bus: 0 picks a free port
-	}
-	return p
 }
 
 // errNoBus: a NATS delivery before the bus connected. Start runs delivery

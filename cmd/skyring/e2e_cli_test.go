@@ -35,7 +35,7 @@ func TestCLIStorageInUse(t *testing.T) {
 	p := startNode(t)
 	start := time.Now()
 	_, errOut, code := runCLI(t, 15*time.Second, nil,
-		"run", "-p", "0", "--nats:port", "0", "--channel:port", "0", "--storage:path", p.Dir)
+		"run", "-p", "-1", "--nats:port", "-1", "--channel:port", "-1", "--storage:path", p.Dir)
 	took := time.Since(start)
 	require.NotEqual(t, -1, code, "second process on the same data dir did not exit within 15s; stderr:\n%s", errOut)
 	require.NotEqual(t, 0, code, "second process on the same data dir exited 0; stderr:\n%s", errOut)
@@ -58,6 +58,9 @@ func TestCLIBadInvocations(t *testing.T) {
 		{"unknown flag", []string{"--bogus"}, "bogus"},
 		{"port not a number", []string{"-p", "abc"}, "abc"},
 		{"port out of range", []string{"-p", "70000"}, "70000"},
+		{"port below -1", []string{"-p", "-2"}, "-1: a free one"},
+		{"channel port below -1", []string{"--channel:port", "-7"}, "channel:port -7"},
+		{"NATS port out of range", []string{"--nats:port", "65536"}, "nats:port 65536"},
 		{"unknown backend", []string{"--storage:backend", "nosuchdb"}, "nosuchdb"},
 		{"unknown log level", []string{"--log:level", "loud"}, "loud"},
 		{"unknown transport", []string{"-t", "carrier-pigeon"}, "carrier-pigeon"},
@@ -71,9 +74,9 @@ func TestCLIBadInvocations(t *testing.T) {
 			t.Parallel()
 			// Safe settings first (a binary that wrongly starts binds
 			// nothing fixed), then the case's own arguments.
-			args := []string{"run", "--nats:port", "0", "--channel:port", "0", "--storage:path", t.TempDir()}
+			args := []string{"run", "--nats:port", "-1", "--channel:port", "-1", "--storage:path", t.TempDir()}
 			if !hasFlag(c.args, "p") {
-				args = append(args, "-p", "0")
+				args = append(args, "-p", "-1")
 			}
 			args = append(args, c.args...)
 			_, errOut, code := runCLI(t, 15*time.Second, nil, args...)

@@ -118,7 +118,7 @@ type proc struct {
 }
 
 // startNode starts `skyring run` with args on top of the defaults
-// (-p 0 --nats:port 0 --channel:port 0 --storage:path <t.TempDir()>), waits
+// (-p -1 --nats:port -1 --channel:port -1 --storage:path <t.TempDir()>), waits
 // for it to be ready and kills it when the test ends.
 func startNode(t testing.TB, args ...string) *proc {
 	t.Helper()
@@ -139,13 +139,13 @@ func newProc(t testing.TB, c nodeConfig) *proc {
 	p := &proc{t: t, env: c.Env, log: &syncBuffer{}}
 	if !c.NoDefaults {
 		if !hasFlag(c.Args, "p", "port") {
-			args = append(args, "-p", "0")
+			args = append(args, "-p", "-1")
 		}
 		if !hasFlag(c.Args, "nats:port") && !hasFlag(c.Args, "nats:hosts") {
-			args = append(args, "--nats:port", "0")
+			args = append(args, "--nats:port", "-1")
 		}
 		if !hasFlag(c.Args, "channel:port") {
-			args = append(args, "--channel:port", "0")
+			args = append(args, "--channel:port", "-1")
 		}
 		if !hasFlag(c.Args, "storage:path") && !hasEnv(c.Env, "SKYRING_STORAGE_PATH") {
 			p.Dir = t.TempDir()

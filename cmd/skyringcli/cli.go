@@ -12,6 +12,7 @@
 package skyringcli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -131,13 +132,13 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 		Description: "With no flags: HTTP on :3000, an embedded NATS server on 127.0.0.1:4222 whose cluster\n" +
 			"port is 127.0.0.1:3455, durable goleveldb storage in the user's data directory.",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: skyring.DefaultHTTPPort, EnvVars: env(flagPort), Usage: "HTTP port (0 picks a free one)"},
+			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: skyring.DefaultHTTPPort, EnvVars: env(flagPort), Usage: "HTTP port (-1 picks a free one)"},
 			&cli.StringFlag{Name: "host", Value: "", EnvVars: env("host"), Usage: "HTTP listen host (empty: every interface)"},
 			&cli.StringSliceFlag{Name: flagSeeds, Aliases: []string{"s"}, EnvVars: env(flagSeeds), Usage: "host:port of a seed node's cluster (channel) port; repeatable (default 127.0.0.1:3455 and 127.0.0.1:3456)"},
 			&cli.StringFlag{Name: flagChannelHost, Value: node.DefaultChannelHost, EnvVars: env(flagChannelHost), Usage: "this node's cluster host"},
-			&cli.IntFlag{Name: flagChannelPort, Value: node.DefaultChannelPort, EnvVars: env(flagChannelPort), Usage: "this node's cluster port (0: no cluster listener)"},
+			&cli.IntFlag{Name: flagChannelPort, Value: node.DefaultChannelPort, EnvVars: env(flagChannelPort), Usage: "this node's cluster port (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSHosts, EnvVars: env(flagNATSHosts), Usage: "comma-separated external NATS servers; without it the node embeds a NATS server"},
-			&cli.IntFlag{Name: flagNATSPort, Value: -1, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (0 picks a free one)"},
+			&cli.IntFlag{Name: flagNATSPort, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSPrefix, Value: skyring.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
 			&cli.Int64Flag{Name: flagTimerMax, Value: skyring.DefaultMaxTimeout, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
 			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
@@ -198,12 +199,13 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Options, error) {
 	o := node.Options{
 		ID:                c.String(flagNodeID),
-		HTTPAddr:          joinHostPort(c.String("host"), c.Int(flagPort)),
+		HTTPAddr:          joinHostPort(c.String("host"), httpPort(c.Int(flagPort))),
 		MaxBodyBytes:      c.Int64(flagMaxBody),
 		MaxTimeout:        c.Int64(flagTimerMax),
 		Prefix:            c.String(flagNATSPrefix),
 		ChannelHost:       c.String(flagChannelHost),
-		ChannelPort:       c.Int(flagChannelPort),
+		ChannelPort:       cmp.Or(c.Int(flagChannelPort), node.DefaultChannelPort),
+		NATSPort:          c.Int(flagNATSPort),
 		Seeds:             c.StringSlice(flagSeeds),
 		HeartbeatInterval: c.Duration(flagHeartbeat),
 		MemberTimeout:     c.Duration(flagMemberTimeout),
@@ -221,23 +223,12 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
 	}
-	if p := c.Int(flagPort); p < 0 || p > 65535 {
-		return o, fmt.Errorf("--%s %d is not a port", flagPort, p)
-	}
-	// Channel port 0 picks a free one; the node's options use a negative
-	// value for "no cluster listener" and 0 for the default.
-	if o.ChannelPort == 0 {
-		o.ChannelPort = -1
-	}
-	switch np := c.Int(flagNATSPort); {
-	case np == -1 && o.ChannelPort < 0:
-		o.NATSPort = -1 // free port, as the channel port
-	case np == -1:
-		o.NATSPort = 0 // node default: 4222 + (channel:port - 3455)
-	case np == 0:
-		o.NATSPort = -1
-	default:
-		o.NATSPort = np
+	// Every port flag means the same as the node's options: 0 the
+	// default, -1 a free port picked at start.
+	for _, f := range []string{flagPort, flagChannelPort, flagNATSPort} {
+		if p := c.Int(f); p < -1 || p > 65535 {
+			return o, fmt.Errorf("--%s %d is not a port (0: the default, -1: a free one)", f, p)
+		}
 	}
 	if hosts := c.String(flagNATSHosts); hosts != "" {
 		o.NATSHosts = splitList([]string{hosts})
@@ -251,7 +242,7 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		}
 	}
 	if o.StoragePath == "" && !isMemory(o.StorageBackend) {
-		dir, err := defaultDataDir(o.ChannelHost, c.Int(flagChannelPort))
+		dir, err := defaultDataDir(o.ChannelHost, o.ChannelPort)
 		if err != nil {
 			return o, err
 		}
@@ -281,6 +272,18 @@ func defaultDataDir(host string, port int) (string, error) {
 		base = filepath.Join(home, ".local", "share")
 	}
 	return filepath.Join(base, "skyring", host+"-"+strconv.Itoa(port)), nil
+}
+
+// httpPort turns the --port flag into a listen port: 0 is the default, -1
+// a free one (port 0 to net.Listen).
+func httpPort(p int) int {
+	switch p {
+	case 0:
+		return skyring.DefaultHTTPPort
+	case -1:
+		return 0
+	}
+	return p
 }
 
 func joinHostPort(host string, port int) string {

@@ -29,7 +29,7 @@ func TestCustomStorageBackend(t *testing.T) {
 	defer cancel()
 	code := make(chan int, 1)
 	go func() {
-		code <- app.MainContext(ctx, []string{"skyring", "run", "-p", "0", "--channel:port", "0", "--nats:port", "0",
+		code <- app.MainContext(ctx, []string{"skyring", "run", "-p", "-1", "--channel:port", "-1", "--nats:port", "-1",
 			"--storage:backend=@skyring/scylladown", "--storage:path=skyring-1",
 			"--storage:contactPoints=0.0.0.0:9042", "--storage:contactPoints", "0.0.0.0:9043"})
 	}()

@@ -45,7 +45,7 @@ func TestCustomTransportBinary(t *testing.T) {
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run())
 
-	cmd := exec.Command(bin, "run", "-p", "0", "--channel:port", "0", "--nats:port", "0",
+	cmd := exec.Command(bin, "run", "-p", "-1", "--channel:port", "-1", "--nats:port", "-1",
 		"--storage:path", filepath.Join(dir, "data"), "-t", "http", "-t", "file")
 	var stderr syncBuffer
 	pr, pw := io.Pipe()
