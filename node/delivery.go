@@ -37,6 +37,7 @@ type delivery struct {
 	transports *transports.Registry
 	events     eventPublisher
 	timeout    time.Duration
+	rearm      func(id string, due int64) bool // arms a timer handed out before its due time again
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -134,6 +135,16 @@ func (d *delivery) deliver(id string) {
 		return
 	}
 	executed := d.clock.Now().UnixNano()
+	if executed < t.Due {
+		// Never early: the clock stepped back after the wheel handed the
+		// timer out, or the record is a newer create of the same id. Arm it
+		// again (unless that newer create holds the id): it fires when the
+		// clock reads its due time.
+		if d.rearm(t.ID, t.Due) {
+			d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, t.Due), "now", time.Unix(0, executed))
+		}
+		return
+	}
 	d.events.PublishTimerEvent(bus.TimerEvent{
 		Type: bus.EventExecute, Timer: t.ID, Node: d.node,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
@@ -150,7 +161,7 @@ func (d *delivery) deliver(id string) {
 	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
 	if err != nil {
 		ev.Type, ev.Error, ev.Message = bus.EventFail, err.Error(), "delivery failed"
-		d.log.Debug("delivery failed", "timer_id", t.ID, "err", err)
+		d.log.Warn("delivery failed", "timer_id", t.ID, "transport", t.Callback.Transport, "err", err)
 	} else {
 		ev.Type, ev.Message = bus.EventSuccess, "delivered"
 	}

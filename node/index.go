@@ -72,6 +72,18 @@ func (x *index) arm(id string, due int64) {
 	x.mu.Unlock()
 }
 
+// rearm arms id again unless the index holds it (a newer create or update
+// of the same id); it reports whether it armed it.
+func (x *index) rearm(id string, due int64) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.timers[id]; ok {
+		return false
+	}
+	x.timers[id] = x.driver.Add(due, id)
+	return true
+}
+
 // reserve takes id for a create; it fails with ErrTimerExists when the index
 // holds id already (armed or reserved).
 func (x *index) reserve(id string) error {

@@ -364,3 +364,48 @@ func TestSuccessEventAfterRemoval(t *testing.T) {
 	_, err = g.Store.Get(ctx, "gone")
 	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
 }
+
+// A wall clock that steps back (12:00 → 13:00 → 12:00) never makes a timer
+// early: one created after the step back with a 30-minute timeout fires
+// when the clock reads its due time, not at once; one created before the
+// step forward fires by its own due time too. Each delivery records the
+// clock's time as the transport runs.
+func TestClockStepBackNeverEarly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	var mu sync.Mutex
+	ranAt := map[string]time.Time{}
+	b.rec.SetFunc(func(_ context.Context, tm *skyring.Timer) error {
+		mu.Lock()
+		defer mu.Unlock()
+		ranAt[tm.ID] = b.clock.Now()
+		return nil
+	})
+	ctx := context.Background()
+	before := b.timer(t, "before", 90*time.Minute, "")
+	require.NoError(t, b.node.Create(ctx, before))
+	// A timer due at 13:00 makes the wheel look at the clock then.
+	atStep := b.timer(t, "at-step", time.Hour, "")
+	require.NoError(t, b.node.Create(ctx, atStep))
+
+	b.clock.Set(t0.Add(time.Hour)) // step forward
+	require.Equal(t, "at-step", b.rec.Wait(t, 1)[0].ID)
+	b.settle(t)
+	b.clock.Set(t0) // step back
+	after := b.timer(t, "after", 30*time.Minute, "")
+	require.NoError(t, b.node.Create(ctx, after))
+	// The wheel waits for the clock to read after's due time (it would fire
+	// at once if it went by its own idea of the time, 13:00).
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, b.clock.BlockUntilDeadline(wctx, after.DueTime()), "the wheel does not wait for 12:30")
+	require.Equal(t, 1, b.rec.Count())
+
+	b.advanceTo(t, before.DueTime())
+	b.rec.Wait(t, 3)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tm := range []*skyring.Timer{atStep, after, before} {
+		require.False(t, ranAt[tm.ID].Before(tm.DueTime()), "%s ran at %v, due %v", tm.ID, ranAt[tm.ID], tm.DueTime())
+	}
+}

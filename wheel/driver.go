@@ -210,6 +210,9 @@ func (d *Driver[T]) run(ctx context.Context, running chan<- struct{}) {
 	for ctx.Err() == nil {
 		d.mu.Lock()
 		now := d.clock.Now().UnixNano()
+		// The clock stepped back: what the wheel took as due may not be
+		// due by the clock any more. Never hand out early.
+		d.w.Rewind(now)
 		d.w.collect(now)
 		batch = d.w.popExpired(batch[:0], d.maxBatch)
 		if len(batch) > 0 {

@@ -479,3 +479,36 @@ func TestDriverSystemClock(t *testing.T) {
 	}
 	require.Zero(t, d.Len())
 }
+
+// A clock that steps back (12:00 → 13:00 → 12:00) never makes the driver
+// hand out early: a timer added after the step back, and one added just
+// before it, wait until the clock reads their due times.
+func TestDriverClockStepsBack(t *testing.T) {
+	t.Parallel()
+	b := setupDriver(t, wheel.DriverOptions[string]{})
+	b.start(t)
+
+	b.driver.Add(at(2*time.Hour), "far")
+	b.sleepsUntil(t, 2*time.Hour)
+	b.clock.Set(t0.Add(time.Hour)) // step forward: nothing is due
+	b.sleepsUntil(t, 2*time.Hour)
+	b.driver.Add(at(time.Hour+10*time.Minute), "before-step")
+	b.sleepsUntil(t, time.Hour+10*time.Minute)
+
+	b.clock.Set(t0) // step back
+	b.driver.Add(at(30*time.Minute), "after-step")
+	// The driver sleeps until the after-step timer's due time by the clock,
+	// 30 minutes ahead: nothing is handed out meanwhile.
+	b.sleepsUntil(t, 30*time.Minute)
+	require.Empty(t, b.batches)
+
+	b.clock.Set(t0.Add(30 * time.Minute))
+	require.Equal(t, []string{"after-step"}, b.nextBatch(t))
+	b.sleepsUntil(t, time.Hour+10*time.Minute)
+	require.Empty(t, b.batches)
+	b.clock.Set(t0.Add(time.Hour + 10*time.Minute))
+	require.Equal(t, []string{"before-step"}, b.nextBatch(t))
+	b.clock.Set(t0.Add(2 * time.Hour))
+	require.Equal(t, []string{"far"}, b.nextBatch(t))
+	require.Zero(t, b.driver.Len())
+}

@@ -154,6 +154,46 @@ func (w *Wheel[T]) Advance(now int64, fn func(T)) {
 	w.expiredMin = math.MaxInt64
 }
 
+// Rewind moves the wheel's time back to now, for a clock that stepped
+// backwards (an NTP step, a VM resumed with an old clock): every pending
+// entry due after now waits again, even one already expired but not handed
+// out yet, so that nothing is handed out before the clock reads its due time.
+// Entries due at or before now stay expired. Entry handles stay valid. A now
+// at or after the wheel's time does nothing. O(pending entries).
+func (w *Wheel[T]) Rewind(now int64) {
+	if now >= w.now {
+		return
+	}
+	var all Entry[T]
+	all.next, all.prev = &all, &all
+	for lvl := range w.levels {
+		l := &w.levels[lvl]
+		for i := range l.slots {
+			spliceBack(&l.slots[i], &all)
+		}
+		l.occupied = 0
+	}
+	spliceBack(&w.expired, &all)
+	for i := range w.min0 {
+		w.min0[i] = math.MaxInt64
+	}
+	w.expiredMin = math.MaxInt64
+	w.start, w.now, w.cur = now, now, 0
+	for all.next != &all {
+		e := all.next
+		unlink(e)
+		if e.due <= now {
+			w.pushExpired(e)
+		} else {
+			w.place(e)
+		}
+	}
+}
+
+// Now returns the wheel's time: the latest time given to Advance, or to
+// Rewind after it.
+func (w *Wheel[T]) Now() int64 { return w.now }
+
 // Next returns a time at or before the earliest due time of the pending
 // entries, and false if there are none. For entries due within the current
 // 64 ticks it is their exact due time (unless a removal left it earlier);

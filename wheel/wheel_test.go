@@ -449,3 +449,45 @@ func TestWheelDefaultTick(t *testing.T) {
 	require.Empty(t, advance(w, 1499_999))
 	require.Equal(t, []string{"a"}, advance(w, 1500_000))
 }
+
+// TestWheelRewind: after Rewind, entries due after the new time are pending
+// again (also one already expired but not handed out), the rest stay
+// expired, handles stay valid, and Next is exact.
+func TestWheelRewind(t *testing.T) {
+	t.Parallel()
+	const ms = int64(time.Millisecond)
+	w := wheel.New[string](0, 0)
+	w.Add(10*ms, "early")
+	late := w.Add(5000*ms, "late")
+	later := w.Add(9000*ms, "later")
+	var got []string
+	collect := func(now int64) []string {
+		got = got[:0]
+		w.Advance(now, func(v string) { got = append(got, v) })
+		return got
+	}
+	require.Equal(t, []string{"early"}, collect(100*ms))
+	// Added at or before the wheel's time: expired at once.
+	w.Add(90*ms, "re-created")
+	w.Add(20*ms, "overdue")
+
+	w.Rewind(50 * ms)
+	require.Equal(t, 50*ms, w.Now())
+	require.Equal(t, 4, w.Len())
+	next, ok := w.Next()
+	require.True(t, ok)
+	require.Equal(t, 20*ms, next, "the overdue one is still due")
+	require.Equal(t, []string{"overdue"}, collect(50*ms))
+	next, _ = w.Next()
+	require.Equal(t, 90*ms, next)
+	require.Empty(t, collect(90*ms-1), "nothing before its due time")
+	require.Equal(t, []string{"re-created"}, collect(90*ms))
+
+	require.True(t, w.Remove(late), "handles stay valid")
+	w.Rewind(100 * ms) // not back: nothing changes
+	require.Equal(t, 90*ms, w.Now())
+	require.Empty(t, collect(9000*ms-1))
+	require.Equal(t, []string{"later"}, collect(9000*ms))
+	require.False(t, w.Remove(later))
+	require.Zero(t, w.Len())
+}
