@@ -52,8 +52,7 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	}
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
 		n.index.release(t.ID)
-		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
-		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
+		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("create", err))
 	}
 	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
@@ -89,8 +88,7 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	}
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
 		n.index.arm(t.ID, old.Due()) // keep the old one
-		n.log.Error("storing timer failed", "timer_id", t.ID, "err", err)
-		return fmt.Errorf("node: storing timer %s: %w", t.ID, err)
+		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("update", err))
 	}
 	n.index.arm(t.ID, t.Due)
 	n.bus.PublishTimerEvent(bus.TimerEvent{
@@ -120,8 +118,7 @@ func (n *Node) cancelLocal(ctx context.Context, id string) error {
 	}
 	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
 		n.index.arm(id, old.Due())
-		n.log.Error("deleting timer failed", "timer_id", id, "err", err)
-		return fmt.Errorf("node: deleting timer %s: %w", id, err)
+		return fmt.Errorf("node: deleting timer %s: %w", id, n.storageFault("cancel", err))
 	}
 	n.index.release(id)
 	n.bus.PublishTimerEvent(bus.TimerEvent{Type: bus.EventCancel, Timer: id, Node: n.id})

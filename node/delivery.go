@@ -2,12 +2,10 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
@@ -37,7 +35,8 @@ type delivery struct {
 	transports *transports.Registry
 	events     eventPublisher
 	timeout    time.Duration
-	rearm      func(id string, due int64) bool // arms a timer handed out before its due time again
+	rearm      func(id string, due int64) bool  // arms a timer handed out before its due time again
+	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -60,6 +59,7 @@ func newDelivery(n *Node) *delivery {
 		transports: n.transports,
 		events:     n.bus,
 		timeout:    n.opts.DeliveryTimeout,
+		fault:      n.storageFault,
 		queue:      make(chan string, deliverQueueSize),
 		removals:   make(chan bus.TimerEvent, removeQueueSize),
 	}
@@ -186,8 +186,12 @@ func (d *delivery) removeLoop() {
 		for i := range evs {
 			ids = append(ids, evs[i].Timer)
 		}
-		if err := d.store.Delete(context.Background(), ids...); err != nil && !errors.Is(err, skyring.ErrClosed) {
-			d.log.Error("removing delivered timers failed; they may fire again after a restart", "count", len(ids), "err", err)
+		if err := d.store.Delete(context.Background(), ids...); err != nil {
+			// Not removed: they stay stored and fire again at restart, so
+			// no outcome event may say otherwise.
+			d.log.Error("removing delivered timers failed; they fire again after a restart", "count", len(ids), "err", err)
+			d.fault("remove delivered", err)
+			continue
 		}
 		for _, ev := range evs {
 			d.events.PublishTimerEvent(ev)

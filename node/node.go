@@ -50,15 +50,17 @@ type Node struct {
 	cancel context.CancelCauseFunc
 	gate   gate
 
+	failed    *failStop
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func newNode(o Options) (*Node, error) {
 	n := &Node{
-		opts:  o,
-		log:   o.Logger.With("component", "node"),
-		clock: o.Clock,
+		opts:   o,
+		log:    o.Logger.With("component", "node"),
+		clock:  o.Clock,
+		failed: newFailStop(),
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
 	return n, nil

@@ -199,25 +199,35 @@ func TestDuplicateAndUnknownTransport(t *testing.T) {
 	require.Contains(t, reason, "carrier-pigeon")
 }
 
-func TestFailedStoreWriteIsNotAcknowledged(t *testing.T) {
+// A failed storage write is never acknowledged, and it stops the node
+// (fail-stop): every command is refused from then on, Done is closed and Err
+// says why, even once the store works again.
+func TestFailedStoreWriteStopsTheNode(t *testing.T) {
 	t.Parallel()
 	flaky := storagetest.Flaky(memstore.New())
 	b := setup(t, flaky)
 	ctx := context.Background()
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "before", time.Hour, "")))
+	require.Nil(t, b.node.Err())
+
 	flaky.Fail(errors.New("disk on fire"))
 	err := b.node.Create(ctx, b.timer(t, "lost", 10*time.Millisecond, ""))
 	require.Error(t, err)
 	status, _ := skyring.Status(err)
 	require.Equal(t, 500, status)
-	_, err = b.node.Get(ctx, "lost")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	select {
+	case <-b.node.Done():
+	default:
+		t.Fatal("Done is not closed after a failed write")
+	}
+	require.ErrorIs(t, b.node.Err(), node.ErrStorageFailed)
+	require.ErrorContains(t, b.node.Err(), "disk on fire")
 
 	flaky.Recover()
-	require.NoError(t, b.node.Create(ctx, b.timer(t, "kept", 20*time.Millisecond, "")))
-	b.advanceTo(t, t0.Add(time.Second))
-	b.rec.Wait(t, 1)
-	require.Equal(t, 0, b.node.Len())
-	require.Equal(t, []string{"kept"}, b.rec.IDs())
+	require.ErrorIs(t, b.node.Create(ctx, b.timer(t, "after", time.Minute, "")), skyring.ErrClosed)
+	_, err = b.node.Get(ctx, "before")
+	require.ErrorIs(t, err, skyring.ErrClosed)
+	require.ErrorIs(t, b.node.Cancel(ctx, "before"), skyring.ErrClosed)
 }
 
 func TestRecoversStoredTimersAfterRestart(t *testing.T) {

@@ -38,6 +38,8 @@ type rebalancer struct {
 		nodeEventPublisher
 	}
 
+	fault func(op string, err error) error // a storage write failed (Node.storageFault)
+
 	trigger chan struct{}
 	loop    sync.WaitGroup
 }
@@ -50,6 +52,7 @@ func newRebalancer(n *Node) *rebalancer {
 		store:   n.store,
 		bus:     n.bus,
 		events:  n.bus,
+		fault:   n.storageFault,
 		trigger: make(chan struct{}, 1),
 	}
 }
@@ -162,6 +165,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) 
 	}
 	if err := r.store.Delete(ctx, sent...); err != nil {
 		r.log.Error("deleting handed-off timers failed; they may fire twice after a restart", "count", len(sent), "err", err)
+		r.fault("remove handed-off", err)
 	}
 	r.index.release(sent...)
 	for _, c := range batch {
@@ -180,7 +184,7 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 			ids[i] = t.ID
 		}
 		r.index.release(ids...)
-		return err
+		return r.fault("take hand-off", err)
 	}
 	for _, t := range fresh {
 		r.index.arm(t.ID, t.Due)

@@ -187,7 +187,15 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Done():
+		// Fail-stop: the node refused every command since its storage
+		// failed; close what is left and exit non-zero.
+		stop()
+		_ = n.Close()
+		return n.Err()
+	}
 	stop() // a second signal kills the process at once
 	logger.Info("shutting down")
 	if err := n.Close(); err != nil {
