@@ -47,7 +47,7 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
 		return err
 	}
-	if err := n.index.reserve(t.ID); err != nil {
+	if err := n.index.reserve(ctx, t.ID); err != nil {
 		return err
 	}
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {

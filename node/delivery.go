@@ -35,7 +35,7 @@ type delivery struct {
 	transports *transports.Registry
 	events     eventPublisher
 	timeout    time.Duration
-	rearm      func(id string, due int64) bool  // arms a timer handed out before its due time again
+	index      *index                           // set by Node.build once the index exists
 	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
 
 	queue   chan string
@@ -108,6 +108,7 @@ func (d *delivery) enqueue(ids []string) {
 		select {
 		case d.queue <- id:
 		case <-d.closing:
+			d.index.releaseBusy(ids...) // not delivered: stays stored
 			return
 		}
 	}
@@ -117,6 +118,7 @@ func (d *delivery) work() {
 	defer d.workers.Done()
 	for id := range d.queue {
 		if d.abandon.Err() != nil {
+			d.index.releaseBusy(id)
 			continue // abandoned at shutdown; it stays stored
 		}
 		d.deliver(id)
@@ -131,20 +133,22 @@ func (d *delivery) deliver(id string) {
 	if err != nil {
 		// Not delivered and not removed: a storage that cannot be read now
 		// may be readable at restart.
+		d.index.releaseBusy(id)
 		d.log.Error("reading a fired timer failed; it stays stored", "timer_id", id, "err", err)
 		return
 	}
 	executed := d.clock.Now().UnixNano()
 	if executed < t.Due {
 		// Never early: the clock stepped back after the wheel handed the
-		// timer out, or the record is a newer create of the same id. Arm it
-		// again (unless that newer create holds the id): it fires when the
-		// clock reads its due time.
-		if d.rearm(t.ID, t.Due) {
-			d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, t.Due), "now", time.Unix(0, executed))
-		}
+		// timer out. Arm it again: it fires when the clock reads its due
+		// time.
+		d.index.rearmBusy(id, t.Due)
+		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, t.Due), "now", time.Unix(0, executed))
 		return
 	}
+	// The record is read: a create of the same id may go ahead now; this
+	// delivery carries its own copy.
+	d.index.releaseBusy(id)
 	d.events.PublishTimerEvent(bus.TimerEvent{
 		Type: bus.EventExecute, Timer: t.ID, Node: d.node,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
@@ -186,7 +190,13 @@ func (d *delivery) removeLoop() {
 		for i := range evs {
 			ids = append(ids, evs[i].Timer)
 		}
-		if err := d.store.Delete(context.Background(), ids...); err != nil {
+		// An id created again since its delivery began belongs to the new
+		// generation, whose record stays; the others are busy while their
+		// removal is written.
+		ids = d.index.markBusy(ids)
+		err := d.store.Delete(context.Background(), ids...)
+		d.index.releaseBusy(ids...)
+		if err != nil {
 			// Not removed: they stay stored and fire again at restart, so
 			// no outcome event may say otherwise.
 			d.log.Error("removing delivered timers failed; they fire again after a restart", "count", len(ids), "err", err)

@@ -15,16 +15,31 @@ import (
 // value share it) and its due time; the rest stays in storage until it
 // fires.
 //
-// An id maps to its wheel entry, or to nil while a create, update, cancel or
-// hand-off of that id is being written: the reservation keeps a second
-// command on the same id out until the first one is done. Every read and
-// write of that rule is in this file.
+// An id maps to one of three things, and every read and write of that rule
+// is in this file:
+//
+//   - its wheel entry: the timer is pending;
+//   - nil: a create, update, cancel or hand-off of that id is being
+//     written; the reservation keeps a second command on the same id out
+//     until the first one is done;
+//   - busy: the wheel handed the timer out and delivery has not read its
+//     record yet, or its removal is being written. A create of the same id
+//     waits until that is done (a moment), so that it never overwrites a
+//     record that is still to be delivered, and the removal of the old
+//     generation never deletes the new one. Update and cancel find nothing
+//     to change, as for any fired timer.
 type index struct {
-	mu     sync.Mutex // guards timers; may be held while calling the driver, never the reverse
+	mu     sync.Mutex // guards timers and freed; may be held while calling the driver, never the reverse
 	timers map[string]*wheel.Entry[string]
+	nbusy  int           // how many of timers are busy
+	freed  chan struct{} // closed when busy ids are released; nil when no one waits
 	driver *wheel.Driver[string]
-	fired  func(ids []string) // gets the ids the wheel handed out, once they left the index
+	fired  func(ids []string) // gets the ids the wheel handed out, once they are busy
 }
+
+// busy marks an id whose fired generation still has storage work under way.
+// It is no entry of the wheel: the driver's Remove refuses it.
+var busy = new(wheel.Entry[string])
 
 // newIndex returns an index whose wheel runs on clock and hands the timers
 // that come due to fired (after taking them out of the index). The wheel
@@ -51,15 +66,50 @@ func (x *index) start(ctx context.Context) error {
 // stop stops the wheel; what is left in it stays in storage.
 func (x *index) stop() error { return x.driver.Close() }
 
-// fire is the wheel's hand-out: the timers leave the index first (from now
-// on PUT and DELETE answer 404), then go to delivery.
+// fire is the wheel's hand-out: the timers turn busy first (from now on PUT
+// and DELETE answer 404), then go to delivery.
 func (x *index) fire(batch []string) {
 	x.mu.Lock()
 	for _, id := range batch {
-		delete(x.timers, id)
+		x.timers[id] = busy
 	}
+	x.nbusy += len(batch)
 	x.mu.Unlock()
 	x.fired(batch)
+}
+
+// markBusy turns each of ids that the index does not hold busy and returns
+// them; an id it holds has a newer generation, whose record the caller must
+// leave alone.
+func (x *index) markBusy(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		if _, held := x.timers[id]; !held {
+			x.timers[id] = busy
+			x.nbusy++
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// releaseBusy forgets those of ids that are busy and wakes the creates
+// waiting for them.
+func (x *index) releaseBusy(ids ...string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		if x.timers[id] == busy {
+			delete(x.timers, id)
+			x.nbusy--
+		}
+	}
+	if x.freed != nil {
+		close(x.freed)
+		x.freed = nil
+	}
 }
 
 // arm puts a stored timer in the index and the wheel, replacing a
@@ -72,28 +122,43 @@ func (x *index) arm(id string, due int64) {
 	x.mu.Unlock()
 }
 
-// rearm arms id again unless the index holds it (a newer create or update
-// of the same id); it reports whether it armed it.
-func (x *index) rearm(id string, due int64) bool {
+// rearmBusy arms a busy id again at due (a timer handed out before the
+// clock read its due time).
+func (x *index) rearmBusy(id string, due int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.timers[id]; ok {
-		return false
+	if x.timers[id] == busy {
+		x.timers[id] = x.driver.Add(due, id)
+		x.nbusy--
 	}
-	x.timers[id] = x.driver.Add(due, id)
-	return true
 }
 
-// reserve takes id for a create; it fails with ErrTimerExists when the index
-// holds id already (armed or reserved).
-func (x *index) reserve(id string) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.timers[id]; ok {
-		return skyring.ErrTimerExists
+// reserve takes id for a create. It fails with ErrTimerExists when the index
+// holds id (armed or reserved); while id is busy it waits, bounded by ctx.
+func (x *index) reserve(ctx context.Context, id string) error {
+	for {
+		x.mu.Lock()
+		e, ok := x.timers[id]
+		if !ok {
+			x.timers[id] = nil
+			x.mu.Unlock()
+			return nil
+		}
+		if e != busy {
+			x.mu.Unlock()
+			return skyring.ErrTimerExists
+		}
+		if x.freed == nil {
+			x.freed = make(chan struct{})
+		}
+		freed := x.freed
+		x.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return fmt.Errorf("node: waiting for the previous delivery of %s: %w", id, skyring.ErrOwnerTimeout)
+		}
 	}
-	x.timers[id] = nil
-	return nil
 }
 
 // reserveNew reserves the ids of ts that the index does not hold yet and
@@ -143,18 +208,20 @@ func (x *index) holds(id string) bool {
 	return ok
 }
 
-// armed reports whether id is armed (pending, not reserved).
+// armed reports whether id is armed (pending, not reserved or busy).
 func (x *index) armed(id string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.timers[id] != nil
+	e := x.timers[id]
+	return e != nil && e != busy
 }
 
-// len is how many timers the index holds, reservations included.
+// len is how many timers the index holds, reservations included, those
+// handed out to delivery not.
 func (x *index) len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return len(x.timers)
+	return len(x.timers) - x.nbusy
 }
 
 // armedIDs returns the ids of every armed timer (a snapshot).
@@ -163,7 +230,7 @@ func (x *index) armedIDs() []string {
 	defer x.mu.Unlock()
 	ids := make([]string, 0, len(x.timers))
 	for id, e := range x.timers {
-		if e != nil {
+		if e != nil && e != busy {
 			ids = append(ids, id)
 		}
 	}

@@ -173,7 +173,7 @@ func (n *Node) build() error {
 	if n.index, err = newIndex(n.clock, n.delivery.enqueue); err != nil {
 		return err
 	}
-	n.delivery.rearm = n.index.rearm
+	n.delivery.index = n.index
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
 	n.http = skyhttp.NewServer(n, skyhttp.Options{

@@ -419,3 +419,75 @@ func TestClockStepBackNeverEarly(t *testing.T) {
 		require.False(t, ranAt[tm.ID].Before(tm.DueTime()), "%s ran at %v, due %v", tm.ID, ranAt[tm.ID], tm.DueTime())
 	}
 }
+
+// Re-creating an id while its previous timer is being delivered (a callback
+// handler that re-arms a recurring job under a fixed id) is a new
+// generation: the create is accepted, the old delivery's removal leaves the
+// new record alone, and the new timer is delivered once, at its own due
+// time.
+func TestRecreateDuringDeliveryIsANewGeneration(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	nc, err := nats.Connect(b.node.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	successes := make(chan *nats.Msg, 8)
+	sub, err := nc.ChanSubscribe("skyring.events.success", successes)
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	second := b.timer(t, "job", 2*time.Second, "second") // due t0+2s
+	var mu sync.Mutex
+	ranAt := map[string]time.Time{}
+	created := make(chan error, 1)
+	release := make(chan struct{})
+	b.rec.SetFunc(func(_ context.Context, tm *skyring.Timer) error {
+		data, _ := tm.DataString()
+		mu.Lock()
+		ranAt[data] = b.clock.Now()
+		mu.Unlock()
+		if data == "first" {
+			// The receiver re-arms the job, then answers slowly.
+			created <- b.node.Create(ctx, second)
+			<-release
+		}
+		return nil
+	})
+	first := b.timer(t, "job", time.Second, "first")
+	require.NoError(t, b.node.Create(ctx, first))
+	b.advanceTo(t, first.DueTime())
+	select {
+	case err := <-created:
+		require.NoError(t, err, "a create of an id whose delivery is under way is accepted")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery never ran")
+	}
+	require.Equal(t, 1, b.node.Len(), "the new generation is pending")
+	close(release)
+	select {
+	case <-successes: // the first generation's outcome, after its removal
+	case <-time.After(10 * time.Second):
+		t.Fatal("no success event for the first delivery")
+	}
+	stored, err := b.store.Get(ctx, "job")
+	require.NoError(t, err, "the old delivery's removal deleted the new generation")
+	data, _ := stored.DataString()
+	require.Equal(t, "second", data)
+
+	b.advanceTo(t, second.DueTime())
+	b.rec.Wait(t, 2)
+	select {
+	case <-successes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no success event for the second delivery")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.False(t, ranAt["first"].Before(first.DueTime()))
+	require.False(t, ranAt["second"].Before(second.DueTime()), "the new generation ran early")
+	require.Equal(t, 2, b.rec.Count(), "each generation delivered once")
+	_, err = b.store.Get(ctx, "job")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+}
