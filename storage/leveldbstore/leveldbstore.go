@@ -20,6 +20,18 @@
 // again, so a second Iterate does not see the record. Get of that id returns
 // an error matching skyring.ErrCorrupt until a new timer is stored under it.
 //
+// # Write failures
+//
+// goleveldb reports a failed journal write or fsync to the writers of that
+// batch only; the next write goes on appending to the same journal. That is
+// not safe: after a failed fsync the kernel may have dropped the dirty pages,
+// and at recovery goleveldb skips the rest of a journal block with a torn
+// record in it, acknowledged writes after it included. So the first failed
+// write latches the store: it and every later Put, Delete and SetMeta fail
+// with an error matching storage.ErrWrite, until the store is closed and
+// opened again. Reads go on answering from memory and the table files, which
+// hold exactly the acknowledged writes.
+//
 // # Durability and group commit
 //
 // Every Put, Delete and SetMeta is written with WriteOptions{Sync: true}
@@ -71,6 +83,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
@@ -103,6 +116,10 @@ type Store struct {
 	wo        *opt.WriteOptions
 	log       *slog.Logger
 	onCorrupt func(id string, err error)
+
+	// broken is the first write failure, wrapped to match storage.ErrWrite;
+	// once set, every write returns it (see the package documentation).
+	broken atomic.Pointer[error]
 
 	// moveMu makes moving a corrupt record aside atomic with respect to
 	// writers: Put and Delete hold it shared while they write, the move
@@ -241,6 +258,25 @@ func (s *Store) acquire(ctx context.Context, op string) error {
 	return nil
 }
 
+// writable returns the latched write failure, if any.
+func (s *Store) writable() error {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// failed latches err, a write goleveldb refused, as the store's write
+// failure and returns it wrapped to match storage.ErrWrite. Every error from
+// a goleveldb write is a failure of the disk or of the database (journal,
+// fsync, a compaction error it passes on); none is the caller's.
+func (s *Store) failed(err error) error {
+	latched := fmt.Errorf("%w (an earlier write failed; writes are refused until the store is reopened): %w",
+		storage.ErrWrite, err)
+	s.broken.CompareAndSwap(nil, &latched)
+	return fmt.Errorf("%w: %w", storage.ErrWrite, err)
+}
+
 // bufPool holds scratch buffers for keys and encoded values.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
@@ -261,6 +297,8 @@ func appendRecord(b []byte, t *skyring.Timer) (buf, key, value []byte, err error
 
 // Put stores the timers, replacing any with the same id, atomically (one
 // goleveldb batch), and returns once the batch is fsynced (unless NoSync).
+// A failed write is an error matching storage.ErrWrite, and so is every
+// write after it.
 func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 	for _, t := range timers {
 		if t == nil {
@@ -274,6 +312,9 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 	if len(timers) == 0 {
 		return nil
 	}
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("leveldbstore: put: %w", err)
+	}
 	s.moveMu.RLock()
 	defer s.moveMu.RUnlock()
 	bp := bufPool.Get().(*[]byte)
@@ -286,7 +327,7 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 			return fmt.Errorf("leveldbstore: put: %w", err)
 		}
 		if err := s.db.Put(key, value, s.wo); err != nil {
-			return fmt.Errorf("leveldbstore: put %q: %w", timers[0].ID, err)
+			return fmt.Errorf("leveldbstore: put %q: %w", timers[0].ID, s.failed(err))
 		}
 		return nil
 	}
@@ -303,13 +344,14 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 		batch.Put(key, value) // copies
 	}
 	if err := s.db.Write(batch, s.wo); err != nil {
-		return fmt.Errorf("leveldbstore: put %d timers: %w", len(timers), err)
+		return fmt.Errorf("leveldbstore: put %d timers: %w", len(timers), s.failed(err))
 	}
 	return nil
 }
 
 // Delete removes the timers with these ids, atomically; a missing id is not
-// an error. Records moved aside as corrupt stay.
+// an error. Records moved aside as corrupt stay. Write failures are as for
+// Put.
 func (s *Store) Delete(ctx context.Context, ids ...string) error {
 	if err := s.acquire(ctx, "delete"); err != nil {
 		return err
@@ -317,6 +359,9 @@ func (s *Store) Delete(ctx context.Context, ids ...string) error {
 	defer s.mu.RUnlock()
 	if len(ids) == 0 {
 		return nil
+	}
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("leveldbstore: delete: %w", err)
 	}
 	s.moveMu.RLock()
 	defer s.moveMu.RUnlock()
@@ -326,7 +371,7 @@ func (s *Store) Delete(ctx context.Context, ids ...string) error {
 	if len(ids) == 1 {
 		*bp = append(append((*bp)[:0], timerPrefix...), ids[0]...)
 		if err := s.db.Delete(*bp, s.wo); err != nil {
-			return fmt.Errorf("leveldbstore: delete %q: %w", ids[0], err)
+			return fmt.Errorf("leveldbstore: delete %q: %w", ids[0], s.failed(err))
 		}
 		return nil
 	}
@@ -338,7 +383,7 @@ func (s *Store) Delete(ctx context.Context, ids ...string) error {
 		batch.Delete(*bp)
 	}
 	if err := s.db.Write(batch, s.wo); err != nil {
-		return fmt.Errorf("leveldbstore: delete %d timers: %w", len(ids), err)
+		return fmt.Errorf("leveldbstore: delete %d timers: %w", len(ids), s.failed(err))
 	}
 	return nil
 }
@@ -385,7 +430,7 @@ func (s *Store) Get(ctx context.Context, id string) (*skyring.Timer, error) {
 // A record that cannot be decoded is not passed to fn: Iterate moves it
 // aside, logs it, reports it to storage.Options.OnCorrupt and goes on (see
 // the package documentation). If the move fails, Iterate stops with an
-// error.
+// error matching storage.ErrWrite.
 //
 // Close waits for a running Iterate to return.
 func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) error {
@@ -425,6 +470,9 @@ func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) erro
 // removed the record since Iterate's snapshot, there is nothing to move.
 func (s *Store) moveAside(key, bad []byte, derr error) error {
 	id := string(key[len(timerPrefix):])
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("moving undecodable record %q aside: %w", key, err)
+	}
 	s.moveMu.Lock()
 	defer s.moveMu.Unlock()
 	cur, err := s.db.Get(key, nil)
@@ -439,7 +487,7 @@ func (s *Store) moveAside(key, bad []byte, derr error) error {
 	batch.Delete(key)
 	batch.Put(qkey, bad)
 	if err := s.db.Write(batch, s.wo); err != nil {
-		return fmt.Errorf("moving undecodable record %q aside: %w", key, err)
+		return fmt.Errorf("moving undecodable record %q aside: %w", key, s.failed(err))
 	}
 	s.log.Error("leveldbstore: a stored timer cannot be decoded; it was moved aside and will not fire",
 		"timer_id", id, "moved_to", string(qkey), "size", len(bad), "path", s.path, "err", derr)
@@ -496,14 +544,18 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// SetMeta stores value under key, durably (unless NoSync).
+// SetMeta stores value under key, durably (unless NoSync). Write failures
+// are as for Put.
 func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
 	if err := s.acquire(ctx, "set meta"); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
-	if err := s.db.Put([]byte(metaPrefix+key), value, s.wo); err != nil {
+	if err := s.writable(); err != nil {
 		return fmt.Errorf("leveldbstore: set meta %q: %w", key, err)
+	}
+	if err := s.db.Put([]byte(metaPrefix+key), value, s.wo); err != nil {
+		return fmt.Errorf("leveldbstore: set meta %q: %w", key, s.failed(err))
 	}
 	return nil
 }
