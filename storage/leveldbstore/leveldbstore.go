@@ -12,8 +12,9 @@
 // # Corrupt records
 //
 // One record that does not decode must not keep a node from starting, so
-// Iterate does not stop at it. It moves the record aside, in one synced
-// batch (delete "t/"+id, put the same bytes under "q/t/"+id), logs it at
+// Iterate does not stop at it. It moves the record aside, in one batch
+// written like any other (synced unless NoSync: delete "t/"+id, put the
+// same bytes under "q/t/"+id), logs it at
 // error level to storage.Options.Logger, calls storage.Options.OnCorrupt,
 // and goes on with the next record. The bytes are kept for whoever
 // investigates the loss (Store.Quarantined lists them); nothing reads them
@@ -126,6 +127,7 @@ type Store struct {
 	// holds it exclusively while it checks that the record is still the
 	// corrupt one Iterate read from its snapshot and moves it. Without it a
 	// Put racing with recovery could have its fresh record moved aside.
+	// Lock order: mu (shared) before moveMu.
 	moveMu sync.RWMutex
 
 	// mu guards closed and the lifetime of db and stor: every call holds a
