@@ -17,6 +17,19 @@ var (
 	// another one. Two nodes must never share one directory. Backends return
 	// it wrapped in a *LockedError.
 	ErrLocked = errors.New("storage: data directory is in use by another process")
+	// ErrWrite: a backend tried to change stable storage and could not (a
+	// journal write or fsync failed, the disk is full or gone). The change
+	// may or may not have reached the disk, and the backend refuses every
+	// later write, each failing with an error matching ErrWrite, until it is
+	// closed and opened again: after a failed fsync the kernel may have
+	// dropped the dirty pages, so a retry that "succeeds" proves nothing,
+	// and appending after a torn journal record can lose later writes at
+	// recovery. The node branches on it to fail-stop (stop taking commands
+	// and close) instead of acknowledging writes it cannot keep.
+	//
+	// Errors that mean nothing was attempted do not match it: a done
+	// context, skyring.ErrClosed, an invalid argument.
+	ErrWrite = errors.New("storage: write failed")
 )
 
 // LockedError reports that a backend could not take the lock on its data

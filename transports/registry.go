@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +17,10 @@ import (
 // ErrDuplicateTransport is returned when a second transport (or factory) is
 // registered under a name that is already taken.
 var ErrDuplicateTransport = errors.New("transports: duplicate transport name")
+
+// ErrPanic is matched by the error Registry.Execute returns when the
+// transport's Execute panicked (a *PanicError).
+var ErrPanic = errors.New("transports: transport panicked")
 
 // Registry holds the transports a node has enabled, by name.
 //
@@ -181,4 +187,89 @@ wait:
 	r.state.err = err
 	close(r.state.done)
 	return err
+}
+
+// Execute delivers t through the transport registered under
+// t.Callback.Transport: Lookup, then the transport's Execute, with one
+// difference that is the reason to call it: a panic in Execute does not
+// crash the process. It is recovered and returned as a *PanicError
+// (matching ErrPanic), so that one bad transport, often a custom one,
+// costs a failed delivery attempt and not the node with every timer it
+// holds. An unknown name is Lookup's error.
+//
+// Only a panic on the calling goroutine can be recovered; a transport that
+// panics on a goroutine of its own still crashes the process.
+func (r *Registry) Execute(ctx context.Context, t *skyring.Timer) error {
+	tr, err := r.Lookup(t.Callback.Transport)
+	if err != nil {
+		return err
+	}
+	return execute(ctx, tr, t)
+}
+
+// execute calls tr.Execute and turns a panic into a *PanicError.
+func execute(ctx context.Context, tr Transport, t *skyring.Timer) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Transport: t.Callback.Transport, Value: v, Stack: panicStack()}
+		}
+	}()
+	return tr.Execute(ctx, t)
+}
+
+// PanicError reports a panic that Registry.Execute recovered from a
+// transport. It matches ErrPanic, and also the panic value when that is an
+// error (a runtime.Error for a nil dereference, say). Its message is one
+// line, fit for a fail event; Stack is for the log.
+type PanicError struct {
+	Transport string // the transport's name
+	Value     any    // what Execute panicked with
+	Stack     string // up to panicFrames frames, innermost first, from where it panicked
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("transports: transport %q panicked: %v", e.Transport, e.Value)
+}
+
+// Is reports whether target is ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value if it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// panicFrames bounds PanicError.Stack: enough to find the faulty line
+// without a whole goroutine dump in every log line.
+const panicFrames = 16
+
+// panicStack formats the stack of the panicking goroutine as seen from a
+// deferred function: it drops the frames of the runtime's panic machinery
+// and of this package's recovery, and stops at execute, below which is only
+// the node's delivery worker.
+func panicStack() string {
+	var pcs [panicFrames + 8]uintptr
+	n := runtime.Callers(3, pcs[:]) // skip Callers, panicStack, the deferred func
+	frames := runtime.CallersFrames(pcs[:n])
+	var b strings.Builder
+	kept := 0
+	for kept < panicFrames {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "/transports.execute") {
+			break
+		}
+		if kept == 0 && strings.HasPrefix(f.Function, "runtime.") {
+			if !more {
+				break
+			}
+			continue // gopanic, panicmem, sigpanic, ...
+		}
+		fmt.Fprintf(&b, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
+		kept++
+		if !more {
+			break
+		}
+	}
+	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,26 +63,6 @@ func TestOptions(t *testing.T) {
 	require.Equal(t, 8<<20, o.WriteBuffer)
 }
 
-// A stored value that does not decode is reported, not skipped.
-func TestCorruptRecord(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := leveldb.OpenFile(dir, nil)
-	require.NoError(t, err)
-	require.NoError(t, db.Put([]byte("t/bad"), []byte{99, 1, 2}, nil))
-	require.NoError(t, db.Close())
-
-	s, err := Open(storage.Options{Path: dir})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = s.Get(ctx, "bad")
-	require.ErrorIs(t, err, skyring.ErrCorrupt)
-	err = s.Iterate(ctx, func(*skyring.Timer) error { return nil })
-	require.ErrorIs(t, err, skyring.ErrCorrupt)
-	require.ErrorContains(t, err, "t/bad")
-}
-
 // failList makes goleveldb's table listing fail, which only Recover uses.
 type failList struct {
 	lvstorage.Storage
@@ -113,7 +94,7 @@ func TestRecoverLogged(t *testing.T) {
 	dir := t.TempDir()
 	corruptManifest(t, dir)
 	var logs bytes.Buffer
-	s, err := open(storage.Options{Path: dir}, hooks{log: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, err := open(storage.Options{Path: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, hooks{})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	require.Contains(t, logs.String(), "recovering")
@@ -126,8 +107,7 @@ func TestRecoverFails(t *testing.T) {
 	corruptManifest(t, dir)
 	boom := errors.New("disk on fire")
 	var logs bytes.Buffer
-	_, err := open(storage.Options{Path: dir}, hooks{
-		log:  slog.New(slog.NewTextHandler(&logs, nil)),
+	_, err := open(storage.Options{Path: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, hooks{
 		wrap: func(s lvstorage.Storage) lvstorage.Storage { return failList{s, boom} },
 	})
 	require.ErrorIs(t, err, boom)
@@ -141,4 +121,38 @@ func TestRecoverFails(t *testing.T) {
 	s, err := Open(storage.Options{Path: dir})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
+}
+
+// A record replaced since the scan's snapshot is not moved aside: the move
+// checks, under moveMu, that the record is still the one that did not
+// decode.
+func TestMoveAsideSkipsReplacedRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reported := 0
+	s, err := Open(storage.Options{
+		Path: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
+		OnCorrupt: func(string, error) { reported++ },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	bad := []byte{99}
+	require.NoError(t, s.db.Put([]byte("t/x"), bad, nil))
+	require.NoError(t, s.Put(ctx, storagetest.Timer("x", 1))) // a writer fixed it
+
+	derr := fmt.Errorf("%w: test", skyring.ErrCorrupt)
+	require.NoError(t, s.moveAside([]byte("t/x"), bad, derr))
+	got, err := s.Get(ctx, "x")
+	require.NoError(t, err)
+	require.Equal(t, "x", got.ID)
+
+	require.NoError(t, s.Delete(ctx, "x")) // and one removed it
+	require.NoError(t, s.moveAside([]byte("t/x"), bad, derr))
+	_, err = s.Get(ctx, "x")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+
+	require.Zero(t, reported)
+	require.NoError(t, s.Quarantined(ctx, func(id string, _ []byte) error {
+		return errors.New("nothing should be quarantined: " + id)
+	}))
 }

@@ -6,7 +6,32 @@
 //
 // Each timer is one key, "t/"+id, whose value is the timer's binary encoding
 // (skyring.Timer.AppendBinary). Node-level values (Store.Meta) live under
-// "m/"+key. The two prefixes never overlap, whatever the id.
+// "m/"+key. A timer record that cannot be decoded is moved to "q/t/"+id
+// (see below). The prefixes never overlap, whatever the id.
+//
+// # Corrupt records
+//
+// One record that does not decode must not keep a node from starting, so
+// Iterate does not stop at it. It moves the record aside, in one batch
+// written like any other (synced unless NoSync: delete "t/"+id, put the
+// same bytes under "q/t/"+id), logs it at
+// error level to storage.Options.Logger, calls storage.Options.OnCorrupt,
+// and goes on with the next record. The bytes are kept for whoever
+// investigates the loss (Store.Quarantined lists them); nothing reads them
+// again, so a second Iterate does not see the record. Get of that id returns
+// an error matching skyring.ErrCorrupt until a new timer is stored under it.
+//
+// # Write failures
+//
+// goleveldb reports a failed journal write or fsync to the writers of that
+// batch only; the next write goes on appending to the same journal. That is
+// not safe: after a failed fsync the kernel may have dropped the dirty pages,
+// and at recovery goleveldb skips the rest of a journal block with a torn
+// record in it, acknowledged writes after it included. So the first failed
+// write latches the store: it and every later Put, Delete and SetMeta fail
+// with an error matching storage.ErrWrite, until the store is closed and
+// opened again. Reads go on answering from memory and the table files, which
+// hold exactly the acknowledged writes.
 //
 // # Durability and group commit
 //
@@ -52,12 +77,14 @@
 package leveldbstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
@@ -79,14 +106,29 @@ const (
 )
 
 const (
-	timerPrefix = "t/"
-	metaPrefix  = "m/"
+	timerPrefix      = "t/"
+	metaPrefix       = "m/"
+	quarantinePrefix = "q/" // followed by the record's original key
 )
 
 // Store is a storage.Store on a goleveldb database. Open it with Open.
 type Store struct {
-	path string
-	wo   *opt.WriteOptions
+	path      string
+	wo        *opt.WriteOptions
+	log       *slog.Logger
+	onCorrupt func(id string, err error)
+
+	// broken is the first write failure, wrapped to match storage.ErrWrite;
+	// once set, every write returns it (see the package documentation).
+	broken atomic.Pointer[error]
+
+	// moveMu makes moving a corrupt record aside atomic with respect to
+	// writers: Put and Delete hold it shared while they write, the move
+	// holds it exclusively while it checks that the record is still the
+	// corrupt one Iterate read from its snapshot and moves it. Without it a
+	// Put racing with recovery could have its fresh record moved aside.
+	// Lock order: mu (shared) before moveMu.
+	moveMu sync.RWMutex
 
 	// mu guards closed and the lifetime of db and stor: every call holds a
 	// read lock while it uses db, so Close (write lock) waits for running
@@ -129,9 +171,11 @@ func levelOptions() *opt.Options {
 //
 // If the directory is in use by another store, Open fails at once with an
 // error matching storage.ErrLocked. If the manifest is corrupted, Open tries
-// goleveldb's Recover before giving up.
+// goleveldb's Recover before giving up, and logs that it did to
+// opts.Logger. opts.OnCorrupt is called for each corrupt record Iterate
+// moves aside.
 func Open(opts storage.Options) (*Store, error) {
-	return open(opts, hooks{log: slog.Default()})
+	return open(opts, hooks{})
 }
 
 // OpenStore is Open as a storage.Opener, for the "leveldb" backend.
@@ -145,14 +189,16 @@ func OpenStore(opts storage.Options) (storage.Store, error) {
 
 // hooks are what tests change about open.
 type hooks struct {
-	log *slog.Logger
 	// wrap, if set, wraps the file storage goleveldb runs on (for fault
 	// injection).
 	wrap func(lvstorage.Storage) lvstorage.Storage
 }
 
 func open(opts storage.Options, h hooks) (*Store, error) {
-	log := h.log
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	dir := opts.Path
 	if dir == "" {
 		return nil, errors.New("leveldbstore: open: no path given (storage.Options.Path)")
@@ -188,10 +234,12 @@ func open(opts storage.Options, h hooks) (*Store, error) {
 		return nil, fmt.Errorf("leveldbstore: open %s: %w", dir, err)
 	}
 	return &Store{
-		path: dir,
-		wo:   &opt.WriteOptions{Sync: !opts.NoSync},
-		db:   db,
-		stor: stor,
+		path:      dir,
+		wo:        &opt.WriteOptions{Sync: !opts.NoSync},
+		log:       log,
+		onCorrupt: opts.OnCorrupt,
+		db:        db,
+		stor:      stor,
 	}, nil
 }
 
@@ -210,6 +258,25 @@ func (s *Store) acquire(ctx context.Context, op string) error {
 		return fmt.Errorf("leveldbstore: %s: %w", op, skyring.ErrClosed)
 	}
 	return nil
+}
+
+// writable returns the latched write failure, if any.
+func (s *Store) writable() error {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// failed latches err, a write goleveldb refused, as the store's write
+// failure and returns it wrapped to match storage.ErrWrite. Every error from
+// a goleveldb write is a failure of the disk or of the database (journal,
+// fsync, a compaction error it passes on); none is the caller's.
+func (s *Store) failed(err error) error {
+	latched := fmt.Errorf("%w (an earlier write failed; writes are refused until the store is reopened): %w",
+		storage.ErrWrite, err)
+	s.broken.CompareAndSwap(nil, &latched)
+	return fmt.Errorf("%w: %w", storage.ErrWrite, err)
 }
 
 // bufPool holds scratch buffers for keys and encoded values.
@@ -232,6 +299,8 @@ func appendRecord(b []byte, t *skyring.Timer) (buf, key, value []byte, err error
 
 // Put stores the timers, replacing any with the same id, atomically (one
 // goleveldb batch), and returns once the batch is fsynced (unless NoSync).
+// A failed write is an error matching storage.ErrWrite, and so is every
+// write after it.
 func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 	for _, t := range timers {
 		if t == nil {
@@ -245,6 +314,11 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 	if len(timers) == 0 {
 		return nil
 	}
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("leveldbstore: put: %w", err)
+	}
+	s.moveMu.RLock()
+	defer s.moveMu.RUnlock()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 
@@ -255,7 +329,7 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 			return fmt.Errorf("leveldbstore: put: %w", err)
 		}
 		if err := s.db.Put(key, value, s.wo); err != nil {
-			return fmt.Errorf("leveldbstore: put %q: %w", timers[0].ID, err)
+			return fmt.Errorf("leveldbstore: put %q: %w", timers[0].ID, s.failed(err))
 		}
 		return nil
 	}
@@ -272,13 +346,14 @@ func (s *Store) Put(ctx context.Context, timers ...*skyring.Timer) error {
 		batch.Put(key, value) // copies
 	}
 	if err := s.db.Write(batch, s.wo); err != nil {
-		return fmt.Errorf("leveldbstore: put %d timers: %w", len(timers), err)
+		return fmt.Errorf("leveldbstore: put %d timers: %w", len(timers), s.failed(err))
 	}
 	return nil
 }
 
 // Delete removes the timers with these ids, atomically; a missing id is not
-// an error.
+// an error. Records moved aside as corrupt stay. Write failures are as for
+// Put.
 func (s *Store) Delete(ctx context.Context, ids ...string) error {
 	if err := s.acquire(ctx, "delete"); err != nil {
 		return err
@@ -287,13 +362,18 @@ func (s *Store) Delete(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("leveldbstore: delete: %w", err)
+	}
+	s.moveMu.RLock()
+	defer s.moveMu.RUnlock()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 
 	if len(ids) == 1 {
 		*bp = append(append((*bp)[:0], timerPrefix...), ids[0]...)
 		if err := s.db.Delete(*bp, s.wo); err != nil {
-			return fmt.Errorf("leveldbstore: delete %q: %w", ids[0], err)
+			return fmt.Errorf("leveldbstore: delete %q: %w", ids[0], s.failed(err))
 		}
 		return nil
 	}
@@ -305,20 +385,33 @@ func (s *Store) Delete(ctx context.Context, ids ...string) error {
 		batch.Delete(*bp)
 	}
 	if err := s.db.Write(batch, s.wo); err != nil {
-		return fmt.Errorf("leveldbstore: delete %d timers: %w", len(ids), err)
+		return fmt.Errorf("leveldbstore: delete %d timers: %w", len(ids), s.failed(err))
 	}
 	return nil
 }
 
 // Get returns the stored timer, or an error matching
-// skyring.ErrTimerNotFound.
+// skyring.ErrTimerNotFound, or one matching skyring.ErrCorrupt if the record
+// does not decode or was moved aside because it did not.
 func (s *Store) Get(ctx context.Context, id string) (*skyring.Timer, error) {
 	if err := s.acquire(ctx, "get"); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	v, err := s.db.Get([]byte(timerPrefix+id), nil)
+	key := []byte(timerPrefix + id)
+	v, err := s.db.Get(key, nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
+		// Rare on the node's paths (it reads only timers it holds), so the
+		// second lookup costs nothing that matters; the bloom filter
+		// answers it without reading a table.
+		moved, herr := s.db.Has(append([]byte(quarantinePrefix), key...), nil)
+		switch {
+		case herr != nil:
+			return nil, fmt.Errorf("leveldbstore: get %q: %w", id, herr)
+		case moved:
+			return nil, fmt.Errorf("leveldbstore: get %q: the record did not decode and was moved aside: %w",
+				id, skyring.ErrCorrupt)
+		}
 		return nil, fmt.Errorf("leveldbstore: get %q: %w", id, skyring.ErrTimerNotFound)
 	}
 	if err != nil {
@@ -334,9 +427,12 @@ func (s *Store) Get(ctx context.Context, id string) (*skyring.Timer, error) {
 // Iterate calls fn once for each stored timer, in id order, and stops at the
 // first error fn returns (returning it) or when ctx is done. It sees the
 // timers stored when it began (a goleveldb iterator reads from a snapshot),
-// streams them one at a time and does not fill the block cache. A timer
-// that cannot be decoded stops the scan with an error matching
-// skyring.ErrCorrupt.
+// streams them one at a time and does not fill the block cache.
+//
+// A record that cannot be decoded is not passed to fn: Iterate moves it
+// aside, logs it, reports it to storage.Options.OnCorrupt and goes on (see
+// the package documentation). If the move fails, Iterate stops with an
+// error matching storage.ErrWrite.
 //
 // Close waits for a running Iterate to return.
 func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) error {
@@ -355,7 +451,10 @@ func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) erro
 		}
 		t := new(skyring.Timer)
 		if err := t.UnmarshalBinary(it.Value()); err != nil { // copies
-			return fmt.Errorf("leveldbstore: iterate: key %q: %w", it.Key(), err)
+			if err := s.moveAside(it.Key(), it.Value(), err); err != nil {
+				return fmt.Errorf("leveldbstore: iterate: %w", err)
+			}
+			continue
 		}
 		if err := fn(t); err != nil {
 			return err
@@ -363,6 +462,66 @@ func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) erro
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("leveldbstore: iterate: %w", err)
+	}
+	return nil
+}
+
+// moveAside moves the record under key, whose value bad Iterate could not
+// decode (derr), to quarantinePrefix+key in one batch written like any
+// other, then logs it and reports it to onCorrupt. If a writer replaced or
+// removed the record since Iterate's snapshot, there is nothing to move.
+func (s *Store) moveAside(key, bad []byte, derr error) error {
+	id := string(key[len(timerPrefix):])
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("moving undecodable record %q aside: %w", key, err)
+	}
+	s.moveMu.Lock()
+	defer s.moveMu.Unlock()
+	cur, err := s.db.Get(key, nil)
+	if errors.Is(err, leveldb.ErrNotFound) || (err == nil && !bytes.Equal(cur, bad)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("moving undecodable record %q aside: %w", key, err)
+	}
+	qkey := append([]byte(quarantinePrefix), key...)
+	batch := new(leveldb.Batch)
+	batch.Delete(key)
+	batch.Put(qkey, bad)
+	if err := s.db.Write(batch, s.wo); err != nil {
+		return fmt.Errorf("moving undecodable record %q aside: %w", key, s.failed(err))
+	}
+	s.log.Error("leveldbstore: a stored timer cannot be decoded; it was moved aside and will not fire",
+		"timer_id", id, "moved_to", string(qkey), "size", len(bad), "path", s.path, "err", derr)
+	if s.onCorrupt != nil {
+		s.onCorrupt(id, derr)
+	}
+	return nil
+}
+
+// Quarantined calls fn for each record Iterate moved aside, in id order,
+// with the timer id and the bytes as they were stored (fn may keep them),
+// and stops at the first error fn returns (returning it) or when ctx is
+// done. The records stay until removed by hand: they are evidence of a lost
+// timer, and the node never reads them.
+func (s *Store) Quarantined(ctx context.Context, fn func(id string, raw []byte) error) error {
+	if err := s.acquire(ctx, "quarantined"); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	prefix := quarantinePrefix + timerPrefix
+	it := s.db.NewIterator(util.BytesPrefix([]byte(prefix)), &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("leveldbstore: quarantined: %w", err)
+		}
+		if err := fn(string(it.Key()[len(prefix):]), bytes.Clone(it.Value())); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("leveldbstore: quarantined: %w", err)
 	}
 	return nil
 }
@@ -387,14 +546,18 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// SetMeta stores value under key, durably (unless NoSync).
+// SetMeta stores value under key, durably (unless NoSync). Write failures
+// are as for Put.
 func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
 	if err := s.acquire(ctx, "set meta"); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
-	if err := s.db.Put([]byte(metaPrefix+key), value, s.wo); err != nil {
+	if err := s.writable(); err != nil {
 		return fmt.Errorf("leveldbstore: set meta %q: %w", key, err)
+	}
+	if err := s.db.Put([]byte(metaPrefix+key), value, s.wo); err != nil {
+		return fmt.Errorf("leveldbstore: set meta %q: %w", key, s.failed(err))
 	}
 	return nil
 }

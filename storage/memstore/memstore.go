@@ -6,6 +6,13 @@
 // The store keeps its own copies: changing a Timer after Put, or one that
 // Get or Iterate returned, never changes what is stored.
 //
+// It keeps decoded timers, not encodings, and writes nothing to a disk, so
+// the two faults the storage.Store contract plans for cannot happen here:
+// it never holds a record it cannot decode (Iterate has nothing to move
+// aside, storage.Options.OnCorrupt is never called) and no write fails with
+// storage.ErrWrite. To test how code copes with those, wrap it in
+// storagetest.Flaky.
+//
 // Like the storage package, its Go API is internal to the node and may
 // change.
 package memstore

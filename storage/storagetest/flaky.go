@@ -3,25 +3,43 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/storage"
 )
 
-// ErrInjected is what a FlakyStore's writes fail with after Fail(nil).
+// ErrInjected is what a FlakyStore's calls fail with when no error was
+// given: reads fail with ErrInjected itself, writes with an error matching
+// both ErrInjected and storage.ErrWrite, as a real disk failure would.
 var ErrInjected = errors.New("storagetest: injected storage failure")
 
-// FlakyStore wraps a real Store and makes its writes fail on demand, to
-// prove that code above the store (the node) never acknowledges a write the
-// store refused. While failing, Put, Delete and SetMeta return the injected
-// error without writing anything; reads and Close pass through.
+// errInjectedWrite is the default write failure.
+var errInjectedWrite = fmt.Errorf("%w: %w", storage.ErrWrite, ErrInjected)
+
+// FlakyStore wraps a real Store and makes it fail or slow down on demand,
+// the way asynq's testbroker wraps a real broker: the code under test (the
+// node) runs against a working store and the test breaks it at the moment
+// it chooses, to prove for example that a write the store refused is never
+// acknowledged. It is safe for concurrent use; a change (FailWrites,
+// Recover, ...) applies to calls that start after it.
+//
+// While writes fail, Put, Delete and SetMeta return the injected error
+// without writing anything. While reads fail, Get, Iterate and Meta return
+// it without reading. Close always passes through. The wrapper does not
+// latch: after Recover, writes reach the store again, which models a
+// transient fault; to model a backend that fails stop (storage.ErrWrite),
+// do not call Recover.
 type FlakyStore struct {
 	storage.Store
 
-	mu     sync.Mutex
-	err    error
-	failed int
+	mu       sync.Mutex
+	writeErr error
+	readErr  error
+	slow     time.Duration
+	failed   int
 }
 
 var _ storage.Store = (*FlakyStore)(nil)
@@ -29,43 +47,93 @@ var _ storage.Store = (*FlakyStore)(nil)
 // Flaky wraps s. It starts healthy.
 func Flaky(s storage.Store) *FlakyStore { return &FlakyStore{Store: s} }
 
-// Fail makes every following write return err (ErrInjected if err is nil)
-// until Recover.
-func (f *FlakyStore) Fail(err error) {
+// FailWrites makes every following Put, Delete and SetMeta return err, as
+// is, until Recover. With a nil err they return an error matching
+// ErrInjected and storage.ErrWrite.
+func (f *FlakyStore) FailWrites(err error) {
+	if err == nil {
+		err = errInjectedWrite
+	}
+	f.mu.Lock()
+	f.writeErr = err
+	f.mu.Unlock()
+}
+
+// Fail is FailWrites: the short name for the common case.
+func (f *FlakyStore) Fail(err error) { f.FailWrites(err) }
+
+// FailReads makes every following Get, Iterate and Meta return err (nil:
+// ErrInjected) until Recover.
+func (f *FlakyStore) FailReads(err error) {
 	if err == nil {
 		err = ErrInjected
 	}
 	f.mu.Lock()
-	f.err = err
+	f.readErr = err
 	f.mu.Unlock()
 }
 
-// Recover makes writes reach the wrapped store again.
+// SlowWrites makes every following Put, Delete and SetMeta wait d before it
+// goes on (to fail or to write), like a disk that takes d to fsync; 0 turns
+// it off. A wait ends early, with nothing written, if the call's ctx is
+// done, as a backend that checks ctx before writing would.
+func (f *FlakyStore) SlowWrites(d time.Duration) {
+	f.mu.Lock()
+	f.slow = max(d, 0)
+	f.mu.Unlock()
+}
+
+// Recover makes the store healthy again: calls reach the wrapped store, at
+// full speed.
 func (f *FlakyStore) Recover() {
 	f.mu.Lock()
-	f.err = nil
+	f.writeErr, f.readErr, f.slow = nil, nil, 0
 	f.mu.Unlock()
 }
 
-// Failed returns how many writes were refused so far.
+// Failed returns how many calls, reads and writes, failed with an injected
+// error so far.
 func (f *FlakyStore) Failed() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.failed
 }
 
-func (f *FlakyStore) injected() error {
+// write returns the injected write error, after the injected delay.
+func (f *FlakyStore) write(ctx context.Context, op string) error {
+	f.mu.Lock()
+	slow := f.slow
+	f.mu.Unlock()
+	if slow > 0 {
+		t := time.NewTimer(slow)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("storagetest: %s: %w", op, ctx.Err())
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
+	if f.writeErr != nil {
 		f.failed++
 	}
-	return f.err
+	return f.writeErr
+}
+
+// read returns the injected read error.
+func (f *FlakyStore) read() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.readErr != nil {
+		f.failed++
+	}
+	return f.readErr
 }
 
 // Put fails with the injected error, or passes through.
 func (f *FlakyStore) Put(ctx context.Context, timers ...*skyring.Timer) error {
-	if err := f.injected(); err != nil {
+	if err := f.write(ctx, "put"); err != nil {
 		return err
 	}
 	return f.Store.Put(ctx, timers...)
@@ -73,7 +141,7 @@ func (f *FlakyStore) Put(ctx context.Context, timers ...*skyring.Timer) error {
 
 // Delete fails with the injected error, or passes through.
 func (f *FlakyStore) Delete(ctx context.Context, ids ...string) error {
-	if err := f.injected(); err != nil {
+	if err := f.write(ctx, "delete"); err != nil {
 		return err
 	}
 	return f.Store.Delete(ctx, ids...)
@@ -81,8 +149,33 @@ func (f *FlakyStore) Delete(ctx context.Context, ids ...string) error {
 
 // SetMeta fails with the injected error, or passes through.
 func (f *FlakyStore) SetMeta(ctx context.Context, key string, value []byte) error {
-	if err := f.injected(); err != nil {
+	if err := f.write(ctx, "set meta"); err != nil {
 		return err
 	}
 	return f.Store.SetMeta(ctx, key, value)
+}
+
+// Get fails with the injected error, or passes through.
+func (f *FlakyStore) Get(ctx context.Context, id string) (*skyring.Timer, error) {
+	if err := f.read(); err != nil {
+		return nil, err
+	}
+	return f.Store.Get(ctx, id)
+}
+
+// Iterate fails with the injected error before calling fn, or passes
+// through.
+func (f *FlakyStore) Iterate(ctx context.Context, fn func(*skyring.Timer) error) error {
+	if err := f.read(); err != nil {
+		return err
+	}
+	return f.Store.Iterate(ctx, fn)
+}
+
+// Meta fails with the injected error, or passes through.
+func (f *FlakyStore) Meta(ctx context.Context, key string) ([]byte, error) {
+	if err := f.read(); err != nil {
+		return nil, err
+	}
+	return f.Store.Meta(ctx, key)
 }
