@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -153,14 +154,14 @@ func (d *delivery) deliver(id string) {
 		Type: bus.EventExecute, Timer: t.ID, Node: d.node,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
 	})
-	tr, err := d.transports.Lookup(t.Callback.Transport)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(d.abandon, d.timeout)
-		err = tr.Execute(ctx, t)
-		cancel()
-		if err != nil && d.abandon.Err() != nil {
-			return // abandoned at shutdown; it stays stored
-		}
+	ctx, cancel := context.WithTimeout(d.abandon, d.timeout)
+	err = d.transports.Execute(ctx, t) // a panicking transport is a failed delivery
+	cancel()
+	if err != nil && d.abandon.Err() != nil {
+		return // abandoned at shutdown; it stays stored
+	}
+	if pe := (*transports.PanicError)(nil); errors.As(err, &pe) {
+		d.log.Error("transport panicked; counted as a failed delivery", "timer_id", t.ID, "transport", pe.Transport, "panic", pe.Value, "stack", pe.Stack)
 	}
 	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
 	if err != nil {

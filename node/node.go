@@ -51,6 +51,7 @@ type Node struct {
 	gate   gate
 
 	failed    *failStop
+	corrupt   atomic.Int64 // records moved aside as undecodable
 	closeOnce sync.Once
 	closeErr  error
 }

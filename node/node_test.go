@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/node"
@@ -490,4 +491,64 @@ func TestRecreateDuringDeliveryIsANewGeneration(t *testing.T) {
 	require.Equal(t, 2, b.rec.Count(), "each generation delivered once")
 	_, err = b.store.Get(ctx, "job")
 	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+}
+
+// A transport that panics costs a failed delivery, not the process: the
+// timer gets a fail event naming the panic and the node goes on delivering.
+func TestPanickingTransportIsAFailedDelivery(t *testing.T) {
+	t.Parallel()
+	boom := transportstest.NewRecorder("boom")
+	boom.SetFunc(func(context.Context, *skyring.Timer) error { panic("receiver exploded") })
+	b := setup(t, nil, node.WithTransport(boom))
+	ctx := context.Background()
+	nc, err := nats.Connect(b.node.NATSURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	fails := make(chan *nats.Msg, 8)
+	sub, err := nc.ChanSubscribe("skyring.events.fail", fails)
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+
+	bad := b.timer(t, "bad", time.Second, "")
+	bad.Callback.Transport = "boom"
+	require.NoError(t, b.node.Create(ctx, bad))
+	require.NoError(t, b.node.Create(ctx, b.timer(t, "good", 2*time.Second, "")))
+	b.advanceTo(t, t0.Add(2*time.Second))
+	select {
+	case m := <-fails:
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(m.Data, &ev))
+		require.Equal(t, "bad", ev["timer"])
+		require.Contains(t, ev["error"], "receiver exploded")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fail event for the panicking transport")
+	}
+	require.Equal(t, "good", b.rec.Wait(t, 1)[0].ID)
+}
+
+// A stored record that cannot be decoded does not keep the node from
+// starting: it is moved aside, and every other timer is recovered.
+func TestCorruptRecordDoesNotStopRecovery(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := leveldb.OpenFile(dir, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Put([]byte("t/broken"), []byte("not a timer"), nil))
+	require.NoError(t, db.Close())
+	s, err := leveldbstore.Open(storage.Options{Path: dir})
+	require.NoError(t, err)
+	tm, err := skyring.ParseTimer([]byte(`{"timeout":1000,"data":"x","callback":{"transport":"rec","method":"post","uri":"x"}}`),
+		skyring.ParseParams{Now: t0, ID: "fine"})
+	require.NoError(t, err)
+	require.NoError(t, s.Put(context.Background(), tm))
+	require.NoError(t, s.Close())
+
+	b := setup(t, nil, func(o *node.Options) error {
+		o.Store, o.StorageBackend, o.StoragePath = nil, "leveldb", dir
+		return nil
+	})
+	require.Equal(t, 1, b.node.Len(), "the good timer is recovered")
+	b.advanceTo(t, tm.DueTime())
+	require.Equal(t, "fine", b.rec.Wait(t, 1)[0].ID)
 }

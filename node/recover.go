@@ -25,5 +25,8 @@ func (n *Node) recoverTimers(ctx context.Context) (int, error) {
 	if count > 0 {
 		n.log.Info("recovered timers", "count", count, "took", time.Since(start).Round(time.Millisecond))
 	}
+	if bad := n.corrupt.Load(); bad > 0 {
+		n.log.Error("stored timers that could not be decoded were moved aside and will not fire", "count", bad)
+	}
 	return count, nil
 }

@@ -26,6 +26,10 @@ func (n *Node) openStorage(ctx context.Context) error {
 		Path:   n.opts.StoragePath,
 		NoSync: n.opts.StorageNoSync,
 		Extra:  n.opts.StorageExtra,
+		Logger: n.log.With("component", "storage"),
+		// A record that cannot be decoded is moved aside during recovery;
+		// the count is logged once recovery is done.
+		OnCorrupt: func(string, error) { n.corrupt.Add(1) },
 	})
 	if err != nil {
 		return fmt.Errorf("node: opening storage: %w", err)
