@@ -12,16 +12,16 @@ import (
 // Create stores and arms a new timer, on this node or, if another ring
 // member owns t.ID, on that member. It returns once the timer is stored.
 // Errors: skyring.ErrTimerExists, a *skyring.ValidationError (unknown
-// transport), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
+// transport, or a callback its transport rejects), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
 func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 	if err := n.gate.enter(); err != nil {
 		return err
 	}
 	defer n.gate.exit()
 	if owner := n.members.owner(t.ID); owner != n.id {
-		// Refuse an unknown transport here rather than after a hop
+		// Refuse an unknown transport or bad callback here rather than after a hop
 		// (createLocal checks it for commands that stay).
-		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		if err := n.transports.Check(t.Callback); err != nil {
 			return err
 		}
 		rep, err := n.bus.Relay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
@@ -44,7 +44,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 }
 
 func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
-	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+	if err := n.transports.Check(t.Callback); err != nil {
 		return err
 	}
 	if err := n.index.reserve(ctx, t.ID); err != nil {
@@ -70,7 +70,7 @@ func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
 	}
 	defer n.gate.exit()
 	if owner := n.members.owner(t.ID); owner != n.id && !n.index.holds(t.ID) {
-		if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+		if err := n.transports.Check(t.Callback); err != nil {
 			return err
 		}
 		return n.relay(ctx, owner, bus.Command{Op: bus.OpUpdate, Timer: t, From: n.id}, nil)
@@ -79,7 +79,7 @@ func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
 }
 
 func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
-	if _, err := n.transports.Lookup(t.Callback.Transport); err != nil {
+	if err := n.transports.Check(t.Callback); err != nil {
 		return err
 	}
 	old, err := n.index.claim(t.ID)

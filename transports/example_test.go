@@ -81,3 +81,46 @@ func ExampleCatalog() {
 	// [shout]
 	// true transports: unknown transport name "pager"; known: shout
 }
+
+// Pager is a custom transport that checks its callbacks when a timer is
+// created: it implements transports.Validator.
+type Pager struct{}
+
+func (Pager) Name() string { return "pager" }
+
+func (Pager) Execute(ctx context.Context, t *skyring.Timer) error { return nil }
+
+func (Pager) Validate(cb skyring.Callback) error {
+	if cb.Method != "page" {
+		return &skyring.ValidationError{Field: "callback.method", Reason: fmt.Sprintf("callback.method %q: the pager transport only pages", cb.Method)}
+	}
+	return nil
+}
+
+// A node calls Check before it accepts a create or update: the transport
+// must be registered and, if it implements Validator, accept the callback.
+// Transports without Validate (Shout here) accept any callback.
+func ExampleRegistry_Check() {
+	reg, err := transports.NewRegistry(Shout{}, Pager{})
+	if err != nil {
+		panic(err)
+	}
+	for _, cb := range []skyring.Callback{
+		{Transport: "pager", Method: "page", URI: "oncall"},
+		{Transport: "pager", Method: "email", URI: "oncall"},
+		{Transport: "shout", Method: "anything", URI: "at all"},
+		{Transport: "smtp", Method: "send", URI: "a@b.c"},
+	} {
+		if err := reg.Check(cb); err != nil {
+			status, reason := skyring.Status(err)
+			fmt.Println(status, reason)
+			continue
+		}
+		fmt.Println("accepted")
+	}
+	// Output:
+	// accepted
+	// 400 callback.method "email": the pager transport only pages
+	// accepted
+	// 400 Unknown transport "smtp"; known: pager, shout
+}

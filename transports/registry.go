@@ -103,6 +103,38 @@ func (r *Registry) Lookup(name string) (Transport, error) {
 	return nil, skyring.UnknownTransportError(name, s.names)
 }
 
+// Check is what a node asks before it accepts a create or update: that
+// cb.Transport is registered (as Lookup) and, if that transport implements
+// Validator, that it accepts cb. Every error is a *skyring.ValidationError
+// (HTTP 400, its Reason in x-skyring-reason): Lookup's for an unknown name;
+// the transport's own, with Field "callback.method" or "callback.uri", when
+// Validate returns one; any other error from Validate wrapped in one with
+// Field "callback". A transport that does not implement Validator accepts
+// every callback.
+func (r *Registry) Check(cb skyring.Callback) error {
+	t, err := r.Lookup(cb.Transport)
+	if err != nil {
+		return err
+	}
+	v, ok := t.(Validator)
+	if !ok {
+		return nil
+	}
+	err = v.Validate(cb)
+	if err == nil {
+		return nil
+	}
+	var ve *skyring.ValidationError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return &skyring.ValidationError{
+		Field:  "callback",
+		Reason: fmt.Sprintf("Invalid callback for transport %q: %v", cb.Transport, err),
+		Err:    err,
+	}
+}
+
 // Has reports whether a transport is registered under name. It does not
 // allocate, so validators can call it per request.
 func (r *Registry) Has(name string) bool {

@@ -3,7 +3,8 @@
 // a Registry holds the transports a node has enabled, by name.
 //
 // Its API is meant for embedders: implement Transport (and optionally
-// Shutdowner) and register it on a node to deliver timers your own way.
+// Shutdowner, and Validator to reject bad callbacks at create) and register
+// it on a node to deliver timers your own way.
 package transports
 
 import (
@@ -28,4 +29,25 @@ type Transport interface {
 // the last delivery; it must return by ctx's deadline.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
+}
+
+// Validator is implemented by transports that can tell, when a timer is
+// created or updated, that its callback can never be delivered: a method the
+// transport does not know, an address it cannot parse. Registry.Check calls
+// it, so the client gets a 400 at once instead of a timer that fails when it
+// fires.
+//
+// Validate must be cheap and must not do I/O (it runs on every create and
+// update): it checks the callback's form, not whether the far end is there.
+// It returns nil or, ideally, a *skyring.ValidationError whose Field is
+// "callback.method" or "callback.uri" and whose Reason is one line for the
+// client; any other error is wrapped in one by Registry.Check. A callback
+// that Validate accepts should not fail in Execute for the same reason, and
+// one it rejects should fail in Execute too (timers stored before the rule
+// existed are delivered, and fail there).
+//
+// Implementing Validator is optional: a transport without it accepts every
+// callback at create, and a bad one fails only when the timer fires.
+type Validator interface {
+	Validate(cb skyring.Callback) error
 }

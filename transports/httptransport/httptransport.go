@@ -4,6 +4,11 @@
 //   - Method: callback.method, case-insensitive, one of post, put, patch,
 //     delete, get, options, head. Any other is ErrBadMethod, marked
 //     transports.ErrPermanent (retrying cannot fix it).
+//   - URI: callback.uri, an absolute http or https URL with a host; any
+//     other is ErrBadURI, marked transports.ErrPermanent.
+//   - Validate (transports.Validator) applies the method and URI rules when
+//     a timer is created or updated, so a callback that can never be sent is
+//     a 400 then rather than a failure when the timer fires.
 //   - Body: string data verbatim as "text/plain; charset=utf-8", object data
 //     as "application/json", no data an empty body with no Content-Type. This
 //     holds for every method, GET and HEAD included.
@@ -31,9 +36,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/transports"
@@ -124,6 +131,7 @@ type Transport struct {
 var (
 	_ transports.Transport  = (*Transport)(nil)
 	_ transports.Shutdowner = (*Transport)(nil)
+	_ transports.Validator  = (*Transport)(nil)
 )
 
 // New returns a Transport configured by opts.
@@ -212,6 +220,9 @@ var methods = map[string]string{
 	"head":    http.MethodHead,
 }
 
+// methodList names the accepted methods in errors and reasons.
+const methodList = "post, put, patch, delete, get, options, head"
+
 // Method returns the HTTP method for a callback method (case-insensitive),
 // or an error wrapping ErrBadMethod (and transports.ErrPermanent).
 func Method(m string) (string, error) {
@@ -221,8 +232,79 @@ func Method(m string) (string, error) {
 	if hm, ok := methods[strings.ToLower(m)]; ok {
 		return hm, nil
 	}
-	return "", transports.Permanent(fmt.Errorf("%w %q (want one of post, put, patch, delete, get, options, head)", ErrBadMethod, m))
+	return "", transports.Permanent(fmt.Errorf("%w %q (want one of %s)", ErrBadMethod, m, methodList))
 }
+
+// parseURI parses a callback uri as Execute needs it: an absolute http or
+// https URL with a host. The error wraps ErrBadURI (and
+// transports.ErrPermanent).
+func parseURI(uri string) (*url.URL, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, transports.Permanent(fmt.Errorf("%w: %w", ErrBadURI, err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, transports.Permanent(fmt.Errorf("%w %q: want an absolute http or https URL", ErrBadURI, u.Redacted()))
+	}
+	return u, nil
+}
+
+// Validate implements transports.Validator: it accepts exactly the callbacks
+// Execute can send, checking their form only (no DNS, no connection).
+//
+//   - callback.method: one of post, put, patch, delete, get, options, head,
+//     in any case (API.md section 3); else a *skyring.ValidationError with
+//     Field "callback.method" wrapping ErrBadMethod.
+//   - callback.uri: a URL (net/url) whose scheme is http or https, in any
+//     case, with a non-empty host (user info, port, path, query and fragment
+//     are allowed); else Field "callback.uri", wrapping ErrBadURI.
+func (t *Transport) Validate(cb skyring.Callback) error {
+	if _, err := Method(cb.Method); err != nil {
+		return &skyring.ValidationError{
+			Field:  "callback.method",
+			Reason: fmt.Sprintf("callback.method %s is not supported by the http transport; want one of %s", quote(cb.Method), methodList),
+			Err:    ErrBadMethod,
+		}
+	}
+	if _, err := parseURI(cb.URI); err != nil {
+		shown := cb.URI
+		if u, perr := url.Parse(cb.URI); perr == nil && u.User != nil {
+			shown = u.Redacted() // no password in the answer or in logs
+		}
+		return &skyring.ValidationError{
+			Field:  "callback.uri",
+			Reason: fmt.Sprintf("callback.uri %s is not an absolute http or https URL", quote(shown)),
+			Err:    ErrBadURI,
+		}
+	}
+	return nil
+}
+
+// quote quotes a client's value for a reason: ASCII only (it becomes a
+// header), and at most reasonQuoteMax bytes long, cut with "..." after the
+// closing quote, so that a huge value does not make a huge header.
+func quote(s string) string {
+	q := strconv.QuoteToASCII(s)
+	if len(q) <= reasonQuoteMax {
+		return q
+	}
+	if len(s) > reasonQuoteMax {
+		cut := reasonQuoteMax
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	for {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-max(size, 1)]
+		if q = strconv.QuoteToASCII(s); len(q) <= reasonQuoteMax {
+			return q + "..."
+		}
+	}
+}
+
+const reasonQuoteMax = 128
 
 // Execute delivers tm: it sends the request and waits for the status line and
 // headers, then drains and closes the body. A nil error means a 2xx answer.
@@ -234,12 +316,9 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(tm.Callback.URI)
+	u, err := parseURI(tm.Callback.URI)
 	if err != nil {
-		return transports.Permanent(fmt.Errorf("%w: %w", ErrBadURI, err))
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return transports.Permanent(fmt.Errorf("%w %q: want an absolute http or https URL", ErrBadURI, u.Redacted()))
+		return err
 	}
 
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > t.timeout {

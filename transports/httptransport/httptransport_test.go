@@ -56,6 +56,11 @@ func TestConformance(t *testing.T) {
 			return cb, s.Sink
 		},
 		ClosedAfterShutdown: true,
+		Invalid: []skyring.Callback{
+			{Transport: "http", Method: "fetch", URI: "http://127.0.0.1:1/x"},
+			{Transport: "http", Method: "post", URI: "not a url"},
+			{Transport: "http", Method: "post", URI: "ftp://127.0.0.1/x"},
+		},
 	})
 }
 

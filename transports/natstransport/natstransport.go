@@ -10,6 +10,9 @@
 //   - Any other method is ErrBadMethod; a subject that is empty, holds
 //     whitespace or wildcards is ErrBadSubject. Both are marked
 //     transports.ErrPermanent (retrying cannot fix them).
+//   - Validate (transports.Validator) applies the same method and subject
+//     rules when a timer is created or updated, so such a callback is a 400
+//     then rather than a failure when the timer fires.
 //
 // The data sent is the timer's body (skyring.Timer.Body): a string verbatim,
 // an object as JSON, nothing for no data. When the connection supports
@@ -28,9 +31,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -96,6 +101,7 @@ type Transport struct {
 var (
 	_ transports.Transport  = (*Transport)(nil)
 	_ transports.Shutdowner = (*Transport)(nil)
+	_ transports.Validator  = (*Transport)(nil)
 )
 
 // New returns a Transport; opts.Conn nil is ErrNoConn.
@@ -125,13 +131,9 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	if t.closed.Load() {
 		return fmt.Errorf("natstransport: timer %s: %w", tm.ID, skyring.ErrClosed)
 	}
-	request := false
-	switch m := tm.Callback.Method; {
-	case strings.EqualFold(m, MethodPublish):
-	case strings.EqualFold(m, MethodRequest):
-		request = true
-	default:
-		return transports.Permanent(fmt.Errorf("%w %q (want publish or request)", ErrBadMethod, m))
+	request, err := isRequest(tm.Callback.Method)
+	if err != nil {
+		return err
 	}
 	subj := tm.Callback.URI
 	if err := ValidateSubject(subj); err != nil {
@@ -148,7 +150,6 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	}
 
 	if !request {
-		var err error
 		if hdr != nil {
 			err = t.hconn.PublishHeader(subj, hdr, data)
 		} else {
@@ -165,7 +166,6 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
 	}
-	var err error
 	if hdr != nil {
 		_, err = t.hconn.RequestHeader(ctx, subj, hdr, data)
 	} else {
@@ -184,39 +184,109 @@ func (t *Transport) Shutdown(context.Context) error {
 	return nil
 }
 
+// isRequest reports whether method m (case-insensitive) is request rather
+// than publish; any other method is an error wrapping ErrBadMethod (and
+// transports.ErrPermanent).
+func isRequest(m string) (bool, error) {
+	switch {
+	case strings.EqualFold(m, MethodPublish):
+		return false, nil
+	case strings.EqualFold(m, MethodRequest):
+		return true, nil
+	}
+	return false, transports.Permanent(fmt.Errorf("%w %q (want publish or request)", ErrBadMethod, m))
+}
+
+// Validate implements transports.Validator: it accepts exactly the callbacks
+// Execute can send, checking their form only (it sends nothing).
+//
+//   - callback.method: publish or request, in any case; else a
+//     *skyring.ValidationError with Field "callback.method" wrapping
+//     ErrBadMethod.
+//   - callback.uri: a subject ValidateSubject accepts; else Field
+//     "callback.uri", wrapping ErrBadSubject.
+func (t *Transport) Validate(cb skyring.Callback) error {
+	if _, err := isRequest(cb.Method); err != nil {
+		return &skyring.ValidationError{
+			Field:  "callback.method",
+			Reason: fmt.Sprintf("callback.method %s is not supported by the nats transport; want publish or request", quote(cb.Method)),
+			Err:    ErrBadMethod,
+		}
+	}
+	if why := subjectProblem(cb.URI); why != "" {
+		return &skyring.ValidationError{
+			Field:  "callback.uri",
+			Reason: fmt.Sprintf("callback.uri %s is not a NATS subject to publish to: %s", quote(cb.URI), why),
+			Err:    ErrBadSubject,
+		}
+	}
+	return nil
+}
+
 // ValidateSubject checks that subj is a subject one can publish to: not
-// empty, no whitespace or control characters, no empty token, no wildcard
-// token ("*" or ">"). The error wraps ErrBadSubject and
-// transports.ErrPermanent.
+// empty, no whitespace or control characters, no empty token (so no leading,
+// trailing or doubled "."), no wildcard token ("*" or ">"). The error wraps
+// ErrBadSubject and transports.ErrPermanent.
 func ValidateSubject(subj string) error {
-	bad := func(why string) error {
+	if why := subjectProblem(subj); why != "" {
 		return transports.Permanent(fmt.Errorf("%w %q: %s", ErrBadSubject, subj, why))
 	}
+	return nil
+}
+
+// subjectProblem says what is wrong with subj as a subject to publish to,
+// or "" if nothing is.
+func subjectProblem(subj string) string {
 	if subj == "" {
-		return bad("empty")
+		return "empty"
 	}
 	start := 0
 	for i := 0; i <= len(subj); i++ {
 		if i < len(subj) {
 			c := subj[i]
 			if c <= ' ' || c == 0x7f {
-				return bad("whitespace or control character")
+				return "whitespace or control character"
 			}
 			if c != '.' {
 				continue
 			}
 		}
-		tok := subj[start:i]
-		switch tok {
+		switch subj[start:i] {
 		case "":
-			return bad("empty token")
+			return "empty token"
 		case "*", ">":
-			return bad("wildcard")
+			return "wildcard"
 		}
 		start = i + 1
 	}
-	return nil
+	return ""
 }
+
+// quote quotes a client's value for a reason: ASCII only (it becomes a
+// header), and at most reasonQuoteMax bytes long, cut with "..." after the
+// closing quote, so that a huge value does not make a huge header.
+func quote(s string) string {
+	q := strconv.QuoteToASCII(s)
+	if len(q) <= reasonQuoteMax {
+		return q
+	}
+	if len(s) > reasonQuoteMax {
+		cut := reasonQuoteMax
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	for {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-max(size, 1)]
+		if q = strconv.QuoteToASCII(s); len(q) <= reasonQuoteMax {
+			return q + "..."
+		}
+	}
+}
+
+const reasonQuoteMax = 128
 
 // FromConn adapts a *nats.Conn to transports.NATSConn (and HeaderConn), for
 // Deps.NATS or Options.Conn. The connection stays the caller's.

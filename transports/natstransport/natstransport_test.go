@@ -77,6 +77,11 @@ func harness(method string) transportstest.Harness {
 			}
 		},
 		ClosedAfterShutdown: true,
+		Invalid: []skyring.Callback{
+			{Transport: "nats", Method: "post", URI: "jobs.x"},
+			{Transport: "nats", Method: method, URI: "a b"},
+			{Transport: "nats", Method: method, URI: "jobs.>"},
+		},
 	}
 }
 

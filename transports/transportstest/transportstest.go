@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,12 +68,22 @@ type Harness struct {
 	// error matching skyring.ErrClosed (an optional promise, which both
 	// built-in transports make).
 	ClosedAfterShutdown bool
+	// Invalid are callbacks the transport must reject at create; only for a
+	// transport that implements transports.Validator. See Exercise.
+	Invalid []skyring.Callback
 }
 
 // Exercise runs the conformance suite against the transport h builds:
 // name, success with string, object and no data (delivered exactly once,
 // body as the timer's Body), failure, the ctx deadline and cancellation
 // honoured, concurrent use, the timer left unmodified, and Shutdown.
+//
+// For a transport that implements transports.Validator it also checks that
+// Validate accepts every Endpoint callback (whatever its far end does, its
+// form is good), and that it rejects each of h.Invalid with a
+// *skyring.ValidationError whose Field starts with "callback." and whose
+// Reason is one non-empty line, while Execute fails on it with an error
+// matching transports.ErrPermanent (create and delivery agree).
 func Exercise(t *testing.T, h Harness) {
 	t.Helper()
 	require.NotNil(t, h.New, "Harness.New")
@@ -195,6 +206,29 @@ func Exercise(t *testing.T, h Harness) {
 			gotS[i] = string(b)
 		}
 		require.ElementsMatch(t, want, gotS, "every delivery arrives exactly once")
+	})
+
+	t.Run("Validate", func(t *testing.T) {
+		tr := h.New(t)
+		v, ok := tr.(transports.Validator)
+		if !ok {
+			require.Empty(t, h.Invalid, "Harness.Invalid set but %T is no transports.Validator", tr)
+			t.Skipf("%T does not implement transports.Validator", tr)
+		}
+		for _, b := range []Behaviour{Succeed, Fail, Hang} {
+			cb, _ := h.Endpoint(t, b)
+			require.NoError(t, v.Validate(cb), "the %s endpoint's callback %+v", b, cb)
+		}
+		for _, cb := range h.Invalid {
+			err := v.Validate(cb)
+			var ve *skyring.ValidationError
+			require.ErrorAs(t, err, &ve, "Validate(%+v)", cb)
+			require.True(t, strings.HasPrefix(ve.Field, "callback."), "Field %q of Validate(%+v)", ve.Field, cb)
+			require.NotEmpty(t, ve.Reason, "Validate(%+v)", cb)
+			require.False(t, strings.ContainsAny(ve.Reason, "\r\n"), "Validate(%+v): one line, got %q", cb, ve.Reason)
+			err = tr.Execute(ctxFor(t), NewTimer("invalid", cb, `"x"`))
+			require.ErrorIs(t, err, transports.ErrPermanent, "Execute(%+v) after Validate rejected it", cb)
+		}
 	})
 
 	t.Run("Shutdown", func(t *testing.T) {

@@ -73,6 +73,48 @@ func TestExerciseMem(t *testing.T) {
 	})
 }
 
+// validatingMem is mem that also rejects, at create and at delivery, any
+// method other than ok, fail and hang.
+type validatingMem struct{ mem }
+
+func (m *validatingMem) Validate(cb skyring.Callback) error {
+	switch cb.Method {
+	case "ok", "fail", "hang":
+		return nil
+	}
+	return &skyring.ValidationError{Field: "callback.method", Reason: fmt.Sprintf("callback.method %q is not ok, fail or hang", cb.Method)}
+}
+
+func (m *validatingMem) Execute(ctx context.Context, t *skyring.Timer) error {
+	if err := m.Validate(t.Callback); err != nil {
+		return transports.Permanent(err)
+	}
+	return m.mem.Execute(ctx, t)
+}
+
+func TestExerciseValidatingMem(t *testing.T) {
+	t.Parallel()
+	var sinks sync.Map
+	var n atomic.Int64
+	transportstest.Exercise(t, transportstest.Harness{
+		New: func(*testing.T) transports.Transport { return &validatingMem{mem{sinks: &sinks}} },
+		Endpoint: func(_ *testing.T, b transportstest.Behaviour) (skyring.Callback, *transportstest.Sink) {
+			uri := fmt.Sprintf("vsink-%d", n.Add(1))
+			s := transportstest.NewSink()
+			sinks.Store(uri, s)
+			method := map[transportstest.Behaviour]string{
+				transportstest.Succeed: "ok", transportstest.Fail: "fail", transportstest.Hang: "hang",
+			}[b]
+			return skyring.Callback{Transport: "mem", Method: method, URI: uri}, s
+		},
+		ClosedAfterShutdown: true,
+		Invalid: []skyring.Callback{
+			{Transport: "mem", Method: "shout", URI: "x"},
+			{Transport: "mem", Method: "OK", URI: "x"},
+		},
+	})
+}
+
 // The recorder passes the suite where its behaviour fits: it always
 // "delivers", so only check it through the Recorder tests below; here check
 // Behaviour strings used in subtest names.
