@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ type Callback struct {
 	Transport string `json:"transport"`
 	Method    string `json:"method"`
 	URI       string `json:"uri"`
+	// Retry is the timer's own retry policy (callback.retry); its zero
+	// fields take the node's defaults. It is shown only when set.
+	Retry Retry `json:"retry,omitzero"`
 }
 
 // Timer is one pending timer as the node stores and arms it.
@@ -30,7 +34,20 @@ type Timer struct {
 	Due      int64 // Unix ns: when it fires
 	Data     json.RawMessage
 	Callback Callback
+
+	// Delivery state, stored with the record so that a retry survives a
+	// restart and travels with a hand-off.
+	Attempts int   // delivery attempts made so far, all failed (0 until the first fails)
+	Next     int64 // Unix ns: the earliest time of the next attempt; 0 before the first failure
 }
+
+// FireAt is when the timer is armed to fire: its due time, or, once an
+// attempt failed, its next attempt time (never earlier than Due).
+func (t *Timer) FireAt() int64 { return max(t.Due, t.Next) }
+
+// Attempt is the 1-based number of the delivery attempt that runs next:
+// what transports send as x-skyring-attempt.
+func (t *Timer) Attempt() int { return t.Attempts + 1 }
 
 // DataString reports whether Data is a JSON string and, if so, its value.
 func (t *Timer) DataString() (string, bool) {
@@ -111,19 +128,40 @@ func ValidateID(id string) error {
 
 // Binary encoding of a Timer, used by storage and by node-to-node relays.
 //
-//	version byte (1)
+//	version byte (1 or 2)
 //	uvarint len + ID
 //	varint Created, varint Due
 //	uvarint len + Data
 //	uvarint len + Transport, uvarint len + Method, uvarint len + URI
-const encodingVersion = 1
+//	version 2 only:
+//	uvarint Attempts, varint Next,
+//	uvarint Retry.Attempts, uvarint Retry.MinBackoff, uvarint Retry.MaxBackoff
+//
+// A timer without retry policy or delivery state is written as version 1,
+// byte for byte what builds before retries wrote, so that records and
+// hand-offs of plain timers stay readable by those builds; the others are
+// version 2. Both versions decode.
+const (
+	encodingVersion      = 1
+	encodingVersionRetry = 2
+)
 
 // ErrCorrupt is returned when a stored or relayed timer cannot be decoded.
 var ErrCorrupt = errors.New("skyring: corrupt timer encoding")
 
+// hasRetryState reports whether t needs the version 2 encoding.
+func (t *Timer) hasRetryState() bool {
+	return t.Attempts != 0 || t.Next != 0 || t.Callback.Retry != (Retry{})
+}
+
 // AppendBinary appends the binary encoding of t to b.
 func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, encodingVersion)
+	v2 := t.hasRetryState()
+	if v2 {
+		b = append(b, encodingVersionRetry)
+	} else {
+		b = append(b, encodingVersion)
+	}
 	b = wire.AppendString(b, t.ID)
 	b = wire.AppendVarint(b, t.Created)
 	b = wire.AppendVarint(b, t.Due)
@@ -131,23 +169,53 @@ func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
 	b = wire.AppendString(b, t.Callback.Transport)
 	b = wire.AppendString(b, t.Callback.Method)
 	b = wire.AppendString(b, t.Callback.URI)
+	if v2 {
+		r := t.Callback.Retry
+		b = wire.AppendUvarint(b, uint64(max(t.Attempts, 0)))
+		b = wire.AppendVarint(b, t.Next)
+		b = wire.AppendUvarint(b, uint64(max(r.Attempts, 0)))
+		b = wire.AppendUvarint(b, uint64(max(r.MinBackoff, 0)))
+		b = wire.AppendUvarint(b, uint64(max(r.MaxBackoff, 0)))
+	}
 	return b, nil
 }
 
 // MarshalBinary encodes t.
 func (t *Timer) MarshalBinary() ([]byte, error) {
-	n := 1 + 6*wire.MaxLenPrefix + 2*wire.MaxVarintLen +
+	n := 1 + 6*wire.MaxLenPrefix + 7*wire.MaxVarintLen +
 		len(t.ID) + len(t.Data) + len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
 	return t.AppendBinary(make([]byte, 0, n))
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded. Nothing it sets
-// aliases b, and t is left alone if b is corrupt. The four strings share
-// one allocation (sliced from one string) and Data gets its own: a []byte
-// cannot share memory with a string without package unsafe, which this
-// package does not use.
+// retryState is what version 2 adds to a record.
+type retryState struct {
+	attempts int
+	next     int64
+	policy   Retry
+}
+
+// readRetryState reads the version 2 fields; values out of range (a
+// count over 2^31-1, a negative backoff) leave r with an error.
+func readRetryState(r *wire.Reader[[]byte]) (retryState, bool) {
+	const maxInt = 1<<31 - 1
+	attempts, next := r.Uvarint(), r.Varint()
+	ra, rmin, rmax := r.Uvarint(), r.Uvarint(), r.Uvarint()
+	if attempts > maxInt || ra > maxInt || rmin > math.MaxInt64 || rmax > math.MaxInt64 {
+		return retryState{}, false
+	}
+	return retryState{
+		attempts: int(attempts), next: next,
+		policy: Retry{Attempts: int(ra), MinBackoff: int64(rmin), MaxBackoff: int64(rmax)},
+	}, true
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded (either version).
+// Nothing it sets aliases b, and t is left alone if b is corrupt. The four
+// strings share one allocation (sliced from one string) and Data gets its
+// own: a []byte cannot share memory with a string without package unsafe,
+// which this package does not use.
 func (t *Timer) UnmarshalBinary(b []byte) error {
-	if len(b) == 0 || b[0] != encodingVersion {
+	if len(b) == 0 || (b[0] != encodingVersion && b[0] != encodingVersionRetry) {
 		return fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
 	r := wire.NewReader(b[1:])
@@ -155,6 +223,13 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	created, due := r.Varint(), r.Varint()
 	data := r.Field()
 	transport, method, uri := r.Field(), r.Field(), r.Field()
+	var rs retryState
+	if b[0] == encodingVersionRetry {
+		var ok bool
+		if rs, ok = readRetryState(&r); !ok {
+			return fmt.Errorf("%w: retry state out of range", ErrCorrupt)
+		}
+	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
@@ -167,7 +242,9 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	t.ID, strs = strs[:len(id)], strs[len(id):]
 	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
 	t.Callback.Method, t.Callback.URI = strs[:len(method)], strs[len(method):]
+	t.Callback.Retry = rs.policy
 	t.Created, t.Due = created, due
+	t.Attempts, t.Next = rs.attempts, rs.next
 	t.Data = nil
 	if len(data) > 0 {
 		t.Data = bytes.Clone(data)

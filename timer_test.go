@@ -158,6 +158,12 @@ func binaryCases() map[string]skyring.Timer {
 			Callback: skyring.Callback{Transport: "\n", Method: "\x80", URI: strings.Repeat("u", 300)},
 		},
 		"1 MiB data": {ID: "big", Created: 10, Due: 20, Data: big, Callback: wantCallback},
+		"retry policy": {
+			ID: "r", Created: 1, Due: 2,
+			Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://h/", Retry: skyring.Retry{Attempts: 5, MinBackoff: 1000, MaxBackoff: 3600000}},
+		},
+		"retry state":   {ID: "r2", Created: 1, Due: 2, Attempts: 3, Next: 1709294460123456789, Callback: wantCallback},
+		"retry extreme": {ID: "r3", Attempts: math.MaxInt32, Next: math.MinInt64, Callback: skyring.Callback{Retry: skyring.Retry{Attempts: math.MaxInt32, MinBackoff: math.MaxInt64, MaxBackoff: 1}}},
 		"long fields": {
 			ID:       strings.Repeat("i", skyring.MaxIDLen),
 			Callback: skyring.Callback{Transport: strings.Repeat("t", 200), Method: strings.Repeat("m", 128), URI: strings.Repeat("/p", 40_000)},
@@ -354,4 +360,46 @@ func TestTimerBinaryGolden(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.hex, hex.EncodeToString(again))
 	}
+}
+
+// TestTimerBinaryGoldenRetry pins the version 2 record (retry policy and
+// delivery state), and checks that a timer without either still encodes as
+// version 1, the bytes builds before retries read.
+func TestTimerBinaryGoldenRetry(t *testing.T) {
+	t.Parallel()
+	const golden = "02017202040004687474700470" + "6f737409687474703a2f2f682f" + "03aa949d83ab90d1b82f05d00f80dddb01"
+	want := skyring.Timer{
+		ID: "r", Created: 1, Due: 2, Attempts: 3, Next: 1709294460123456789,
+		Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://h/", Retry: skyring.Retry{Attempts: 5, MinBackoff: 2000, MaxBackoff: 3600000}},
+	}
+	b, err := hex.DecodeString(golden)
+	require.NoError(t, err)
+	var got skyring.Timer
+	require.NoError(t, got.UnmarshalBinary(b))
+	require.Equal(t, want, got)
+	again, err := want.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, golden, hex.EncodeToString(again))
+
+	plain := want
+	plain.Attempts, plain.Next, plain.Callback.Retry = 0, 0, skyring.Retry{}
+	v1, err := plain.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, byte(1), v1[0], "a timer without retry state keeps the version 1 encoding")
+
+	// A version 2 record whose counts overflow int32 is corrupt.
+	end := bytes.Index(b, []byte("http://h/")) + len("http://h/")
+	bad := append([]byte{}, b[:end]...)
+	bad = append(bad, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0) // attempts 2^32
+	require.ErrorIs(t, got.UnmarshalBinary(bad), skyring.ErrCorrupt)
+}
+
+func TestTimerFireAtAndAttempt(t *testing.T) {
+	t.Parallel()
+	tm := skyring.Timer{Due: 100}
+	require.Equal(t, int64(100), tm.FireAt())
+	require.Equal(t, 1, tm.Attempt())
+	tm.Attempts, tm.Next = 2, 500
+	require.Equal(t, int64(500), tm.FireAt())
+	require.Equal(t, 3, tm.Attempt())
 }

@@ -167,6 +167,11 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 			return nil, invalid("callback."+f.name, "callback.%s must not be empty", f.name)
 		}
 	}
+	if raw, ok := cb.get("retry"); ok && !isNull(raw) {
+		if t.Callback.Retry, err = parseRetry(raw); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
 
