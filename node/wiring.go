@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/skyring/skyring/bus"
 
@@ -88,7 +87,7 @@ func (n *Node) busOptions() bus.Options {
 // errNoBus: a NATS delivery before the bus connected. Start runs delivery
 // and the wheel only once the bus is connected, so only a custom use of the
 // transport before Start can meet it.
-var errNoBus = errors.New("node: NATS connection not ready")
+var errNoBus = fmt.Errorf("node: NATS connection: %w", transports.ErrNotReady)
 
 // lazyNATS hands the nats transport the bus connection once there is one.
 // Transports are built before the bus connects, so that a bad transport

@@ -12,10 +12,14 @@
 //   - Body: string data verbatim as "text/plain; charset=utf-8", object data
 //     as "application/json", no data an empty body with no Content-Type. This
 //     holds for every method, GET and HEAD included.
-//   - Headers: "User-Agent: skyring/<version>" and "x-skyring-timer-id: <id>".
+//   - Headers: "User-Agent: skyring/<version>", "x-skyring-timer-id: <id>"
+//     and "x-skyring-attempt: <n>", the 1-based delivery attempt.
 //   - A 2xx answer is success; any other status is a *StatusError (matching
 //     ErrStatus), redirects included (they are not followed); a network error
-//     or the timeout is an error too.
+//     or the timeout is an error too. A 4xx other than 408 and 429 also
+//     matches transports.ErrPermanent (retrying cannot help); the node
+//     retries the others. A Retry-After header (seconds or an HTTP date) on
+//     a retryable answer is carried as a *transports.RetryAfterError.
 //
 // All deliveries share one http.Client with keep-alive and a bounded pool per
 // host (Options.MaxConnsPerHost), so a burst of timers due at the same
@@ -59,6 +63,7 @@ const (
 // Header names and content types the transport sends.
 const (
 	HeaderTimerID   = "X-Skyring-Timer-Id" // canonical form of x-skyring-timer-id
+	HeaderAttempt   = "X-Skyring-Attempt"  // canonical form of x-skyring-attempt
 	ContentTypeText = "text/plain; charset=utf-8"
 	ContentTypeJSON = "application/json"
 )
@@ -88,8 +93,37 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("httptransport: status %d %s", e.Code, http.StatusText(e.Code))
 }
 
-// Is makes every StatusError match ErrStatus.
-func (e *StatusError) Is(target error) bool { return target == ErrStatus }
+// Is makes every StatusError match ErrStatus, and a 4xx other than 408
+// (Request Timeout) and 429 (Too Many Requests) match
+// transports.ErrPermanent too.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrStatus || target == transports.ErrPermanent && e.Permanent()
+}
+
+// Permanent reports whether retrying cannot help: a 4xx other than 408 and
+// 429.
+func (e *StatusError) Permanent() bool {
+	return e.Code >= 400 && e.Code <= 499 && e.Code != http.StatusRequestTimeout && e.Code != http.StatusTooManyRequests
+}
+
+// ParseRetryAfter reads a Retry-After header value (RFC 9110 section
+// 10.2.3): a number of seconds, or an HTTP date, taken relative to now (a
+// date in the past is 0). ok is false for an empty or unreadable value.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseUint(v, 10, 63); err == nil {
+		const maxSecs = uint64(1<<63-1) / uint64(time.Second)
+		return time.Duration(min(secs, maxSecs)) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(at.Sub(now), 0), true
+}
 
 // Options configure a Transport. Zero fields take their defaults.
 type Options struct {
@@ -338,6 +372,7 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 		Header: http.Header{
 			"User-Agent":  t.userAgent,
 			HeaderTimerID: {tm.ID},
+			HeaderAttempt: {strconv.Itoa(tm.Attempt())},
 		},
 	}
 	if len(body) > 0 {
@@ -362,9 +397,23 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	_ = resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("httptransport: timer %s: %w", tm.ID, &StatusError{Code: resp.StatusCode})
+		return statusError(tm.ID, resp)
 	}
 	return nil
+}
+
+// statusError is the error of a non-2xx answer: a *StatusError, carrying
+// the answer's Retry-After when retrying may help.
+func statusError(id string, resp *http.Response) error {
+	se := &StatusError{Code: resp.StatusCode}
+	err := fmt.Errorf("httptransport: timer %s: %w", id, se)
+	if se.Permanent() {
+		return err
+	}
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		return transports.WithRetryAfter(err, d)
+	}
+	return err
 }
 
 var (

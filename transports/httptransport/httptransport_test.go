@@ -141,6 +141,7 @@ func TestHeaders(t *testing.T) {
 	r := findRequest(t, s, "h-1")
 	require.Equal(t, "skyring/1.2.3", r.Header.Get("User-Agent"))
 	require.Equal(t, []string{"h-1"}, r.Header.Values("x-skyring-timer-id"))
+	require.Equal(t, []string{"1"}, r.Header.Values("x-skyring-attempt"))
 	require.Empty(t, r.Header.Get("Accept-Encoding"), "the answer is discarded, so no gzip is asked for")
 
 	def := newTransport(t, httptransport.Options{})
@@ -159,13 +160,18 @@ func TestStatus(t *testing.T) {
 	for _, code := range []int{200, 201, 202, 204, 299} {
 		require.NoError(t, tr.Execute(ctx(t), timer(fmt.Sprint("s-", code), "post", s.url(fmt.Sprint("/status/", code)), "")), "status %d", code)
 	}
-	for _, code := range []int{300, 304, 400, 404, 410, 429, 500, 502, 503} {
+	for _, code := range []int{300, 304, 400, 404, 408, 410, 422, 429, 499, 500, 502, 503} {
 		err := tr.Execute(ctx(t), timer(fmt.Sprint("s-", code), "post", s.url(fmt.Sprint("/status/", code)), ""))
 		require.ErrorIs(t, err, httptransport.ErrStatus, "status %d", code)
 		var se *httptransport.StatusError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, code, se.Code)
-		require.NotErrorIs(t, err, transports.ErrPermanent)
+		// A 4xx is final, except 408 and 429; the rest are retried.
+		if code >= 400 && code <= 499 && code != 408 && code != 429 {
+			require.ErrorIs(t, err, transports.ErrPermanent, "status %d", code)
+		} else {
+			require.NotErrorIs(t, err, transports.ErrPermanent, "status %d", code)
+		}
 	}
 }
 

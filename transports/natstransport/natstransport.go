@@ -16,8 +16,9 @@
 //
 // The data sent is the timer's body (skyring.Timer.Body): a string verbatim,
 // an object as JSON, nothing for no data. When the connection supports
-// headers (FromConn's does), the message carries "Skyring-Timer-Id: <id>"
-// and, for object data, "Content-Type: application/json".
+// headers (FromConn's does), the message carries "Skyring-Timer-Id: <id>",
+// "Skyring-Attempt: <n>" (the 1-based delivery attempt) and, for object
+// data, "Content-Type: application/json".
 //
 // The transport does not own the NATS connection: the node hands it one
 // through transports.NATSConn, and closes it itself. This keeps nats.go out
@@ -58,6 +59,7 @@ const (
 // Header names set when the connection supports headers.
 const (
 	HeaderTimerID     = "Skyring-Timer-Id"
+	HeaderAttempt     = "Skyring-Attempt" // 1-based delivery attempt
 	HeaderContentType = "Content-Type"
 )
 
@@ -143,7 +145,7 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 
 	var hdr map[string][]string
 	if t.hconn != nil {
-		hdr = map[string][]string{HeaderTimerID: {tm.ID}}
+		hdr = map[string][]string{HeaderTimerID: {tm.ID}, HeaderAttempt: {strconv.Itoa(tm.Attempt())}}
 		if isJSON {
 			hdr[HeaderContentType] = []string{"application/json"}
 		}

@@ -108,13 +108,16 @@ func TestPublishExactlyOnceWithHeaders(t *testing.T) {
 
 	require.NoError(t, tr.Execute(ctx(t), timer("p-1", "PUBLISH", subj, `"hello"`)))
 	require.NoError(t, tr.Execute(ctx(t), timer("p-2", "Publish", subj, `{"a":1}`)))
-	require.NoError(t, tr.Execute(ctx(t), timer("p-3", "publish", subj, "")))
+	third := timer("p-3", "publish", subj, "")
+	third.Attempts = 2 // two attempts failed before this one
+	require.NoError(t, tr.Execute(ctx(t), third))
 	require.Len(t, sink.Wait(t, 3), 3)
 	require.Len(t, msgs, 3, "each timer published exactly once")
 
 	m := <-msgs
 	require.Equal(t, "hello", string(m.Data))
 	require.Equal(t, "p-1", m.Header.Get(natstransport.HeaderTimerID))
+	require.Equal(t, "1", m.Header.Get(natstransport.HeaderAttempt))
 	require.Empty(t, m.Header.Get(natstransport.HeaderContentType))
 	m = <-msgs
 	require.Equal(t, `{"a":1}`, string(m.Data))
@@ -123,6 +126,7 @@ func TestPublishExactlyOnceWithHeaders(t *testing.T) {
 	m = <-msgs
 	require.Empty(t, m.Data)
 	require.Equal(t, "p-3", m.Header.Get(natstransport.HeaderTimerID))
+	require.Equal(t, "3", m.Header.Get(natstransport.HeaderAttempt))
 }
 
 func TestRequestWithResponder(t *testing.T) {
