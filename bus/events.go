@@ -10,8 +10,9 @@ const (
 	EventReplace = "replace" // an update replaced a pending timer
 	EventExecute = "execute" // the timer fired: sent every time, before its transport runs
 	EventCancel  = "cancel"  // a pending timer was cancelled
-	EventSuccess = "success" // the transport delivered it; sent once the timer is removed from storage
-	EventFail    = "fail"    // the transport failed; sent once the timer is removed from storage
+	EventSuccess = "success" // the transport delivered it (Attempt); sent once the timer is removed from storage
+	EventRetry   = "retry"   // an attempt failed and another is scheduled (Attempt, Error, Next); sent once that is stored
+	EventFail    = "fail"    // the transport failed for good (Attempt: attempts made); sent once the timer is removed from storage
 	EventEvict   = "evict"   // the timer was handed to another node (TimerEvent.To)
 )
 
@@ -38,7 +39,9 @@ type TimerEvent struct {
 	Executed int64           `json:"executed,omitempty"` // Unix ms
 	Message  string          `json:"message,omitempty"`
 	Error    string          `json:"error,omitempty"`
-	To       string          `json:"to,omitempty"` // evict: the new owner
+	To       string          `json:"to,omitempty"`      // evict: the new owner
+	Attempt  int             `json:"attempt,omitempty"` // execute, retry, success, fail: the 1-based delivery attempt (fail: attempts made)
+	Next     int64           `json:"next,omitempty"`    // retry: Unix ms of the next attempt, at the earliest
 }
 
 // NodeEvent is the JSON of a node event.

@@ -63,8 +63,8 @@ func TestSubject(t *testing.T) {
 func TestEventTypeNames(t *testing.T) {
 	t.Parallel()
 	require.Equal(t,
-		[]string{"create", "replace", "execute", "cancel", "success", "fail", "evict"},
-		[]string{bus.EventCreate, bus.EventReplace, bus.EventExecute, bus.EventCancel, bus.EventSuccess, bus.EventFail, bus.EventEvict})
+		[]string{"create", "replace", "execute", "cancel", "success", "retry", "fail", "evict"},
+		[]string{bus.EventCreate, bus.EventReplace, bus.EventExecute, bus.EventCancel, bus.EventSuccess, bus.EventRetry, bus.EventFail, bus.EventEvict})
 	require.Equal(t,
 		[]string{"ready", "recover", "rebalance", "purge", "shutdown", "join", "leave"},
 		[]string{bus.NodeReady, bus.NodeRecover, bus.NodeRebalance, bus.NodePurge, bus.NodeShutdown, bus.NodeJoin, bus.NodeLeave})
