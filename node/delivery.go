@@ -36,6 +36,9 @@ type delivery struct {
 	transports *transports.Registry
 	events     eventPublisher
 	timeout    time.Duration
+	attempts   int                              // default retry policy (Options.DeliveryAttempts, ...)
+	minBackoff time.Duration                    //
+	maxBackoff time.Duration                    //
 	index      *index                           // set by Node.build once the index exists
 	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
 
@@ -47,7 +50,7 @@ type delivery struct {
 	abandonStop context.CancelFunc
 	closing     <-chan struct{} // the node is closing: enqueue stops blocking
 
-	removals chan bus.TimerEvent // outcomes: remove from storage, then publish
+	removals chan outcome // remove from storage or store the retry, then publish
 	remover  sync.WaitGroup
 }
 
@@ -60,9 +63,12 @@ func newDelivery(n *Node) *delivery {
 		transports: n.transports,
 		events:     n.bus,
 		timeout:    n.opts.DeliveryTimeout,
+		attempts:   n.opts.DeliveryAttempts,
+		minBackoff: n.opts.DeliveryMinBackoff,
+		maxBackoff: n.opts.DeliveryMaxBackoff,
 		fault:      n.storageFault,
 		queue:      make(chan string, deliverQueueSize),
-		removals:   make(chan bus.TimerEvent, removeQueueSize),
+		removals:   make(chan outcome, removeQueueSize),
 	}
 	d.abandon, d.abandonStop = context.WithCancel(context.Background())
 	return d
@@ -126,9 +132,10 @@ func (d *delivery) work() {
 	}
 }
 
-// deliver runs one fired timer's callback and queues its removal. If the
-// node gives up on it at shutdown, it stays stored and fires again on
-// restart: a delivery may repeat after a crash, it is never lost.
+// deliver runs one fired timer's callback and queues its outcome: its
+// removal, or its next attempt (retry.go). If the node gives up on it at
+// shutdown, it stays stored and fires again on restart: a delivery may
+// repeat after a crash, it is never lost.
 func (d *delivery) deliver(id string) {
 	t, err := d.store.Get(context.Background(), id)
 	if err != nil {
@@ -139,74 +146,88 @@ func (d *delivery) deliver(id string) {
 		return
 	}
 	executed := d.clock.Now().UnixNano()
-	if executed < t.Due {
+	if at := t.FireAt(); executed < at {
 		// Never early: the clock stepped back after the wheel handed the
 		// timer out. Arm it again: it fires when the clock reads its due
-		// time.
-		d.index.rearmBusy(id, t.Due)
-		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, t.Due), "now", time.Unix(0, executed))
+		// (or next attempt) time.
+		d.index.rearmBusy(id, at)
+		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, at), "now", time.Unix(0, executed))
 		return
 	}
 	// The record is read: a create of the same id may go ahead now; this
 	// delivery carries its own copy.
 	d.index.releaseBusy(id)
 	d.events.PublishTimerEvent(bus.TimerEvent{
-		Type: bus.EventExecute, Timer: t.ID, Node: d.node,
+		Type: bus.EventExecute, Timer: t.ID, Node: d.node, Attempt: t.Attempt(),
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
 	})
 	ctx, cancel := context.WithTimeout(d.abandon, d.timeout)
-	err = d.transports.Execute(ctx, t) // a panicking transport is a failed delivery
+	err = d.transports.Execute(ctx, t) // a panicking transport is a failed attempt
 	cancel()
 	if err != nil && d.abandon.Err() != nil {
 		return // abandoned at shutdown; it stays stored
 	}
 	if pe := (*transports.PanicError)(nil); errors.As(err, &pe) {
-		d.log.Error("transport panicked; counted as a failed delivery", "timer_id", t.ID, "transport", pe.Transport, "panic", pe.Value, "stack", pe.Stack)
+		d.log.Error("transport panicked; counted as a failed attempt", "timer_id", t.ID, "transport", pe.Transport, "panic", pe.Value, "stack", pe.Stack)
 	}
 	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
+	o := outcome{ev: ev}
 	if err != nil {
-		ev.Type, ev.Error, ev.Message = bus.EventFail, err.Error(), "delivery failed"
-		d.log.Warn("delivery failed", "timer_id", t.ID, "transport", t.Callback.Transport, "err", err)
+		o = d.failed(t, err, ev)
 	} else {
-		ev.Type, ev.Message = bus.EventSuccess, "delivered"
+		o.ev.Type, o.ev.Message, o.ev.Attempt = bus.EventSuccess, "delivered", t.Attempt()
 	}
-	// The outcome event goes out once the timer is removed from storage, so
-	// a consumer that has seen success or fail knows that no crash can
-	// deliver the timer again.
-	d.removals <- ev
+	// The outcome event goes out once the timer is removed from storage (or
+	// its next attempt stored), so a consumer that has seen success or fail
+	// knows that no crash can deliver the timer again.
+	d.removals <- o
 }
 
-// removeLoop removes delivered timers from storage in batches, then
-// publishes their outcome events: while one batch is written (and fsynced),
-// the next one gathers, so deliveries never wait on the disk and a burst of
-// deliveries costs a few writes, not one each. It exits when removals is
-// closed and drained.
+// removeLoop writes the outcomes of deliveries in batches: it removes
+// delivered (and finally failed) timers from storage and stores the next
+// attempt of those to retry, then publishes their events. While one batch
+// is written (and fsynced), the next one gathers, so deliveries never wait
+// on the disk and a burst of deliveries costs a few writes, not one each.
+// It exits when removals is closed and drained.
 func (d *delivery) removeLoop() {
 	defer d.remover.Done()
+	batch := make([]outcome, 0, maxRemoveBatch)
 	evs := make([]bus.TimerEvent, 0, maxRemoveBatch)
 	ids := make([]string, 0, maxRemoveBatch)
-	for ev := range d.removals {
-		evs = gather(d.removals, append(evs[:0], ev), maxRemoveBatch)
-		ids = ids[:0]
-		for i := range evs {
-			ids = append(ids, evs[i].Timer)
+	for o := range d.removals {
+		batch = gather(d.removals, append(batch[:0], o), maxRemoveBatch)
+		evs, ids = evs[:0], ids[:0]
+		for i := range batch {
+			if batch[i].retry == nil {
+				evs = append(evs, batch[i].ev)
+				ids = append(ids, batch[i].ev.Timer)
+			}
 		}
-		// An id created again since its delivery began belongs to the new
-		// generation, whose record stays; the others are busy while their
-		// removal is written.
-		ids = d.index.markBusy(ids)
-		err := d.store.Delete(context.Background(), ids...)
-		d.index.releaseBusy(ids...)
-		if err != nil {
-			// Not removed: they stay stored and fire again at restart, so
-			// no outcome event may say otherwise.
-			d.log.Error("removing delivered timers failed; they fire again after a restart", "count", len(ids), "err", err)
-			d.fault("remove delivered", err)
-			continue
-		}
-		for _, ev := range evs {
-			d.events.PublishTimerEvent(ev)
-		}
+		d.remove(ids, evs)
+		d.storeRetries(batch)
+	}
+}
+
+// remove deletes the timers of ids from storage, then publishes evs.
+func (d *delivery) remove(ids []string, evs []bus.TimerEvent) {
+	if len(ids) == 0 {
+		return
+	}
+	// An id created again since its delivery began belongs to the new
+	// generation, whose record stays; the others are busy while their
+	// removal is written.
+	ids = d.index.markBusy(ids)
+	err := d.store.Delete(context.Background(), ids...)
+	d.index.releaseBusy(ids...)
+	if err != nil {
+		// Not removed: they stay stored and fire again at restart, so
+		// no outcome event may say otherwise.
+		d.log.Error("removing delivered timers failed; they fire again after a restart", "count", len(ids), "err", err)
+		d.fault("remove delivered", err)
+		return
+	}
+	for _, ev := range evs {
+		d.events.PublishTimerEvent(ev)
 	}
 }
 

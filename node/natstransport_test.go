@@ -162,7 +162,7 @@ func TestNATSTransportPublishOnce(t *testing.T) {
 
 func TestNATSTransportRequest(t *testing.T) {
 	t.Parallel()
-	a := setupAPI(t, withNATSTransport)
+	a := setupAPI(t, withNATSTransport, oneAttempt)
 	nc := a.nats.nc
 	asked := make(chan *nats.Msg, 4)
 	sub, err := nc.Subscribe("jobs.ask", func(m *nats.Msg) {

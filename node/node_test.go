@@ -76,6 +76,10 @@ func (b *bundle) timer(t *testing.T, id string, timeout time.Duration, data stri
 	return tm
 }
 
+// oneAttempt makes the node deliver each timer once, without retries, for
+// tests about what follows a failed delivery.
+func oneAttempt(o *node.Options) error { o.DeliveryAttempts = 1; return nil }
+
 func jsonNum(v int64) string { b, _ := json.Marshal(v); return string(b) }
 func quote(s string) string  { b, _ := json.Marshal(s); return string(b) }
 
@@ -278,7 +282,7 @@ func TestRecoversStoredTimersAfterRestart(t *testing.T) {
 
 func TestEventsOnNATS(t *testing.T) {
 	t.Parallel()
-	b := setup(t, nil)
+	b := setup(t, nil, oneAttempt)
 	ctx := context.Background()
 	nc, err := nats.Connect(b.node.NATSURL())
 	require.NoError(t, err)
@@ -499,7 +503,7 @@ func TestPanickingTransportIsAFailedDelivery(t *testing.T) {
 	t.Parallel()
 	boom := transportstest.NewRecorder("boom")
 	boom.SetFunc(func(context.Context, *skyring.Timer) error { panic("receiver exploded") })
-	b := setup(t, nil, node.WithTransport(boom))
+	b := setup(t, nil, node.WithTransport(boom), oneAttempt)
 	ctx := context.Background()
 	nc, err := nats.Connect(b.node.NATSURL())
 	require.NoError(t, err)

@@ -17,17 +17,20 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultPrefix            = skyring.DefaultPrefix
-	DefaultChannelHost       = bus.DefaultClusterHost
-	DefaultChannelPort       = bus.DefaultClusterPort
-	DefaultNATSPort          = bus.DefaultNATSPort
-	DefaultStorageBackend    = "leveldb"
-	DefaultDeliveryTimeout   = 10 * time.Second
-	DefaultDeliveryWorkers   = 256
-	DefaultShutdownTimeout   = 15 * time.Second
-	DefaultHeartbeatInterval = bus.DefaultHeartbeatInterval
-	DefaultMemberTimeout     = 5 * time.Second
-	DefaultMaxBodyBytes      = skyring.DefaultMaxBodyBytes
+	DefaultPrefix             = skyring.DefaultPrefix
+	DefaultChannelHost        = bus.DefaultClusterHost
+	DefaultChannelPort        = bus.DefaultClusterPort
+	DefaultNATSPort           = bus.DefaultNATSPort
+	DefaultStorageBackend     = "leveldb"
+	DefaultDeliveryTimeout    = 10 * time.Second
+	DefaultDeliveryWorkers    = 256
+	DefaultDeliveryAttempts   = 5
+	DefaultDeliveryMinBackoff = time.Second
+	DefaultDeliveryMaxBackoff = time.Hour
+	DefaultShutdownTimeout    = 15 * time.Second
+	DefaultHeartbeatInterval  = bus.DefaultHeartbeatInterval
+	DefaultMemberTimeout      = 5 * time.Second
+	DefaultMaxBodyBytes       = skyring.DefaultMaxBodyBytes
 )
 
 // DefaultTransportNames are the transports enabled when Options.Transports is
@@ -106,6 +109,16 @@ type Options struct {
 	DeliveryTimeout time.Duration
 	// DeliveryWorkers is how many deliveries run at once. Default 256.
 	DeliveryWorkers int
+	// DeliveryAttempts is how many delivery attempts a timer gets, the
+	// first included, unless its callback.retry.attempts says otherwise:
+	// 1 to skyring.MaxRetryAttempts (1: no retry). Default 5.
+	DeliveryAttempts int
+	// DeliveryMinBackoff and DeliveryMaxBackoff bound the wait before a
+	// retry (exponential, with jitter; see node/retry.go), unless the
+	// timer's callback.retry says otherwise. At least 1ms, at most
+	// skyring.MaxBackoffLimit ms, Max not below Min. Defaults 1s and 1h.
+	DeliveryMinBackoff time.Duration
+	DeliveryMaxBackoff time.Duration
 	// ShutdownTimeout bounds Close: in-flight deliveries and hand-off.
 	ShutdownTimeout time.Duration
 
@@ -141,6 +154,9 @@ func (o Options) WithDefaults() Options {
 	}
 	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DefaultDeliveryTimeout)
 	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DefaultDeliveryWorkers)
+	o.DeliveryAttempts = cmp.Or(o.DeliveryAttempts, DefaultDeliveryAttempts)
+	o.DeliveryMinBackoff = cmp.Or(o.DeliveryMinBackoff, DefaultDeliveryMinBackoff)
+	o.DeliveryMaxBackoff = cmp.Or(o.DeliveryMaxBackoff, max(DefaultDeliveryMaxBackoff, o.DeliveryMinBackoff))
 	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, DefaultShutdownTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -170,6 +186,24 @@ func (o *Options) validate() error {
 	}
 	if o.DeliveryWorkers < 1 {
 		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)
+	}
+	return o.validateRetry()
+}
+
+// validateRetry checks the node's default retry policy with the bounds of
+// callback.retry.
+func (o *Options) validateRetry() error {
+	if o.DeliveryAttempts < 1 || o.DeliveryAttempts > skyring.MaxRetryAttempts {
+		return fmt.Errorf("node: delivery attempts must be between 1 and %d, got %d", skyring.MaxRetryAttempts, o.DeliveryAttempts)
+	}
+	limit := time.Duration(skyring.MaxBackoffLimit) * time.Millisecond
+	for name, d := range map[string]time.Duration{"min": o.DeliveryMinBackoff, "max": o.DeliveryMaxBackoff} {
+		if d < time.Millisecond || d > limit {
+			return fmt.Errorf("node: delivery %s backoff must be between 1ms and %s, got %s", name, limit, d)
+		}
+	}
+	if o.DeliveryMaxBackoff < o.DeliveryMinBackoff {
+		return fmt.Errorf("node: delivery max backoff %s is below the min backoff %s", o.DeliveryMaxBackoff, o.DeliveryMinBackoff)
 	}
 	return nil
 }

@@ -187,7 +187,7 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 		return r.fault("take hand-off", err)
 	}
 	for _, t := range fresh {
-		r.index.arm(t.ID, t.Due)
+		r.index.arm(t.ID, t.FireAt()) // a timer between attempts: its next attempt
 	}
 	r.log.Debug("took hand-off", "from", from, "count", len(fresh))
 	return nil

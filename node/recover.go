@@ -15,7 +15,7 @@ func (n *Node) recoverTimers(ctx context.Context) (int, error) {
 	start := time.Now()
 	count := 0
 	err := n.store.Iterate(ctx, func(t *skyring.Timer) error {
-		n.index.arm(t.ID, t.Due)
+		n.index.arm(t.ID, t.FireAt()) // a timer between attempts: its next attempt
 		count++
 		return nil
 	})
