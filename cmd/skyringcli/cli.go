@@ -102,27 +102,30 @@ func (a *App) cliApp(storageExtra map[string][]string) *cli.App {
 
 // Flag names keep the original's.
 const (
-	flagPort            = "port"
-	flagSeeds           = "seeds"
-	flagChannelHost     = "channel:host"
-	flagChannelPort     = "channel:port"
-	flagNATSHosts       = "nats:hosts"
-	flagNATSPort        = "nats:port"
-	flagNATSPrefix      = "nats:prefix"
-	flagTimerMax        = "timer:max"
-	flagStorageBackend  = "storage:backend"
-	flagStoragePath     = "storage:path"
-	flagStorageNoSync   = "storage:nosync"
-	flagTransport       = "transport"
-	flagLogLevel        = "log:level"
-	flagDeliveryTimeout = "delivery:timeout"
-	flagDeliveryWorkers = "delivery:workers"
-	flagNodeID          = "node:id"
-	flagHeartbeat       = "member:heartbeat"
-	flagMemberTimeout   = "member:timeout"
-	flagShutdownTimeout = "shutdown:timeout"
-	flagMaxBody         = "http:max-body"
-	flagPprof           = "debug:pprof"
+	flagPort               = "port"
+	flagSeeds              = "seeds"
+	flagChannelHost        = "channel:host"
+	flagChannelPort        = "channel:port"
+	flagNATSHosts          = "nats:hosts"
+	flagNATSPort           = "nats:port"
+	flagNATSPrefix         = "nats:prefix"
+	flagTimerMax           = "timer:max"
+	flagStorageBackend     = "storage:backend"
+	flagStoragePath        = "storage:path"
+	flagStorageNoSync      = "storage:nosync"
+	flagTransport          = "transport"
+	flagLogLevel           = "log:level"
+	flagDeliveryTimeout    = "delivery:timeout"
+	flagDeliveryWorkers    = "delivery:workers"
+	flagDeliveryAttempts   = "delivery:attempts"
+	flagDeliveryMinBackoff = "delivery:min-backoff"
+	flagDeliveryMaxBackoff = "delivery:max-backoff"
+	flagNodeID             = "node:id"
+	flagHeartbeat          = "member:heartbeat"
+	flagMemberTimeout      = "member:timeout"
+	flagShutdownTimeout    = "shutdown:timeout"
+	flagMaxBody            = "http:max-body"
+	flagPprof              = "debug:pprof"
 )
 
 func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
@@ -148,6 +151,9 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env(flagLogLevel), Usage: "debug, info, warn or error (DEBUG=skyring:* also turns on debug)"},
 			&cli.DurationFlag{Name: flagDeliveryTimeout, Value: node.DefaultDeliveryTimeout, EnvVars: env(flagDeliveryTimeout), Usage: "timeout of one delivery"},
 			&cli.IntFlag{Name: flagDeliveryWorkers, Value: node.DefaultDeliveryWorkers, EnvVars: env(flagDeliveryWorkers), Usage: "deliveries under way at once"},
+			&cli.IntFlag{Name: flagDeliveryAttempts, Value: node.DefaultDeliveryAttempts, EnvVars: env(flagDeliveryAttempts), Usage: "delivery attempts per timer, the first included, unless its callback.retry says otherwise (1: no retry)"},
+			&cli.DurationFlag{Name: flagDeliveryMinBackoff, Value: node.DefaultDeliveryMinBackoff, EnvVars: env(flagDeliveryMinBackoff), Usage: "shortest wait before a retry"},
+			&cli.DurationFlag{Name: flagDeliveryMaxBackoff, Value: node.DefaultDeliveryMaxBackoff, EnvVars: env(flagDeliveryMaxBackoff), Usage: "longest wait before a retry"},
 			&cli.StringFlag{Name: flagNodeID, EnvVars: env(flagNodeID), Usage: "node identity (default: the one stored with the data, or a new one)"},
 			&cli.DurationFlag{Name: flagHeartbeat, Value: node.DefaultHeartbeatInterval, EnvVars: env(flagHeartbeat), Usage: "membership heartbeat interval"},
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.DefaultMemberTimeout, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
@@ -206,27 +212,30 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 
 func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Options, error) {
 	o := node.Options{
-		ID:                c.String(flagNodeID),
-		HTTPAddr:          joinHostPort(c.String("host"), httpPort(c.Int(flagPort))),
-		MaxBodyBytes:      c.Int64(flagMaxBody),
-		MaxTimeout:        c.Int64(flagTimerMax),
-		Prefix:            c.String(flagNATSPrefix),
-		ChannelHost:       c.String(flagChannelHost),
-		ChannelPort:       cmp.Or(c.Int(flagChannelPort), node.DefaultChannelPort),
-		NATSPort:          c.Int(flagNATSPort),
-		Seeds:             c.StringSlice(flagSeeds),
-		HeartbeatInterval: c.Duration(flagHeartbeat),
-		MemberTimeout:     c.Duration(flagMemberTimeout),
-		StorageBackend:    c.String(flagStorageBackend),
-		StoragePath:       c.String(flagStoragePath),
-		StorageNoSync:     c.Bool(flagStorageNoSync),
-		StorageExtra:      storageExtra,
-		StorageRegistry:   a.Storage,
-		Transports:        splitList(c.StringSlice(flagTransport)),
-		TransportCatalog:  a.Transports,
-		DeliveryTimeout:   c.Duration(flagDeliveryTimeout),
-		DeliveryWorkers:   c.Int(flagDeliveryWorkers),
-		ShutdownTimeout:   c.Duration(flagShutdownTimeout),
+		ID:                 c.String(flagNodeID),
+		HTTPAddr:           joinHostPort(c.String("host"), httpPort(c.Int(flagPort))),
+		MaxBodyBytes:       c.Int64(flagMaxBody),
+		MaxTimeout:         c.Int64(flagTimerMax),
+		Prefix:             c.String(flagNATSPrefix),
+		ChannelHost:        c.String(flagChannelHost),
+		ChannelPort:        cmp.Or(c.Int(flagChannelPort), node.DefaultChannelPort),
+		NATSPort:           c.Int(flagNATSPort),
+		Seeds:              c.StringSlice(flagSeeds),
+		HeartbeatInterval:  c.Duration(flagHeartbeat),
+		MemberTimeout:      c.Duration(flagMemberTimeout),
+		StorageBackend:     c.String(flagStorageBackend),
+		StoragePath:        c.String(flagStoragePath),
+		StorageNoSync:      c.Bool(flagStorageNoSync),
+		StorageExtra:       storageExtra,
+		StorageRegistry:    a.Storage,
+		Transports:         splitList(c.StringSlice(flagTransport)),
+		TransportCatalog:   a.Transports,
+		DeliveryTimeout:    c.Duration(flagDeliveryTimeout),
+		DeliveryWorkers:    c.Int(flagDeliveryWorkers),
+		DeliveryAttempts:   c.Int(flagDeliveryAttempts),
+		DeliveryMinBackoff: c.Duration(flagDeliveryMinBackoff),
+		DeliveryMaxBackoff: c.Duration(flagDeliveryMaxBackoff),
+		ShutdownTimeout:    c.Duration(flagShutdownTimeout),
 	}
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
