@@ -58,6 +58,7 @@ func TestEventsTimerLifecycle(t *testing.T) {
 	status500 := with(body(s, s.Path("/status/500/fail")), "timeout", 50)
 	slow := with(body(s, s.Path("/slow/fail")), "timeout", 50)
 	for name, b := range map[string]map[string]any{"closed port": closed, "status 500": status500, "delivery timeout": slow} {
+		b["callback"].(map[string]any)["retry"] = map[string]any{"attempts": 1} // one attempt: fail at once
 		fid, _ := p.createTimer(t, b)
 		exec := ev.wait(t, "skyring.events.execute", fid, eventWait)
 		fail := ev.wait(t, "skyring.events.fail", fid, eventWait)
