@@ -32,7 +32,9 @@
 //     it is being written) lives there alone;
 //   - delivery (delivery.go): the workers that run fired timers' callbacks,
 //     and the remover that deletes delivered timers in batches before their
-//     outcome events go out;
+//     outcome events go out; retry.go holds the retry policy and backoff,
+//     and the remover's other half: it stores a failed timer's next attempt
+//     and arms it again (busy until that write is done);
 //   - membership (membership.go): the ring view, the one judge of which
 //     members are alive (expiry, goodbyes, restarts), and who owns an id;
 //   - rebalancer (rebalance.go): hands timers to their owners after every
