@@ -245,6 +245,14 @@ type createResult struct {
 	Status int   // 0 when the request failed
 	Err    error // transport error or a non-201 answer
 	Done   bool  // the request was made
+
+	// With owner sampling (sampleOwners), for the sampled creates answered
+	// 201: the owner GET /timer/<id> named right after the 201, "" when
+	// the timer had already been due by the time GET answered 404 (it may
+	// have fired); SampleErr for any other answer.
+	Sampled   bool
+	Owner     string
+	SampleErr error
 }
 
 // entries is the set of nodes creates go through, changed while creates
@@ -310,11 +318,40 @@ type load struct {
 	done    chan struct{}
 }
 
+// loadStall bounds how long a load may go without a single create being
+// answered before the test gives up on it: the waits on a load are bounded
+// by progress, not by a rate, so a slow machine only makes them longer.
+// Each request is bounded by the HTTP client's timeout (30s), so a load
+// whose nodes answer nothing at all (not even an error) for this long is
+// stuck, not slow.
+const loadStall = 60 * time.Second
+
+// loadOption changes how runLoad creates.
+type loadOption func(*loadConfig)
+
+type loadConfig struct {
+	sampleEvery int
+}
+
+// sampleOwners makes runLoad read every k-th timer back through the node
+// that created it (GET /timer/<id>, right after its 201) and keep the
+// owner the answer names: a count of who owns what that needs no quiet
+// moment in which every timer is created and none is due yet.
+func sampleOwners(k int) loadOption {
+	return func(c *loadConfig) { c.sampleEvery = k }
+}
+
 // runLoad creates total timers with workers concurrent clients through ents
 // and returns at once. mk gives the i-th timer's body and due time (Unix ms,
-// the at it sends); the id is tag-<i>, sent as x-timer-id so that even a
-// timer whose create failed can be recognised if it arrives.
-func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64)) *load {
+// the at it sends); it is called right before the request is sent, so a
+// due time it derives from time.Now() counts from the create. The id is
+// tag-<i>, sent as x-timer-id so that even a timer whose create failed can
+// be recognised if it arrives.
+func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64), opts ...loadOption) *load {
+	var cfg loadConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	l := &load{tag: tag, total: total, results: make([]createResult, total), done: make(chan struct{}), started: time.Now()}
 	// A test that fails half-way stops its load before its nodes go.
 	t.Cleanup(func() {
@@ -336,7 +373,6 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 				b, due := mk(i)
 				n, done := ents.pick()
 				r, err := n.try(http.MethodPost, "/timer", b, "x-timer-id", id)
-				done()
 				res := createResult{ID: id, Due: due, Via: n.Name, Status: r.Status, Done: true}
 				switch {
 				case err != nil:
@@ -345,7 +381,11 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 					res.Err = fmt.Errorf("%s", r)
 				case r.Header.Get("Location") != "/timer/"+id:
 					res.Err = fmt.Errorf("201 with Location %q, want /timer/%s", r.Header.Get("Location"), id)
+				case cfg.sampleEvery > 0 && i%cfg.sampleEvery == 0:
+					res.Sampled = true
+					res.Owner, res.SampleErr = readOwner(n, id, due)
 				}
+				done()
 				l.mu.Lock()
 				l.results[i] = res
 				l.mu.Unlock()
@@ -361,35 +401,86 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 	return l
 }
 
-// wait waits for the load to finish (bounded by d).
-func (l *load) wait(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case <-l.done:
-	case <-time.After(d):
-		l.stop.Store(true)
-		<-l.done
-		t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), l.total, d)
+// readOwner reads timer id (due at due, Unix ms) through n and returns the
+// node that owns it. A 404 that came back once the timer was due is no
+// answer (it may have fired: ""); a 404 before its due time is an error:
+// an acknowledged timer that is not there.
+func readOwner(n *cnode, id string, due int64) (string, error) {
+	r, err := n.try(http.MethodGet, timerPath(id), nil)
+	answered := time.Now()
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("GET %s through %s after its 201: %w", id, n.Name, err)
+	case r.Status == http.StatusNotFound && answered.UnixMilli() >= due:
+		return "", nil
+	case r.Status != http.StatusOK:
+		return "", fmt.Errorf("GET %s through %s after its 201, %v before its due time: %s", id, n.Name, time.UnixMilli(due).Sub(answered), r)
 	}
+	var info timerInfo
+	if err := json.Unmarshal(r.Body, &info); err != nil {
+		return "", fmt.Errorf("GET %s through %s: body %q: %w", id, n.Name, r.Body, err)
+	}
+	if info.Node == "" {
+		return "", fmt.Errorf("GET %s through %s: no node in %s", id, n.Name, r.Body)
+	}
+	return info.Node, nil
+}
+
+// wait waits for the load to finish. It fails the test only when the load
+// makes no progress for loadStall.
+func (l *load) wait(t testing.TB) {
+	t.Helper()
+	l.waitCount(t, int64(l.total))
 }
 
 // waitCount waits until at least n creates were answered (or the load is
-// over).
-func (l *load) waitCount(t testing.TB, n int64, d time.Duration) {
+// over). It fails the test only when the load makes no progress for
+// loadStall.
+func (l *load) waitCount(t testing.TB, n int64) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for l.created.Load() < n {
+	last, progress := l.created.Load(), time.Now()
+	for {
+		got := l.created.Load()
+		if got >= n {
+			return
+		}
+		if got != last {
+			last, progress = got, time.Now()
+		}
+		if time.Since(progress) >= loadStall {
+			l.stop.Store(true)
+			<-l.done
+			t.Fatalf("load %s: stuck at %d of %d creates answered (waiting for %d): none answered in %v", l.tag, got, l.total, n, loadStall)
+		}
 		select {
 		case <-l.done:
 			return
 		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), n, d)
 		}
 	}
+}
+
+// owners counts the owners the sampled creates named (sampleOwners), and
+// returns the sampling errors and how many samples had no answer (already
+// due by the time they were read).
+func (l *load) owners() (byNode map[string]int, errs []error, unknown int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byNode = map[string]int{}
+	for _, r := range l.results {
+		switch {
+		case !r.Sampled:
+		case r.SampleErr != nil:
+			errs = append(errs, r.SampleErr)
+		case r.Owner == "":
+			unknown++
+		default:
+			byNode[r.Owner]++
+		}
+	}
+	return byNode, errs, unknown
 }
 
 // ackedSoFar returns the timers answered 201 so far (id -> due).
