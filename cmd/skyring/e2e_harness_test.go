@@ -83,6 +83,31 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// leadAttempts bounds how many times withLead tries a scenario.
+const leadAttempts = 4
+
+// withLead runs a scenario whose premise is a race against its own timers:
+// everything must be created (and the node killed, or the shares read)
+// before the first of them is due. try runs it with timers due lead ahead
+// and returns 0 when the premise held (the scenario ran and judged what it
+// checks through t), or, when the machine was too slow for that lead, the
+// longer lead it measured it needs: then nothing was judged, try has put
+// away what it started, and it runs again with that lead. A slow machine
+// makes the test slower, not failing; only one that keeps getting slower
+// through leadAttempts tries fails it.
+func withLead(t *testing.T, lead time.Duration, try func(lead time.Duration) (retry time.Duration)) {
+	t.Helper()
+	for attempt := 1; attempt <= leadAttempts; attempt++ {
+		next := try(lead)
+		if next == 0 || t.Failed() {
+			return
+		}
+		t.Logf("attempt %d: the machine was too slow for a lead of %v; again with %v", attempt, lead, next)
+		lead = max(next, lead+time.Second)
+	}
+	t.Fatalf("the machine stayed too slow for the scenario's lead through %d attempts (last lead %v)", leadAttempts, lead)
+}
+
 // ---------------------------------------------------------------------------
 // Processes
 
