@@ -102,7 +102,7 @@ func withLead(t *testing.T, lead time.Duration, try func(lead time.Duration) (re
 		if next == 0 || t.Failed() {
 			return
 		}
-		t.Logf("attempt %d: the machine was too slow for a lead of %v; again with %v", attempt, lead, next)
+		t.Logf("attempt %d: the machine was too slow for the lead (it asked for %v); trying again with %v", attempt, lead, next)
 		lead = max(next, lead+time.Second)
 	}
 	t.Fatalf("the machine stayed too slow for the scenario's lead through %d attempts (last lead %v)", leadAttempts, lead)
