@@ -102,8 +102,9 @@ func withLead(t *testing.T, lead time.Duration, try func(lead time.Duration) (re
 		if next == 0 || t.Failed() {
 			return
 		}
-		t.Logf("attempt %d: the machine was too slow for the lead (it asked for %v); trying again with %v", attempt, lead, next)
-		lead = max(next, lead+time.Second)
+		next = max(next, lead+time.Second)
+		t.Logf("attempt %d (lead %v): the machine was too slow; trying again with a lead of %v", attempt, lead, next)
+		lead = next
 	}
 	t.Fatalf("the machine stayed too slow for the scenario's lead through %d attempts (last lead %v)", leadAttempts, lead)
 }
@@ -631,6 +632,26 @@ func (p *proc) createTimer(t testing.TB, b any, hdr ...string) (id string, sent 
 	return locationID(t, r), sent
 }
 
+// createDue creates b with "at" set lead from now and returns the id and
+// the due time (Unix ms). A create answered 400 because its at had passed
+// by the time the node read it (a slow machine) is sent again with twice
+// the lead, up to a minute; any other answer than 201 fails the test.
+func (p *proc) createDue(t testing.TB, b map[string]any, lead time.Duration, hdr ...string) (string, int64) {
+	t.Helper()
+	for {
+		at := atIn(lead)
+		r := p.do(t, http.MethodPost, "/timer", with(b, "timeout", remove, "at", at), hdr...)
+		if r.Status == http.StatusBadRequest && strings.Contains(r.Reason(), "future") &&
+			time.Now().UnixMilli() >= at && lead < time.Minute {
+			lead *= 2
+			continue
+		}
+		require.Equalf(t, http.StatusCreated, r.Status, "POST /timer: %s", r)
+		require.Empty(t, r.Body, "201 body")
+		return locationID(t, r), at
+	}
+}
+
 // locationID extracts and unescapes the id of a Location: /timer/<id>.
 func locationID(t testing.TB, r response) string {
 	t.Helper()
@@ -662,6 +683,18 @@ type timerInfo struct {
 // DueTime is the due time GET reported (ms, so possibly up to 1ms before the
 // exact instant the node arms).
 func (i timerInfo) DueTime() time.Time { return time.UnixMilli(i.Due) }
+
+// tryTimer is GET /timer/<id> that leaves the status to the caller: the
+// answer, and what it says when it is 200.
+func (p *proc) tryTimer(t testing.TB, id string) (timerInfo, response) {
+	t.Helper()
+	var info timerInfo
+	r := p.do(t, http.MethodGet, timerPath(id), nil)
+	if r.Status == http.StatusOK {
+		require.NoErrorf(t, json.Unmarshal(r.Body, &info), "GET body %q", r.Body)
+	}
+	return info, r
+}
 
 func (p *proc) getTimer(t testing.TB, id string) timerInfo {
 	t.Helper()
