@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,33 +57,51 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	joinerCount := timerCounts(t, []*cnode{joiner})[joiner.Name]
 	require.Positive(t, joinerCount, "the new node holds timers after the hand-off")
 	// Timers created before the join that the new node owns now were
-	// handed to it with their due time.
-	checked, taken, notYetDue404 := 0, 0, 0
+	// handed to it with their due time. Sampled among those due last, at
+	// least a second from now: a timer that has fired is no sample, and on
+	// a slow machine the earlier ones may all have fired by now.
+	type pending struct {
+		id  string
+		due int64
+	}
+	var cands []pending
+	soon := time.Now().Add(time.Second).UnixMilli()
 	for id, due := range beforeJoin {
-		if checked == 400 {
-			break
+		if due > soon {
+			cands = append(cands, pending{id, due})
 		}
-		checked++
-		r := joiner.do(t, http.MethodGet, timerPath(id), nil)
+	}
+	slices.SortFunc(cands, func(a, b pending) int { return cmp.Compare(b.due, a.due) })
+	cands = cands[:min(400, len(cands))]
+	taken, notYetDue404 := 0, 0
+	for _, c := range cands {
+		r := joiner.do(t, http.MethodGet, timerPath(c.id), nil)
 		if r.Status == http.StatusNotFound {
-			if due > time.Now().UnixMilli() {
+			if c.due > time.Now().UnixMilli() {
 				notYetDue404++ // pending, yet not found: reported below
 			}
 			continue // fired already
 		}
-		require.Equal(t, http.StatusOK, r.Status, "GET %s through the new node: %s", id, r)
+		require.Equal(t, http.StatusOK, r.Status, "GET %s through the new node: %s", c.id, r)
 		var info timerInfo
 		require.NoError(t, json.Unmarshal(r.Body, &info))
 		if info.Node == joiner.Node {
 			taken++
-			require.Equal(t, due, info.Due, "%s handed to the new node keeps its due time", id)
+			require.Equal(t, c.due, info.Due, "%s handed to the new node keeps its due time", c.id)
 		}
 	}
-	t.Logf("join hand-off: %d of %d timers created before the join (sampled) are on the new node, due times kept", taken, checked)
+	t.Logf("join hand-off: %d of %d timers created before the join (sampled among those still pending) are on the new node, due times kept", taken, len(cands))
 	if notYetDue404 > 0 {
 		t.Logf("join hand-off: %d sampled timers not yet due answered 404 through the new node", notYetDue404)
 	}
-	require.Positive(t, taken, "the new node was handed timers created before it joined")
+	// With the new node owning about a quarter of them, 100 samples miss it
+	// all with a chance of 0.75^100; fewer (only on a very slow machine)
+	// prove nothing either way.
+	if len(cands) >= 100 {
+		require.Positive(t, taken, "the new node was handed timers created before it joined")
+	} else {
+		t.Logf("join hand-off: only %d timers created before the join are still pending: the sample is not judged", len(cands))
+	}
 
 	// Leave, half-way through: no more creates through n0, then SIGTERM;
 	// it must exit 0.
