@@ -533,11 +533,15 @@ func (l *load) split() (acked, failed map[string]int64, failures map[string][]st
 // ---------------------------------------------------------------------------
 // The delivery check
 
-// waitArrivals waits until at least n callbacks arrived at path or d
-// passes; it does not fail: the check that follows says what is missing.
+// waitArrivals waits until at least n callbacks arrived at path, or d has
+// passed and then deliverWait more without a new arrival there: deliveries
+// that are still coming, however slowly, are waited for. It does not fail:
+// the check that follows says what is missing.
 func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
+	deadline := time.Now().Add(d)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	seen := -1
 	for {
 		s.mu.Lock()
 		got := len(s.byPath[path])
@@ -546,12 +550,27 @@ func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
 		if got >= n {
 			return true
 		}
+		if got != seen {
+			seen = got
+			deadline = later(deadline, time.Now().Add(deliverWait))
+			timer.Reset(time.Until(deadline))
+		}
 		select {
 		case <-ch:
-		case <-deadline.C:
-			return false
+		case <-timer.C:
+			if !time.Now().Before(deadline) {
+				return false
+			}
+			timer.Reset(time.Until(deadline))
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // barriers creates one timer through each node, due after ms, and waits
