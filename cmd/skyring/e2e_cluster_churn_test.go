@@ -130,7 +130,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	for _, due := range acked {
 		last = max(last, due)
 	}
-	waitArrivals(s, path, len(acked), time.Until(time.UnixMilli(last))+deliverWait)
+	waitArrivals(s, path, acked, time.Until(time.UnixMilli(last))+deliverWait)
 	barriers(t, s, live, 300)
 	rep := checkDeliveries(t, s, path, acked, failed)
 	t.Logf("delivered %d of %d acknowledged; lateness p50 %v, p99 %v, max %v", rep.Delivered, len(acked), rep.P50, rep.P99, rep.Max)

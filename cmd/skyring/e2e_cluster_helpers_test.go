@@ -533,25 +533,35 @@ func (l *load) split() (acked, failed map[string]int64, failures map[string][]st
 // ---------------------------------------------------------------------------
 // The delivery check
 
-// waitArrivals waits until at least n callbacks arrived at path, or d has
-// passed and then deliverWait more without a new arrival there: deliveries
-// that are still coming, however slowly, are waited for. It does not fail:
-// the check that follows says what is missing.
-func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
+// waitArrivals waits until every timer of acked (id -> due) has called
+// back at path, or d has passed and then deliverWait more without a new
+// arrival there: deliveries that are still coming, however slowly, are
+// waited for. It counts timers, not callbacks: a callback of a timer whose
+// create failed (it may have been stored) or a repeat does not stand in
+// for a missing one. It does not fail: the check that follows says what
+// is missing.
+func waitArrivals(s *sink, path string, acked map[string]int64, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	seen := -1
+	seen := map[string]bool{}
+	read := -1 // arrivals at path looked at so far; -1 before the first look
 	for {
 		s.mu.Lock()
-		got := len(s.byPath[path])
+		idx := s.byPath[path]
+		for _, i := range idx[max(read, 0):] {
+			if id := s.all[i].ID(); hasKey(acked, id) {
+				seen[id] = true
+			}
+		}
+		progress := len(idx) > read
+		read = len(idx)
 		ch := s.notify
 		s.mu.Unlock()
-		if got >= n {
+		if len(seen) == len(acked) {
 			return true
 		}
-		if got != seen {
-			seen = got
+		if progress {
 			deadline = later(deadline, time.Now().Add(deliverWait))
 			timer.Reset(time.Until(deadline))
 		}
@@ -564,6 +574,11 @@ func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
 			timer.Reset(time.Until(deadline))
 		}
 	}
+}
+
+func hasKey(m map[string]int64, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 func later(a, b time.Time) time.Time {

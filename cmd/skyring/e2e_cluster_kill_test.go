@@ -75,7 +75,7 @@ func TestClusterKill9Restart(t *testing.T) {
 		t.Logf("restart: %s rejoined, cluster converged %v after its start; first timer due in %v",
 			victim.Name, time.Since(victim.started).Round(time.Millisecond), time.Until(time.UnixMilli(first)).Round(time.Millisecond))
 
-		waitArrivals(s, path, len(acked), time.Until(time.UnixMilli(first+500))+deliverWait)
+		waitArrivals(s, path, acked, time.Until(time.UnixMilli(first+500))+deliverWait)
 		barriers(t, s, nodes, 300)
 		rep := checkDeliveries(t, s, path, acked, failed)
 		t.Logf("delivered %d; lateness p50 %v, p99 %v, max %v", rep.Delivered, rep.P50, rep.P99, rep.Max)
@@ -174,7 +174,7 @@ func TestClusterCreateThroughSurvivorWhileKill(t *testing.T) {
 	c.restart(victim)
 	c.waitConverged(nodes, 10*time.Second)
 	t.Logf("%s restarted, recovered %s timers, converged %v after its start", victim.Name, victim.Ready["recovered"], time.Since(victim.started).Round(time.Millisecond))
-	waitArrivals(s, path, len(acked), deliverWait)
+	waitArrivals(s, path, acked, deliverWait)
 	barriers(t, s, nodes, 300)
 	rep := checkDeliveriesAcross(t, s, path, acked, failed, killed)
 	t.Logf("delivered %d of %d acknowledged (%d after the restart), %d of %d failed creates arrived anyway, %d due before the kill came again; lateness p50 %v, p99 %v, max %v",

@@ -127,7 +127,7 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 		require.InDeltaf(t, want, k, want/4, "owner sample: %s owns %d of %d, more than 25%% off an even %.0f", name, k, known, want)
 	}
 
-	waitArrivals(s, path, len(acked), time.Until(time.UnixMilli(last))+deliverWait)
+	waitArrivals(s, path, acked, time.Until(time.UnixMilli(last))+deliverWait)
 	barriers(t, s, nodes, 300)
 	rep := checkDeliveries(t, s, path, acked, failed)
 	t.Logf("delivered %d; lateness p50 %v, p99 %v, max %v", rep.Delivered, rep.P50, rep.P99, rep.Max)

@@ -156,7 +156,7 @@ func rejoinAttempt(t *testing.T, n int, memberTimeout, dueIn, moveWait time.Dura
 	}
 
 	// Either way, each is delivered exactly once, not early.
-	waitArrivals(s, path, n, time.Until(time.UnixMilli(at))+deliverWait)
+	waitArrivals(s, path, acked, time.Until(time.UnixMilli(at))+deliverWait)
 	barriers(t, s, nodes, 300)
 	rep := checkDeliveries(t, s, path, acked, nil)
 	t.Logf("delivered %d of %d; lateness max %v", rep.Delivered, n, rep.Max)
