@@ -34,7 +34,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 		// Due 3 to 18 s after it is sent: deliveries run all along.
 		at := time.Now().Add(3*time.Second + time.Duration(rand.IntN(15000))*time.Millisecond).UnixMilli()
 		return timerBody(s, path, at, i), at
-	})
+	}, retry504())
 
 	// Join.
 	l.waitCount(t, clusterTimers/6)
@@ -121,7 +121,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 
 	l.wait(t)
 	acked, failed, failures := l.split()
-	t.Logf("creates: %d in %v: %.0f creates/s through the changing cluster", len(acked)+len(failed), l.elapsed.Round(time.Millisecond), l.rate())
+	t.Logf("creates: %d in %v: %.0f creates/s through the changing cluster (%d sent again after a 504)", len(acked)+len(failed), l.elapsed.Round(time.Millisecond), l.rate(), l.retried.Load())
 	for via, list := range failures {
 		t.Errorf("%d creates through %s did not get 201, e.g.:\n  %s", len(list), via, strings.Join(list[:min(5, len(list))], "\n  "))
 	}

@@ -40,7 +40,7 @@ func TestClusterKill9Restart(t *testing.T) {
 		l := runLoad(t, newEntries(nodes...), "kill9", total, clusterWorkers, func(i int) (map[string]any, int64) {
 			at := first + int64(i%500)
 			return timerBody(s, path, at, i), at
-		})
+		}, retry504())
 		// The kill needs a moment after the creates and the counts.
 		if !l.waitCountUntil(t, total, time.UnixMilli(first).Add(-time.Second)) {
 			l.stop.Store(true)
@@ -62,8 +62,8 @@ func TestClusterKill9Restart(t *testing.T) {
 		if killed.UnixMilli() >= first {
 			return tooSlow("killed")
 		}
-		t.Logf("created %d in %v (%.0f/s); timers per node: %v; killed %v before the first due time",
-			total, l.elapsed.Round(time.Millisecond), l.rate(), counts, time.UnixMilli(first).Sub(killed).Round(time.Millisecond))
+		t.Logf("created %d in %v (%.0f/s, %d sent again after a 504); timers per node: %v; killed %v before the first due time",
+			total, l.elapsed.Round(time.Millisecond), l.rate(), l.retried.Load(), counts, time.UnixMilli(first).Sub(killed).Round(time.Millisecond))
 		survivors := nodes[:2]
 		c.waitConverged(survivors, 10*time.Second)
 		t.Logf("kill -9 %s: survivors list 2 members %v after the kill", victim.Name, time.Since(killed).Round(time.Millisecond))

@@ -73,10 +73,10 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 	l := runLoad(t, newEntries(nodes...), "steady", clusterTimers, clusterWorkers, func(i int) (map[string]any, int64) {
 		at := max(first+int64(i%spread), time.Now().Add(margin).UnixMilli())
 		return timerBody(s, path, at, i), at
-	}, sampleOwners(every))
+	}, sampleOwners(every), retry504())
 	l.wait(t)
 	acked, failed, failures := l.split()
-	t.Logf("creates: %d through %d nodes in %v: %.0f creates/s", len(acked)+len(failed), len(nodes), l.elapsed.Round(time.Millisecond), l.rate())
+	t.Logf("creates: %d through %d nodes in %v: %.0f creates/s (%d sent again after a 504)", len(acked)+len(failed), len(nodes), l.elapsed.Round(time.Millisecond), l.rate(), l.retried.Load())
 	for via, list := range failures {
 		t.Errorf("%d creates through %s failed, e.g. %v", len(list), via, list[:min(5, len(list))])
 	}
