@@ -114,14 +114,14 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 		known += k
 	}
 	sampled := known + unknown
-	require.GreaterOrEqualf(t, known, sampled/2, "owner sample: only %d of %d sampled timers were read back before they were due", known, sampled)
+	require.GreaterOrEqualf(t, known, sampled/2, "owner sample: only %d of %d sampled timers were read back (the others were due by then, or 504)", known, sampled)
 	byName := map[string]int{}
 	for _, n := range nodes {
 		byName[n.Name] = owners[n.Node]
 		delete(owners, n.Node)
 	}
 	require.Emptyf(t, owners, "owner sample: timers owned by nodes that are not members: %v", owners)
-	t.Logf("owners of %d sampled timers (one in %d; %d already due when read): %v", known, every, unknown, byName)
+	t.Logf("owners of %d sampled timers (one in %d; %d without an answer: due by then, or 504): %v", known, every, unknown, byName)
 	for name, k := range byName {
 		want := float64(known) / float64(len(nodes))
 		require.InDeltaf(t, want, k, want/4, "owner sample: %s owns %d of %d, more than 25%% off an even %.0f", name, k, known, want)
