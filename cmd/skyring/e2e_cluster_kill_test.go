@@ -51,6 +51,11 @@ func TestClusterKill9Restart(t *testing.T) {
 		for via, list := range failures {
 			t.Errorf("%d creates through %s failed, e.g. %v", len(list), via, list[:min(5, len(list))])
 		}
+		// A create still 504 near the due time may be stored after the
+		// counts are read: the recovered count would prove nothing.
+		if u := l.unsettled(); len(u) > 0 {
+			return tooSlow(fmt.Sprintf("%d creates still 504 near their due time", len(u)))
+		}
 		require.Len(t, acked, total)
 		counts := timerCounts(t, nodes)
 

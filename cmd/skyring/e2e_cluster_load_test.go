@@ -80,7 +80,14 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 	for via, list := range failures {
 		t.Errorf("%d creates through %s failed, e.g. %v", len(list), via, list[:min(5, len(list))])
 	}
-	require.Len(t, acked, clusterTimers, "every create answered 201")
+	// Every create is acknowledged, but for one the API answered 504 ("may
+	// have been carried out") too close to its due time to send again: on
+	// a loaded machine only. Such a timer may be stored, and arrive once.
+	unsettled := l.unsettled()
+	if len(unsettled) > 0 {
+		t.Logf("%d creates still 504 too close to their due time to retry (may be stored), e.g. %v", len(unsettled), unsettled[:min(5, len(unsettled))])
+	}
+	require.Equal(t, clusterTimers, len(acked)+len(unsettled), "every create answered 201 (or 504 too late to retry)")
 	even := clusterTimers / len(nodes)
 
 	// Shares on GET /cluster, when read before anything was due.
@@ -97,7 +104,10 @@ func runSteadyLoad(t *testing.T, c *cluster) {
 			sum += n
 			require.InDeltaf(t, even, n, float64(even)/4, "%s holds %d timers, more than 25%% off an even %d", name, n, even)
 		}
-		require.Equal(t, clusterTimers, sum, "the nodes hold every timer, once")
+		// Every acknowledged timer, once (and each unsettled one at most
+		// once).
+		require.GreaterOrEqual(t, sum, len(acked), "the nodes hold every acknowledged timer")
+		require.LessOrEqual(t, sum, len(acked)+len(unsettled), "the nodes hold no timer twice")
 	} else {
 		t.Logf("timers per node, read %v after the first was due (the creates took longer than %v): %v; the shares are judged on the sample alone",
 			time.Duration(read-firstDue)*time.Millisecond, lead, counts)
