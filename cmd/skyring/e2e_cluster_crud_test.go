@@ -67,7 +67,7 @@ func TestClusterAnyNodeCRUD(t *testing.T) {
 		start := time.Now()
 		at = atIn(lead)
 		tooSlow := func(r response) bool {
-			return time.Now().UnixMilli() >= at && (r.Status == http.StatusNotFound || r.Status == http.StatusBadRequest)
+			return slowAnswer(r, at)
 		}
 		retry := func() time.Duration {
 			// The timers of this round are spent: fresh ones for the next.

@@ -77,7 +77,7 @@ func TestClusterTwoNodes(t *testing.T) {
 		// tooSlow reports whether r, a wrong answer, came only because
 		// the due time had passed.
 		tooSlow := func(r response) bool {
-			return time.Now().UnixMilli() >= at && (r.Status == http.StatusNotFound || r.Status == http.StatusBadRequest)
+			return slowAnswer(r, at)
 		}
 		retry := func() time.Duration { return 2*time.Since(start) + time.Second }
 
@@ -191,7 +191,7 @@ func TestClusterGracefulLeave(t *testing.T) {
 		// tooSlow reports whether r, a wrong answer, came only because
 		// the due time had passed; then the pair is put away.
 		tooSlow := func(r response) bool {
-			if time.Now().UnixMilli() < at || (r.Status != http.StatusNotFound && r.Status != http.StatusBadRequest) {
+			if !slowAnswer(r, at) {
 				return false
 			}
 			a.Kill()
