@@ -11,6 +11,13 @@
 // deadline; never by sleeping. Where "nothing more arrives" has to be shown
 // (exactly once, a cancelled timer), a barrier timer due later is used: when
 // it arrives, the earlier timer's callback has had its chance.
+//
+// A loaded machine may make a test slower, never fail it: nothing assumes
+// how fast creates or deliveries go. Waits on a load are bounded by its
+// progress, not a rate; a scenario that must do something before its own
+// timers are due checks afterwards whether it did, and on a machine too
+// slow for its lead runs again with a longer one (withLead); a 504 from a
+// relay is answered as the API tells clients to (retry with the same id).
 package main_test
 
 import (
