@@ -44,7 +44,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	beforeJoin := l.ackedSoFar()
 	joiner := c.start()
 	ready := time.Since(joiner.started)
-	c.waitConverged(append(nodes[:3:3], joiner), 20*time.Second)
+	c.waitConverged(append(nodes[:3:3], joiner), convergeWait)
 	converged := time.Since(joiner.started)
 	ents.add(joiner)
 	t.Logf("join: %s ready %v after its start, cluster converged %v after its start (%d creates answered so far)",
@@ -114,7 +114,7 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	t.Logf("leave: %s held %d timers, stopped (exit 0) in %v (%d creates answered so far)",
 		leaver.Name, before, time.Since(stopStart).Round(time.Millisecond), l.created.Load())
 	live := []*cnode{nodes[1], nodes[2], joiner}
-	c.waitConverged(live, 10*time.Second)
+	c.waitConverged(live, convergeWait)
 	t.Logf("leave: survivors converged %v after the SIGTERM", time.Since(stopStart).Round(time.Millisecond))
 	require.Contains(t, leaver.Output(), "handed off timers", "the leaving node handed its timers over")
 	require.NotContains(t, leaver.Output(), "timers kept on disk after leaving")

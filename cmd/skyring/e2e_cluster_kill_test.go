@@ -70,13 +70,13 @@ func TestClusterKill9Restart(t *testing.T) {
 		t.Logf("created %d in %v (%.0f/s, %d sent again after a 504); timers per node: %v; killed %v before the first due time",
 			total, l.elapsed.Round(time.Millisecond), l.rate(), l.retried.Load(), counts, time.UnixMilli(first).Sub(killed).Round(time.Millisecond))
 		survivors := nodes[:2]
-		c.waitConverged(survivors, 10*time.Second)
+		c.waitConverged(survivors, convergeWait)
 		t.Logf("kill -9 %s: survivors list 2 members %v after the kill", victim.Name, time.Since(killed).Round(time.Millisecond))
 
 		c.restart(victim)
 		require.Equal(t, id, victim.Node, "restarted on its data directory, the node keeps its id")
 		require.Equal(t, fmt.Sprint(counts[victim.Name]), victim.Ready["recovered"], "the restarted node recovered every timer it held")
-		c.waitConverged(nodes, 10*time.Second)
+		c.waitConverged(nodes, convergeWait)
 		t.Logf("restart: %s rejoined, cluster converged %v after its start; first timer due in %v",
 			victim.Name, time.Since(victim.started).Round(time.Millisecond), time.Until(time.UnixMilli(first)).Round(time.Millisecond))
 
@@ -134,7 +134,7 @@ func TestClusterCreateThroughSurvivorWhileKill(t *testing.T) {
 	} else {
 		t.Logf("the kill came %v after the first due time: timers due before it may be delivered again at the restart", killed.Sub(firstDue))
 	}
-	c.waitConverged([]*cnode{a, b}, 10*time.Second)
+	c.waitConverged([]*cnode{a, b}, convergeWait)
 	t.Logf("kill -9 %s after %d creates: survivors list 2 members %v after the kill", victim.Name, atKill, time.Since(killed).Round(time.Millisecond))
 	l.waitCount(t, l.created.Load()+2000)
 	l.stop.Store(true)
@@ -177,7 +177,7 @@ func TestClusterCreateThroughSurvivorWhileKill(t *testing.T) {
 	t.Logf("before %s restarts: %d of %d acknowledged timers delivered by the survivors", victim.Name, before, len(acked))
 
 	c.restart(victim)
-	c.waitConverged(nodes, 10*time.Second)
+	c.waitConverged(nodes, convergeWait)
 	t.Logf("%s restarted, recovered %s timers, converged %v after its start", victim.Name, victim.Ready["recovered"], time.Since(victim.started).Round(time.Millisecond))
 	waitArrivals(s, path, acked, deliverWait)
 	barriers(t, s, nodes, 300)

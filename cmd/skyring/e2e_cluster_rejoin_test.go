@@ -115,7 +115,7 @@ func rejoinAttempt(t *testing.T, n int, memberTimeout, dueIn, moveWait time.Dura
 	require.Equal(t, bID, b.Node, "restarted on its data directory, B keeps its id")
 	t.Logf("%s back %v after the kill (member timeout %v); timers due in %v",
 		b.Name, time.Since(killed).Round(time.Millisecond), memberTimeout, time.Until(time.UnixMilli(at)).Round(time.Millisecond))
-	c.waitConverged(nodes, 10*time.Second)
+	c.waitConverged(nodes, convergeWait)
 	// The premise: A never dropped B. Otherwise B came back as a new member
 	// and this is not the case under test.
 	for _, e := range ev.find("skyring.node.leave", "") {
