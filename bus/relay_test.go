@@ -122,11 +122,14 @@ func TestRelayUnknownNode(t *testing.T) {
 	h := newFakeHandler(nodeID("unk"))
 	b := startBus(t, bus.Options{NodeID: h.id}, h)
 
-	start := time.Now()
-	_, err := b.Relay(ctxTimeout(t, 10*time.Second), "nobody", bus.Command{Op: bus.OpGet, ID: "x"})
+	// No responders is reported as such, not at the deadline (a minute:
+	// far beyond how long the answer takes even on a slow machine).
+	ctx := ctxTimeout(t, time.Minute)
+	_, err := b.Relay(ctx, "nobody", bus.Command{Op: bus.OpGet, ID: "x"})
 	require.ErrorIs(t, err, bus.ErrNodeUnreachable)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, ctx.Err(), "no responders is reported at once, not at the deadline")
 	require.Contains(t, err.Error(), "nobody")
-	require.Less(t, time.Since(start), 5*time.Second, "no responders is reported at once, not at the deadline")
 
 	_, err = b.Relay(context.Background(), "bad.id", bus.Command{Op: bus.OpGet, ID: "x"})
 	require.Error(t, err)

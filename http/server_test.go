@@ -34,11 +34,12 @@ func TestServerLifecycle(t *testing.T) {
 	require.NotEqual(t, 0, addr.(*net.TCPAddr).Port)
 	require.ErrorIs(t, s.Start(ctx), ErrAlreadyStarted)
 
-	resp, err := http.Get("http://" + addr.String() + "/ping")
+	client := &http.Client{Timeout: 30 * time.Second} // a bound, not a speed
+	resp, err := client.Get("http://" + addr.String() + "/ping")
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	http.DefaultClient.CloseIdleConnections()
+	client.CloseIdleConnections()
 
 	require.NoError(t, s.Close(ctx))
 	require.NoError(t, s.Close(ctx))

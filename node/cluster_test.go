@@ -14,12 +14,17 @@ import (
 	"github.com/skyring/skyring/node"
 	"github.com/skyring/skyring/storage/memstore"
 	"github.com/skyring/skyring/transports/transportstest"
+	"github.com/skyring/skyring/wheel"
 )
 
-// cluster is n in-process nodes on one NATS server, real clock, memory
-// storage, each with its own recorder transport named "rec".
+// cluster is n in-process nodes on one NATS server, memory storage, each
+// with its own recorder transport named "rec", and one fake clock for all
+// their wheels: timers fire only when the test moves it, so a slow machine
+// can never let a timer fire in the middle of what must happen before it
+// is due (membership, relays and hand-offs run on real time).
 type cluster struct {
 	url   string
+	clock *wheel.FakeClock
 	nodes []*node.Node
 	recs  []*transportstest.Recorder
 	mu    sync.Mutex
@@ -28,14 +33,14 @@ type cluster struct {
 
 type firing struct {
 	node string
-	at   time.Time
+	at   time.Time // the fake clock's time
 	due  int64
 }
 
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	srv := bustest.RunServer(t)
-	c := &cluster{url: srv.ClientURL(), fired: map[string][]firing{}}
+	c := &cluster{url: srv.ClientURL(), clock: wheel.NewFakeClock(time.Now()), fired: map[string][]firing{}}
 	for range n {
 		c.add(t)
 	}
@@ -53,13 +58,14 @@ func (c *cluster) add(t *testing.T) *node.Node {
 		Transports:        []string{"http"},
 		HeartbeatInterval: 50 * time.Millisecond,
 		MemberTimeout:     time.Second,
+		Clock:             c.clock,
 		Logger:            testLogger(t),
 	}), node.WithTransport(rec))
 	require.NoError(t, err)
 	id := len(c.nodes)
 	rec.SetFunc(func(ctx context.Context, tm *skyring.Timer) error {
 		c.mu.Lock()
-		c.fired[tm.ID] = append(c.fired[tm.ID], firing{node: fmt.Sprint(id), at: time.Now(), due: tm.Due})
+		c.fired[tm.ID] = append(c.fired[tm.ID], firing{node: fmt.Sprint(id), at: c.clock.Now(), due: tm.Due})
 		c.mu.Unlock()
 		return nil
 	})
@@ -97,7 +103,7 @@ func (c *cluster) waitConverged(t *testing.T) {
 func (c *cluster) timer(t *testing.T, id string, at time.Time) *skyring.Timer {
 	t.Helper()
 	body := fmt.Sprintf(`{"at":%d,"data":%q,"callback":{"transport":"rec","method":"post","uri":"x"}}`, at.UnixMilli(), id)
-	tm, err := skyring.ParseTimer([]byte(body), skyring.ParseParams{Now: time.Now(), ID: id})
+	tm, err := skyring.ParseTimer([]byte(body), skyring.ParseParams{Now: c.clock.Now(), ID: id})
 	require.NoError(t, err)
 	return tm
 }
@@ -115,10 +121,12 @@ func (c *cluster) createRoundRobin(t *testing.T, prefix string, n int, due time.
 	return ids
 }
 
-// waitDelivered waits until every id was delivered, then checks each exactly
-// once and never early.
-func (c *cluster) waitDelivered(t *testing.T, ids []string) {
+// waitDelivered moves the clock to until, waits until every id was
+// delivered, then checks each exactly once and never early (not before the
+// clock reached its due time).
+func (c *cluster) waitDelivered(t *testing.T, ids []string, until time.Time) {
 	t.Helper()
+	c.clock.Set(until)
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -142,7 +150,7 @@ func TestClusterRelaysToOwner(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 3)
 	ctx := context.Background()
-	due := time.Now().Add(1500 * time.Millisecond)
+	due := c.clock.Now().Add(1500 * time.Millisecond)
 	ids := c.createRoundRobin(t, "relay", 300, due)
 	// Every node holds a share; any node answers for any timer.
 	for _, n := range c.nodes {
@@ -170,7 +178,7 @@ func TestClusterRelaysToOwner(t *testing.T) {
 	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
 
 	ids = append(ids[:2], ids[3:]...)
-	c.waitDelivered(t, ids)
+	c.waitDelivered(t, ids, due.Add(200*time.Millisecond))
 	c.mu.Lock()
 	require.Empty(t, c.fired["relay-2"], "a cancelled timer fired")
 	c.mu.Unlock()
@@ -179,7 +187,7 @@ func TestClusterRelaysToOwner(t *testing.T) {
 func TestClusterJoinAndLeaveLoseNothing(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 2)
-	due := time.Now().Add(4 * time.Second)
+	due := c.clock.Now().Add(4 * time.Second)
 	ids := c.createRoundRobin(t, "move", 2000, due)
 	// A third node joins: it receives its share by hand-off.
 	third := c.add(t)
@@ -198,5 +206,5 @@ func TestClusterJoinAndLeaveLoseNothing(t *testing.T) {
 		total += n.Len()
 	}
 	require.Equal(t, 2000, total)
-	c.waitDelivered(t, ids)
+	c.waitDelivered(t, ids, due)
 }

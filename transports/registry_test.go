@@ -169,18 +169,24 @@ func TestRegistryShutdown(t *testing.T) {
 // not hold Shutdown past the ctx deadline.
 func TestRegistryShutdownConcurrentAndBounded(t *testing.T) {
 	t.Parallel()
+	// The two peers wait for each other however long the machine takes to
+	// call the second (up to a minute), not just within Shutdown's
+	// deadline, and report whether they met.
 	var arrived sync.WaitGroup
 	arrived.Add(2)
-	rendezvous := func(ctx context.Context) error {
+	met := make(chan error, 2)
+	rendezvous := func(context.Context) error {
 		arrived.Done()
 		done := make(chan struct{})
 		go func() { arrived.Wait(); close(done) }()
+		var err error
 		select {
 		case <-done:
-			return nil
-		case <-ctx.Done():
-			return errors.New("peers not called concurrently")
+		case <-time.After(time.Minute):
+			err = errors.New("peers not called concurrently")
 		}
+		met <- err
+		return err
 	}
 	release := make(chan struct{})
 	stuckReturned := make(chan struct{})
@@ -198,6 +204,9 @@ func TestRegistryShutdownConcurrentAndBounded(t *testing.T) {
 	err = r.Shutdown(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotContains(t, err.Error(), "peers not called concurrently")
+	for range 2 {
+		require.NoError(t, <-met)
+	}
 
 	close(release)
 	<-stuckReturned // leave no goroutine behind for goleak

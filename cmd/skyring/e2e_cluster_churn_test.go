@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,17 +34,17 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 		// Due 3 to 18 s after it is sent: deliveries run all along.
 		at := time.Now().Add(3*time.Second + time.Duration(rand.IntN(15000))*time.Millisecond).UnixMilli()
 		return timerBody(s, path, at, i), at
-	})
+	}, retry504())
 
 	// Join.
-	l.waitCount(t, clusterTimers/6, 30*time.Second)
+	l.waitCount(t, clusterTimers/6)
 	ev.mu.Lock()
 	mark := len(ev.list)
 	ev.mu.Unlock()
 	beforeJoin := l.ackedSoFar()
 	joiner := c.start()
 	ready := time.Since(joiner.started)
-	c.waitConverged(append(nodes[:3:3], joiner), 20*time.Second)
+	c.waitConverged(append(nodes[:3:3], joiner), convergeWait)
 	converged := time.Since(joiner.started)
 	ents.add(joiner)
 	t.Logf("join: %s ready %v after its start, cluster converged %v after its start (%d creates answered so far)",
@@ -55,37 +57,55 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	joinerCount := timerCounts(t, []*cnode{joiner})[joiner.Name]
 	require.Positive(t, joinerCount, "the new node holds timers after the hand-off")
 	// Timers created before the join that the new node owns now were
-	// handed to it with their due time.
-	checked, taken, notYetDue404 := 0, 0, 0
+	// handed to it with their due time. Sampled among those due last, at
+	// least a second from now: a timer that has fired is no sample, and on
+	// a slow machine the earlier ones may all have fired by now.
+	type pending struct {
+		id  string
+		due int64
+	}
+	var cands []pending
+	soon := time.Now().Add(time.Second).UnixMilli()
 	for id, due := range beforeJoin {
-		if checked == 400 {
-			break
+		if due > soon {
+			cands = append(cands, pending{id, due})
 		}
-		checked++
-		r := joiner.do(t, http.MethodGet, timerPath(id), nil)
+	}
+	slices.SortFunc(cands, func(a, b pending) int { return cmp.Compare(b.due, a.due) })
+	cands = cands[:min(400, len(cands))]
+	taken, notYetDue404 := 0, 0
+	for _, c := range cands {
+		r := joiner.do(t, http.MethodGet, timerPath(c.id), nil)
 		if r.Status == http.StatusNotFound {
-			if due > time.Now().UnixMilli() {
+			if c.due > time.Now().UnixMilli() {
 				notYetDue404++ // pending, yet not found: reported below
 			}
 			continue // fired already
 		}
-		require.Equal(t, http.StatusOK, r.Status, "GET %s through the new node: %s", id, r)
+		require.Equal(t, http.StatusOK, r.Status, "GET %s through the new node: %s", c.id, r)
 		var info timerInfo
 		require.NoError(t, json.Unmarshal(r.Body, &info))
 		if info.Node == joiner.Node {
 			taken++
-			require.Equal(t, due, info.Due, "%s handed to the new node keeps its due time", id)
+			require.Equal(t, c.due, info.Due, "%s handed to the new node keeps its due time", c.id)
 		}
 	}
-	t.Logf("join hand-off: %d of %d timers created before the join (sampled) are on the new node, due times kept", taken, checked)
+	t.Logf("join hand-off: %d of %d timers created before the join (sampled among those still pending) are on the new node, due times kept", taken, len(cands))
 	if notYetDue404 > 0 {
 		t.Logf("join hand-off: %d sampled timers not yet due answered 404 through the new node", notYetDue404)
 	}
-	require.Positive(t, taken, "the new node was handed timers created before it joined")
+	// With the new node owning about a quarter of them, 100 samples miss it
+	// all with a chance of 0.75^100; fewer (only on a very slow machine)
+	// prove nothing either way.
+	if len(cands) >= 100 {
+		require.Positive(t, taken, "the new node was handed timers created before it joined")
+	} else {
+		t.Logf("join hand-off: only %d timers created before the join are still pending: the sample is not judged", len(cands))
+	}
 
 	// Leave, half-way through: no more creates through n0, then SIGTERM;
 	// it must exit 0.
-	l.waitCount(t, clusterTimers/2, 60*time.Second)
+	l.waitCount(t, clusterTimers/2)
 	leaver := nodes[0]
 	ents.remove(leaver)
 	before := timerCounts(t, []*cnode{leaver})[leaver.Name]
@@ -94,23 +114,26 @@ func TestClusterJoinLeaveUnderLoad(t *testing.T) {
 	t.Logf("leave: %s held %d timers, stopped (exit 0) in %v (%d creates answered so far)",
 		leaver.Name, before, time.Since(stopStart).Round(time.Millisecond), l.created.Load())
 	live := []*cnode{nodes[1], nodes[2], joiner}
-	c.waitConverged(live, 10*time.Second)
+	c.waitConverged(live, convergeWait)
 	t.Logf("leave: survivors converged %v after the SIGTERM", time.Since(stopStart).Round(time.Millisecond))
 	require.Contains(t, leaver.Output(), "handed off timers", "the leaving node handed its timers over")
 	require.NotContains(t, leaver.Output(), "timers kept on disk after leaving")
 
-	l.wait(t, 60*time.Second)
+	l.wait(t)
 	acked, failed, failures := l.split()
-	t.Logf("creates: %d in %v: %.0f creates/s through the changing cluster", len(acked)+len(failed), l.elapsed.Round(time.Millisecond), l.rate())
+	t.Logf("creates: %d in %v: %.0f creates/s through the changing cluster (%d sent again after a 504)", len(acked)+len(failed), l.elapsed.Round(time.Millisecond), l.rate(), l.retried.Load())
 	for via, list := range failures {
 		t.Errorf("%d creates through %s did not get 201, e.g.:\n  %s", len(list), via, strings.Join(list[:min(5, len(list))], "\n  "))
+	}
+	if u := l.unsettled(); len(u) > 0 {
+		t.Logf("%d creates still 504 too close to their due time to retry (may be stored; checked to arrive at most once), e.g. %v", len(u), u[:min(5, len(u))])
 	}
 
 	var last int64
 	for _, due := range acked {
 		last = max(last, due)
 	}
-	waitArrivals(s, path, len(acked), time.Until(time.UnixMilli(last))+deliverWait)
+	waitArrivals(s, path, acked, time.Until(time.UnixMilli(last))+deliverWait)
 	barriers(t, s, live, 300)
 	rep := checkDeliveries(t, s, path, acked, failed)
 	t.Logf("delivered %d of %d acknowledged; lateness p50 %v, p99 %v, max %v", rep.Delivered, len(acked), rep.P50, rep.P99, rep.Max)

@@ -26,8 +26,16 @@ import (
 )
 
 // Fast membership for tests: a heartbeat every 100ms, a silent member
-// dropped after 1s.
-var fastMembership = []string{"--member:heartbeat", "100ms", "--member:timeout", "1s"}
+// dropped after 3s. Thirty missed heartbeats: a loaded machine can starve a
+// node (or the NATS server between them) for a second, and a live member
+// dropped for that would change the ring under the test; a killed node is
+// still dropped within seconds.
+var fastMembership = []string{"--member:heartbeat", "100ms", "--member:timeout", "3s"}
+
+// convergeWait bounds a wait for the members to agree on who is in the
+// cluster: a heartbeat after a start, a member timeout after a kill. A
+// bound, not a speed.
+const convergeWait = 30 * time.Second
 
 // ---------------------------------------------------------------------------
 // A non-race binary for the heavy tests
@@ -130,7 +138,7 @@ func (c *cluster) startN(n int) []*cnode {
 	for range n {
 		out = append(out, c.start())
 	}
-	d := c.waitConverged(out, 20*time.Second)
+	d := c.waitConverged(out, convergeWait)
 	c.t.Logf("%d nodes converged %v after the last one was ready", n, d.Round(time.Millisecond))
 	return out
 }
@@ -222,6 +230,19 @@ func (c *cluster) waitConverged(live []*cnode, d time.Duration) time.Duration {
 	}
 }
 
+// membersDropped reports whether any of nodes logged that it dropped a
+// member for want of heartbeats. None of them was stopped: such a drop
+// means the machine starved a node (or the NATS server) for a member
+// timeout, and the ring changed under the test for a while.
+func membersDropped(nodes []*cnode) bool {
+	for _, n := range nodes {
+		if strings.Contains(n.Output(), "member dropped") {
+			return true
+		}
+	}
+	return false
+}
+
 // timerCounts reads each node's own timer count from GET /cluster.
 func timerCounts(t testing.TB, nodes []*cnode) map[string]int {
 	t.Helper()
@@ -245,6 +266,16 @@ type createResult struct {
 	Status int   // 0 when the request failed
 	Err    error // transport error or a non-201 answer
 	Done   bool  // the request was made
+	// Unsettled: with retry504, still 504 when the timer came too close
+	// to its due time to send it again: it may or may not be stored.
+	Unsettled bool
+
+	// With owner sampling (sampleOwners), for the sampled creates answered
+	// 201: the owner GET /timer/<id> named right after the 201, "" when
+	// there was no answer (readOwner); SampleErr for a wrong one.
+	Sampled   bool
+	Owner     string
+	SampleErr error
 }
 
 // entries is the set of nodes creates go through, changed while creates
@@ -304,17 +335,57 @@ type load struct {
 	mu      sync.Mutex // guards results while the load runs
 	results []createResult
 	created atomic.Int64 // answered (any status)
+	retried atomic.Int64 // creates sent again after a 504 (retry504)
 	stop    atomic.Bool
 	started time.Time
 	elapsed time.Duration
 	done    chan struct{}
 }
 
+// loadStall bounds how long a load may go without a single create being
+// answered before the test gives up on it: the waits on a load are bounded
+// by progress, not by a rate, so a slow machine only makes them longer.
+// Each request is bounded by the HTTP client's timeout (30s), so a load
+// whose nodes answer nothing at all (not even an error) for this long is
+// stuck, not slow.
+const loadStall = 60 * time.Second
+
+// loadOption changes how runLoad creates.
+type loadOption func(*loadConfig)
+
+type loadConfig struct {
+	sampleEvery int
+	retry504    bool
+}
+
+// retry504 makes runLoad send a create that got 504 again, with the same
+// id and body, as the API tells clients to (see runLoad). A loaded machine
+// can hold a relayed create past the relay timeout; a test that needs
+// every create acknowledged then gets it acknowledged a little later. One
+// still 504 too close to its due time to be sent again is unsettled.
+func retry504() loadOption {
+	return func(c *loadConfig) { c.retry504 = true }
+}
+
+// sampleOwners makes runLoad read every k-th timer back through the node
+// that created it (GET /timer/<id>, right after its 201) and keep the
+// owner the answer names: a count of who owns what that needs no quiet
+// moment in which every timer is created and none is due yet.
+func sampleOwners(k int) loadOption {
+	return func(c *loadConfig) { c.sampleEvery = k }
+}
+
 // runLoad creates total timers with workers concurrent clients through ents
 // and returns at once. mk gives the i-th timer's body and due time (Unix ms,
-// the at it sends); the id is tag-<i>, sent as x-timer-id so that even a
-// timer whose create failed can be recognised if it arrives.
-func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64)) *load {
+// the at it sends); it is called right before the request is sent, so a
+// due time it derives from time.Now() counts from the create. The id is
+// tag-<i>, sent as x-timer-id so that even a timer whose create failed can
+// be recognised if it arrives.
+func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk func(i int) (map[string]any, int64), opts ...loadOption) *load {
+	var cfg loadConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	l := &load{tag: tag, total: total, results: make([]createResult, total), done: make(chan struct{}), started: time.Now()}
 	// A test that fails half-way stops its load before its nodes go.
 	t.Cleanup(func() {
@@ -336,16 +407,33 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 				b, due := mk(i)
 				n, done := ents.pick()
 				r, err := n.try(http.MethodPost, "/timer", b, "x-timer-id", id)
-				done()
+				// A 504 (the owner did not answer in time: the create may
+				// have been carried out) is retried as the API says: the
+				// same id and body, until it is 201, or 409 (an earlier try
+				// stored it). Only while the timer is well ahead of its due
+				// time: one that may have fired could be created again.
+				exists := false
+				for tries := 1; cfg.retry504 && err == nil && r.Status == http.StatusGatewayTimeout && tries < 5 &&
+					time.Now().Add(2*time.Second).UnixMilli() < due; tries++ {
+					l.retried.Add(1)
+					r, err = n.try(http.MethodPost, "/timer", b, "x-timer-id", id)
+					exists = err == nil && r.Status == http.StatusConflict
+				}
 				res := createResult{ID: id, Due: due, Via: n.Name, Status: r.Status, Done: true}
 				switch {
 				case err != nil:
 					res.Err = err
+				case exists:
 				case r.Status != http.StatusCreated:
 					res.Err = fmt.Errorf("%s", r)
+					res.Unsettled = cfg.retry504 && r.Status == http.StatusGatewayTimeout
 				case r.Header.Get("Location") != "/timer/"+id:
 					res.Err = fmt.Errorf("201 with Location %q, want /timer/%s", r.Header.Get("Location"), id)
+				case cfg.sampleEvery > 0 && i%cfg.sampleEvery == 0:
+					res.Sampled = true
+					res.Owner, res.SampleErr = readOwner(n, id, due)
 				}
+				done()
 				l.mu.Lock()
 				l.results[i] = res
 				l.mu.Unlock()
@@ -361,35 +449,104 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 	return l
 }
 
-// wait waits for the load to finish (bounded by d).
-func (l *load) wait(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case <-l.done:
-	case <-time.After(d):
-		l.stop.Store(true)
-		<-l.done
-		t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), l.total, d)
+// readOwner reads timer id (due at due, Unix ms) through n and returns the
+// node that owns it. A 404 that came back once the timer was due is no
+// answer (it may have fired: ""), nor is a 504 still there after a few
+// tries (the owner did not answer in time: a loaded machine); a 404
+// before its due time is an error: an acknowledged timer that is not
+// there.
+func readOwner(n *cnode, id string, due int64) (string, error) {
+	r, err := n.try(http.MethodGet, timerPath(id), nil)
+	for tries := 1; err == nil && r.Status == http.StatusGatewayTimeout && tries < 5; tries++ {
+		r, err = n.try(http.MethodGet, timerPath(id), nil)
 	}
+	answered := time.Now()
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("GET %s through %s after its 201: %w", id, n.Name, err)
+	case r.Status == http.StatusNotFound && answered.UnixMilli() >= due:
+		return "", nil
+	case r.Status == http.StatusGatewayTimeout:
+		return "", nil
+	case r.Status != http.StatusOK:
+		return "", fmt.Errorf("GET %s through %s after its 201, %v before its due time: %s", id, n.Name, time.UnixMilli(due).Sub(answered), r)
+	}
+	var info timerInfo
+	if err := json.Unmarshal(r.Body, &info); err != nil {
+		return "", fmt.Errorf("GET %s through %s: body %q: %w", id, n.Name, r.Body, err)
+	}
+	if info.Node == "" {
+		return "", fmt.Errorf("GET %s through %s: no node in %s", id, n.Name, r.Body)
+	}
+	return info.Node, nil
+}
+
+// wait waits for the load to finish. It fails the test only when the load
+// makes no progress for loadStall.
+func (l *load) wait(t testing.TB) {
+	t.Helper()
+	l.waitCount(t, int64(l.total))
 }
 
 // waitCount waits until at least n creates were answered (or the load is
-// over).
-func (l *load) waitCount(t testing.TB, n int64, d time.Duration) {
+// over). It fails the test only when the load makes no progress for
+// loadStall.
+func (l *load) waitCount(t testing.TB, n int64) {
+	t.Helper()
+	l.waitCountUntil(t, n, time.Time{})
+}
+
+// waitCountUntil is waitCount that also gives up at deadline (zero: never)
+// and reports whether the n creates were answered (or the load is over)
+// by then. The load goes on either way.
+func (l *load) waitCountUntil(t testing.TB, n int64, deadline time.Time) bool {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for l.created.Load() < n {
+	last, progress := l.created.Load(), time.Now()
+	for {
+		got := l.created.Load()
+		if got >= n {
+			return true
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return false
+		}
+		if got != last {
+			last, progress = got, time.Now()
+		}
+		if time.Since(progress) >= loadStall {
+			l.stop.Store(true)
+			<-l.done
+			t.Fatalf("load %s: stuck at %d of %d creates answered (waiting for %d): none answered in %v", l.tag, got, l.total, n, loadStall)
+		}
 		select {
 		case <-l.done:
-			return
+			return true
 		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("load %s: %d of %d creates within %v", l.tag, l.created.Load(), n, d)
 		}
 	}
+}
+
+// owners counts the owners the sampled creates named (sampleOwners), and
+// returns the sampling errors and how many samples had no answer (see
+// readOwner).
+func (l *load) owners() (byNode map[string]int, errs []error, unknown int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	byNode = map[string]int{}
+	for _, r := range l.results {
+		switch {
+		case !r.Sampled:
+		case r.SampleErr != nil:
+			errs = append(errs, r.SampleErr)
+		case r.Owner == "":
+			unknown++
+		default:
+			byNode[r.Owner]++
+		}
+	}
+	return byNode, errs, unknown
 }
 
 // ackedSoFar returns the timers answered 201 so far (id -> due).
@@ -411,7 +568,10 @@ func (l *load) rate() float64 {
 }
 
 // split returns the acknowledged (201) timers and the others that were
-// attempted (id -> due), and a summary of the failures by entry node.
+// attempted (id -> due), and a summary of the failures by entry node. An
+// unsettled create (retry504) is among the others, not among the failures:
+// a 504 is the API's "may have been carried out", so such a timer may
+// arrive, at most once.
 func (l *load) split() (acked, failed map[string]int64, failures map[string][]string) {
 	acked, failed, failures = map[string]int64{}, map[string]int64{}, map[string][]string{}
 	for _, r := range l.results {
@@ -423,33 +583,80 @@ func (l *load) split() (acked, failed map[string]int64, failures map[string][]st
 			continue
 		}
 		failed[r.ID] = r.Due
-		failures[r.Via] = append(failures[r.Via], fmt.Sprintf("%s: %v", r.ID, r.Err))
+		if !r.Unsettled {
+			failures[r.Via] = append(failures[r.Via], fmt.Sprintf("%s: %v", r.ID, r.Err))
+		}
 	}
 	return acked, failed, failures
+}
+
+// unsettled returns the ids of the unsettled creates (see createResult).
+func (l *load) unsettled() []string {
+	var ids []string
+	for _, r := range l.results {
+		if r.Unsettled {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
 
 // ---------------------------------------------------------------------------
 // The delivery check
 
-// waitArrivals waits until at least n callbacks arrived at path or d
-// passes; it does not fail: the check that follows says what is missing.
-func waitArrivals(s *sink, path string, n int, d time.Duration) bool {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
+// waitArrivals waits until every timer of acked (id -> due) has called
+// back at path, or d has passed and then deliverWait more without a new
+// arrival there: deliveries that are still coming, however slowly, are
+// waited for. It counts timers, not callbacks: a callback of a timer whose
+// create failed (it may have been stored) or a repeat does not stand in
+// for a missing one. It does not fail: the check that follows says what
+// is missing.
+func waitArrivals(s *sink, path string, acked map[string]int64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	seen := map[string]bool{}
+	read := -1 // arrivals at path looked at so far; -1 before the first look
 	for {
 		s.mu.Lock()
-		got := len(s.byPath[path])
+		idx := s.byPath[path]
+		for _, i := range idx[max(read, 0):] {
+			if id := s.all[i].ID(); hasKey(acked, id) {
+				seen[id] = true
+			}
+		}
+		progress := len(idx) > read
+		read = len(idx)
 		ch := s.notify
 		s.mu.Unlock()
-		if got >= n {
+		if len(seen) == len(acked) {
 			return true
+		}
+		if progress {
+			deadline = later(deadline, time.Now().Add(deliverWait))
+			timer.Reset(time.Until(deadline))
 		}
 		select {
 		case <-ch:
-		case <-deadline.C:
-			return false
+		case <-timer.C:
+			if !time.Now().Before(deadline) {
+				return false
+			}
+			timer.Reset(time.Until(deadline))
 		}
 	}
+}
+
+func hasKey(m map[string]int64, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // barriers creates one timer through each node, due after ms, and waits
@@ -473,6 +680,7 @@ func barriers(t testing.TB, s *sink, nodes []*cnode, ms int) {
 type deliveryReport struct {
 	Delivered      int
 	MaybeDelivered int // timers whose create failed but that arrived anyway (at most once)
+	Redelivered    int // timers due before a crash that arrived more than once
 	P50, P99, Max  time.Duration
 }
 
@@ -483,6 +691,16 @@ type deliveryReport struct {
 // barriers). Every problem is reported (up to a limit per kind) before the
 // test fails.
 func checkDeliveries(t testing.TB, s *sink, path string, acked, maybe map[string]int64) deliveryReport {
+	t.Helper()
+	return checkDeliveriesAcross(t, s, path, acked, maybe, time.Time{})
+}
+
+// checkDeliveriesAcross is checkDeliveries across a crash (kill -9) at
+// crash: a timer due before it may have been delivered and not yet removed
+// when its node died, and come again when the node restarts (at least once
+// across a crash), so such a timer may arrive more than once; any other
+// timer exactly once. A zero crash allows no repeat.
+func checkDeliveriesAcross(t testing.TB, s *sink, path string, acked, maybe map[string]int64, crash time.Time) deliveryReport {
 	t.Helper()
 	var rep deliveryReport
 	seen := map[string]int{}
@@ -511,7 +729,11 @@ func checkDeliveries(t testing.TB, s *sink, path string, acked, maybe map[string
 			add("unexpected", fmt.Sprintf("%q at %s", id, a.At.Format(time.RFC3339Nano)))
 			continue
 		}
-		if seen[id] > 1 {
+		if seen[id] > 1 && !crash.IsZero() && due <= crash.UnixMilli() {
+			if seen[id] == 2 {
+				rep.Redelivered++
+			}
+		} else if seen[id] > 1 {
 			counts["duplicate"]++
 			add("duplicate", fmt.Sprintf("%s (arrival #%d at %s)", id, seen[id], a.At.Format(time.RFC3339Nano)))
 		}

@@ -29,7 +29,12 @@ func requireEvent(t testing.TB, ev event, typ, timer, node string) {
 func TestEventsTimerLifecycle(t *testing.T) {
 	t.Parallel()
 	s := newSink(t)
-	p := startNode(t, "--delivery:timeout", "300ms")
+	// The delivery timeout ends the /slow/ delivery below (the sink never
+	// answers it). It also bounds every delivery that must succeed, so it
+	// is far beyond what a callback to the local sink takes even on a
+	// loaded machine.
+	const deliveryTimeout = 5 * time.Second
+	p := startNode(t, "--delivery:timeout", deliveryTimeout.String())
 	ev := subscribeEvents(t, p.NATSURL, "skyring.events.>")
 
 	// create, replace, cancel
@@ -61,7 +66,7 @@ func TestEventsTimerLifecycle(t *testing.T) {
 		b["callback"].(map[string]any)["retry"] = map[string]any{"attempts": 1} // one attempt: fail at once
 		fid, _ := p.createTimer(t, b)
 		exec := ev.wait(t, "skyring.events.execute", fid, eventWait)
-		fail := ev.wait(t, "skyring.events.fail", fid, eventWait)
+		fail := ev.wait(t, "skyring.events.fail", fid, deliveryTimeout+eventWait)
 		requireEvent(t, fail, "fail", fid, p.Node)
 		require.Less(t, exec.Seq, fail.Seq, "%s: execute comes before fail", name)
 		msg, _ := fail.Fields["error"].(string)

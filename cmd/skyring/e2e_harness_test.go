@@ -11,6 +11,13 @@
 // deadline; never by sleeping. Where "nothing more arrives" has to be shown
 // (exactly once, a cancelled timer), a barrier timer due later is used: when
 // it arrives, the earlier timer's callback has had its chance.
+//
+// A loaded machine may make a test slower, never fail it: nothing assumes
+// how fast creates or deliveries go. Waits on a load are bounded by its
+// progress, not a rate; a scenario that must do something before its own
+// timers are due checks afterwards whether it did, and on a machine too
+// slow for its lead runs again with a longer one (withLead); a 504 from a
+// relay is answered as the API tells clients to (retry with the same id).
 package main_test
 
 import (
@@ -81,6 +88,44 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// leadAttempts bounds how many times withLead tries a scenario.
+const leadAttempts = 4
+
+// withLead runs a scenario whose premise is a race against its own timers:
+// everything must be created (and the node killed, or the shares read)
+// before the first of them is due. try runs it with timers due lead ahead
+// and returns 0 when the premise held (the scenario ran and judged what it
+// checks through t), or, when the machine was too slow for that lead, the
+// longer lead it measured it needs: then nothing was judged, try has put
+// away what it started, and it runs again with that lead. A slow machine
+// makes the test slower, not failing; only one that keeps getting slower
+// through leadAttempts tries fails it.
+func withLead(t *testing.T, lead time.Duration, try func(lead time.Duration) (retry time.Duration)) {
+	t.Helper()
+	for attempt := 1; attempt <= leadAttempts; attempt++ {
+		next := try(lead)
+		if next == 0 || t.Failed() {
+			return
+		}
+		next = max(next, lead+time.Second)
+		t.Logf("attempt %d (lead %v): the machine was too slow; trying again with a lead of %v", attempt, lead, next)
+		lead = next
+	}
+	t.Fatalf("the machine stayed too slow for the scenario's lead through %d attempts (last lead %v)", leadAttempts, lead)
+}
+
+// slowAnswer reports whether r, a wrong answer to a request about a timer
+// due at at (Unix ms), came only because the machine was slow: a 404 (it
+// fired) or 400 ("at" in the past) once the due time has passed, or a 504
+// (relayed to an owner that did not answer in time; the request may have
+// been carried out, so the round that sent it is spent either way).
+func slowAnswer(r response, at int64) bool {
+	if r.Status == http.StatusGatewayTimeout {
+		return true
+	}
+	return time.Now().UnixMilli() >= at && (r.Status == http.StatusNotFound || r.Status == http.StatusBadRequest)
 }
 
 // ---------------------------------------------------------------------------
@@ -513,9 +558,17 @@ func (r response) String() string {
 
 // do sends a request to the node. body is sent raw when a string or []byte,
 // as JSON otherwise, and not at all when nil. hdr is key, value pairs.
+//
+// A GET answered 504 (relayed to an owner that did not answer in time: a
+// loaded machine) is sent again, a few times: it changes nothing, so
+// asking again is what any client would do. Other methods are left to the
+// caller: the first request may have been carried out.
 func (p *proc) do(t testing.TB, method, path string, body any, hdr ...string) response {
 	t.Helper()
 	r, err := p.try(method, path, body, hdr...)
+	for tries := 1; err == nil && method == http.MethodGet && r.Status == http.StatusGatewayTimeout && tries < 5; tries++ {
+		r, err = p.try(method, path, body, hdr...)
+	}
 	require.NoErrorf(t, err, "%s %s", method, path)
 	return r
 }
@@ -606,6 +659,26 @@ func (p *proc) createTimer(t testing.TB, b any, hdr ...string) (id string, sent 
 	return locationID(t, r), sent
 }
 
+// createDue creates b with "at" set lead from now and returns the id and
+// the due time (Unix ms). A create answered 400 because its at had passed
+// by the time the node read it (a slow machine) is sent again with twice
+// the lead, up to a minute; any other answer than 201 fails the test.
+func (p *proc) createDue(t testing.TB, b map[string]any, lead time.Duration, hdr ...string) (string, int64) {
+	t.Helper()
+	for {
+		at := atIn(lead)
+		r := p.do(t, http.MethodPost, "/timer", with(b, "timeout", remove, "at", at), hdr...)
+		if r.Status == http.StatusBadRequest && strings.Contains(r.Reason(), "future") &&
+			time.Now().UnixMilli() >= at && lead < time.Minute {
+			lead *= 2
+			continue
+		}
+		require.Equalf(t, http.StatusCreated, r.Status, "POST /timer: %s", r)
+		require.Empty(t, r.Body, "201 body")
+		return locationID(t, r), at
+	}
+}
+
 // locationID extracts and unescapes the id of a Location: /timer/<id>.
 func locationID(t testing.TB, r response) string {
 	t.Helper()
@@ -637,6 +710,18 @@ type timerInfo struct {
 // DueTime is the due time GET reported (ms, so possibly up to 1ms before the
 // exact instant the node arms).
 func (i timerInfo) DueTime() time.Time { return time.UnixMilli(i.Due) }
+
+// tryTimer is GET /timer/<id> that leaves the status to the caller: the
+// answer, and what it says when it is 200.
+func (p *proc) tryTimer(t testing.TB, id string) (timerInfo, response) {
+	t.Helper()
+	var info timerInfo
+	r := p.do(t, http.MethodGet, timerPath(id), nil)
+	if r.Status == http.StatusOK {
+		require.NoErrorf(t, json.Unmarshal(r.Body, &info), "GET body %q", r.Body)
+	}
+	return info, r
+}
 
 func (p *proc) getTimer(t testing.TB, id string) timerInfo {
 	t.Helper()

@@ -77,13 +77,16 @@ func TestCustomTransportBinary(t *testing.T) {
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/timer", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("x-timer-id", "custom-1")
-	resp, err := http.DefaultClient.Do(req)
+	// Every request and wait has a bound: a node that stops answering
+	// fails the test instead of hanging it.
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode, resp.Header.Get("x-skyring-reason"))
 
 	// An unknown transport is still a 400 that names the known ones.
-	resp, err = http.Post("http://"+addr+"/timer", "application/json",
+	resp, err = client.Post("http://"+addr+"/timer", "application/json",
 		strings.NewReader(`{"timeout":50,"callback":{"transport":"pigeon","method":"x","uri":"y"}}`))
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -96,6 +99,14 @@ func TestCustomTransportBinary(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond, "the custom transport never wrote the timer")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("no exit within 30s of SIGTERM; stderr:\n%s", stderr.String())
+	}
 	require.Contains(t, stderr.String(), "file transport shut down")
 }

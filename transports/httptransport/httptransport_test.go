@@ -393,16 +393,24 @@ func TestFactory(t *testing.T) {
 	s := newServer(t)
 	cat := transports.NewCatalog()
 	require.NoError(t, cat.Add(httptransport.Name, httptransport.Factory))
-	reg, err := cat.Build([]string{"http"}, transports.Deps{Version: "4.5.6", Timeout: 100 * time.Millisecond})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = reg.Shutdown(context.Background()) })
-	tr, err := reg.Lookup("http")
-	require.NoError(t, err)
+	build := func(deps transports.Deps) transports.Transport {
+		t.Helper()
+		reg, err := cat.Build([]string{"http"}, deps)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = reg.Shutdown(context.Background()) })
+		tr, err := reg.Lookup("http")
+		require.NoError(t, err)
+		return tr
+	}
 
+	// deps.Version reached the transport (with a deps.Timeout no
+	// delivery to the test server outlasts, even on a slow machine).
+	tr := build(transports.Deps{Version: "4.5.6", Timeout: time.Minute})
 	require.NoError(t, tr.Execute(ctx(t), timer("f-1", "post", s.url("/ok"), "")))
 	require.Equal(t, "skyring/4.5.6", findRequest(t, s, "f-1").Header.Get("User-Agent"))
-	// deps.Timeout reached the transport.
-	err = tr.Execute(context.Background(), timer("f-2", "post", s.url("/hang"), ""))
+	// deps.Timeout reached the transport: a delivery that hangs ends at it.
+	tr = build(transports.Deps{Version: "4.5.6", Timeout: 100 * time.Millisecond})
+	err := tr.Execute(context.Background(), timer("f-2", "post", s.url("/hang"), ""))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
 	// NewFactory: explicit options win over deps.
