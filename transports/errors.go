@@ -2,7 +2,9 @@ package transports
 
 import (
 	"errors"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrPermanent marks a delivery failure that retrying cannot fix: the
@@ -72,3 +74,29 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// Quote quotes a client's value for a validation reason: ASCII only (it becomes a
+// header), and at most reasonQuoteMax bytes long, cut with "..." after the
+// closing quote, so that a huge value does not make a huge header.
+func Quote(s string) string {
+	q := strconv.QuoteToASCII(s)
+	if len(q) <= reasonQuoteMax {
+		return q
+	}
+	if len(s) > reasonQuoteMax {
+		cut := reasonQuoteMax
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	for {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-max(size, 1)]
+		if q = strconv.QuoteToASCII(s); len(q) <= reasonQuoteMax {
+			return q + "..."
+		}
+	}
+}
+
+const reasonQuoteMax = 128

@@ -44,7 +44,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/transports"
@@ -296,7 +295,7 @@ func (t *Transport) Validate(cb skyring.Callback) error {
 	if _, err := Method(cb.Method); err != nil {
 		return &skyring.ValidationError{
 			Field:  "callback.method",
-			Reason: fmt.Sprintf("callback.method %s is not supported by the http transport; want one of %s", quote(cb.Method), methodList),
+			Reason: fmt.Sprintf("callback.method %s is not supported by the http transport; want one of %s", transports.Quote(cb.Method), methodList),
 			Err:    ErrBadMethod,
 		}
 	}
@@ -307,38 +306,12 @@ func (t *Transport) Validate(cb skyring.Callback) error {
 		}
 		return &skyring.ValidationError{
 			Field:  "callback.uri",
-			Reason: fmt.Sprintf("callback.uri %s is not an absolute http or https URL", quote(shown)),
+			Reason: fmt.Sprintf("callback.uri %s is not an absolute http or https URL", transports.Quote(shown)),
 			Err:    ErrBadURI,
 		}
 	}
 	return nil
 }
-
-// quote quotes a client's value for a reason: ASCII only (it becomes a
-// header), and at most reasonQuoteMax bytes long, cut with "..." after the
-// closing quote, so that a huge value does not make a huge header.
-func quote(s string) string {
-	q := strconv.QuoteToASCII(s)
-	if len(q) <= reasonQuoteMax {
-		return q
-	}
-	if len(s) > reasonQuoteMax {
-		cut := reasonQuoteMax
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	for {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-max(size, 1)]
-		if q = strconv.QuoteToASCII(s); len(q) <= reasonQuoteMax {
-			return q + "..."
-		}
-	}
-}
-
-const reasonQuoteMax = 128
 
 // Execute delivers tm: it sends the request and waits for the status line and
 // headers, then drains and closes the body. A nil error means a 2xx answer.

@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -211,14 +210,14 @@ func (t *Transport) Validate(cb skyring.Callback) error {
 	if _, err := isRequest(cb.Method); err != nil {
 		return &skyring.ValidationError{
 			Field:  "callback.method",
-			Reason: fmt.Sprintf("callback.method %s is not supported by the nats transport; want publish or request", quote(cb.Method)),
+			Reason: fmt.Sprintf("callback.method %s is not supported by the nats transport; want publish or request", transports.Quote(cb.Method)),
 			Err:    ErrBadMethod,
 		}
 	}
 	if why := subjectProblem(cb.URI); why != "" {
 		return &skyring.ValidationError{
 			Field:  "callback.uri",
-			Reason: fmt.Sprintf("callback.uri %s is not a NATS subject to publish to: %s", quote(cb.URI), why),
+			Reason: fmt.Sprintf("callback.uri %s is not a NATS subject to publish to: %s", transports.Quote(cb.URI), why),
 			Err:    ErrBadSubject,
 		}
 	}
@@ -263,32 +262,6 @@ func subjectProblem(subj string) string {
 	}
 	return ""
 }
-
-// quote quotes a client's value for a reason: ASCII only (it becomes a
-// header), and at most reasonQuoteMax bytes long, cut with "..." after the
-// closing quote, so that a huge value does not make a huge header.
-func quote(s string) string {
-	q := strconv.QuoteToASCII(s)
-	if len(q) <= reasonQuoteMax {
-		return q
-	}
-	if len(s) > reasonQuoteMax {
-		cut := reasonQuoteMax
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	for {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-max(size, 1)]
-		if q = strconv.QuoteToASCII(s); len(q) <= reasonQuoteMax {
-			return q + "..."
-		}
-	}
-}
-
-const reasonQuoteMax = 128
 
 // FromConn adapts a *nats.Conn to transports.NATSConn (and HeaderConn), for
 // Deps.NATS or Options.Conn. The connection stays the caller's.
