@@ -2,7 +2,6 @@ package natstransport_test
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/transports"
 	"github.com/skyring/skyring/transports/natstransport"
+	"github.com/skyring/skyring/transports/transportstest"
 )
 
 // countingConn counts what the transport sends, and sends nothing.
@@ -91,18 +91,9 @@ func TestValidate(t *testing.T) {
 				require.Equal(t, err == nil, natstransport.ValidateSubject(tc.subject) == nil)
 				return
 			}
-			var ve *skyring.ValidationError
-			require.ErrorAs(t, err, &ve)
-			require.Equal(t, tc.field, ve.Field)
-			require.Contains(t, ve.Reason, tc.reasonHas)
-			require.ErrorIs(t, err, skyring.ErrInvalid)
 			sentinel := map[string]error{"callback.method": natstransport.ErrBadMethod, "callback.uri": natstransport.ErrBadSubject}[tc.field]
-			require.ErrorIs(t, err, sentinel)
-			require.NotErrorIs(t, err, transports.ErrPermanent, "a create-time rejection is not a delivery failure")
-
-			status, reason := skyring.Status(err)
-			require.Equal(t, http.StatusBadRequest, status)
-			require.Equal(t, ve.Reason, reason)
+			transportstest.RequireRejected(t, err, tc.field, tc.reasonHas, sentinel)
+			_, reason := skyring.Status(err)
 			for i := range len(reason) {
 				require.True(t, reason[i] >= ' ' && reason[i] < 0x7f, "byte %d of %q: the reason becomes a header", i, reason)
 			}

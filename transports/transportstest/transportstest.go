@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -348,4 +349,22 @@ func (s *Sink) WaitFor(t testing.TB, cond func([][]byte) bool) [][]byte {
 			return nil
 		}
 	}
+}
+
+// RequireRejected checks that err is a create-time rejection of a callback:
+// a *skyring.ValidationError on field whose reason contains reasonHas,
+// matching skyring.ErrInvalid and sentinel, not a delivery failure
+// (transports.ErrPermanent), and answered 400 with that reason.
+func RequireRejected(t testing.TB, err error, field, reasonHas string, sentinel error) {
+	t.Helper()
+	var ve *skyring.ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, field, ve.Field)
+	require.Contains(t, ve.Reason, reasonHas)
+	require.ErrorIs(t, err, skyring.ErrInvalid)
+	require.ErrorIs(t, err, sentinel)
+	require.NotErrorIs(t, err, transports.ErrPermanent, "a create-time rejection is not a delivery failure")
+	status, reason := skyring.Status(err)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, ve.Reason, reason)
 }
