@@ -35,6 +35,9 @@ var (
 	ErrUnknownTransport = errors.New("skyring: unknown transport")
 	// ErrInvalid is matched by every *ValidationError (HTTP 400).
 	ErrInvalid = errors.New("skyring: invalid request")
+	// ErrNotFailed: a retry named a timer that exists but has not failed
+	// (it is pending, retrying, delivered or cancelled). HTTP 409.
+	ErrNotFailed = errors.New("skyring: timer has not failed")
 )
 
 // ValidationError is a rejected request: which field, and a one-line reason
@@ -93,6 +96,7 @@ const (
 	CodeNoOwner                      // "no_owner": ErrNoOwner (503)
 	CodeClosed                       // "closed": ErrClosed (503)
 	CodeOwnerTimeout                 // "owner_timeout": ErrOwnerTimeout (504)
+	CodeNotFailed                    // "not_failed": ErrNotFailed (409)
 )
 
 // codes is the one table from a code to its name, sentinel, status and
@@ -119,6 +123,7 @@ var codes = [...]struct {
 	CodeClosed:           {"closed", ErrClosed, http.StatusServiceUnavailable, "Node is shutting down", false},
 	CodeOwnerTimeout: {"owner_timeout", ErrOwnerTimeout, http.StatusGatewayTimeout,
 		"The owning node did not answer in time; the command may have been carried out: retry with the same id", true},
+	CodeNotFailed: {"not_failed", ErrNotFailed, http.StatusConflict, "Only a failed timer can be retried", false},
 }
 
 // String returns the code's stable name, e.g. "not_found"; "" for

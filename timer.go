@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,8 +38,80 @@ type Timer struct {
 
 	// Delivery state, stored with the record so that a retry survives a
 	// restart and travels with a hand-off.
-	Attempts int   // delivery attempts made so far, all failed (0 until the first fails)
+	Attempts int   // delivery attempts made so far (0 until the first one ends)
 	Next     int64 // Unix ns: the earliest time of the next attempt; 0 before the first failure
+
+	// Fate: where the timer's life stands. A pending timer (StatePending)
+	// is armed; the others are kept only to answer for them: a failed one
+	// until it is retried or dropped, a delivered or cancelled one for the
+	// node's retention period (counted from Finished).
+	State      State
+	Finished   int64  // Unix ns: when it was delivered, finally failed or cancelled; 0 while pending
+	LastError  string // the error of the last failed attempt; "" if none failed
+	LastStatus int    // the receiver's status code in the last attempt (e.g. HTTP 503); 0 if none came
+}
+
+// State is where a timer's life stands, as stored. A pending timer with
+// failed attempts behind it is shown as "retrying" (Timer.StateName).
+type State uint8
+
+// The states. The numbers are part of the storage and relay encodings:
+// never renumber them.
+const (
+	StatePending   State = iota // armed: due, or between attempts
+	StateDelivered              // an attempt succeeded
+	StateFailed                 // out of attempts, or a final failure: a dead letter
+	StateCancelled              // cancelled before it fired
+	stateEnd
+)
+
+// State names as the public APIs show them.
+const (
+	StateNamePending   = "pending"
+	StateNameRetrying  = "retrying"
+	StateNameDelivered = "delivered"
+	StateNameFailed    = "failed"
+	StateNameCancelled = "cancelled"
+)
+
+// String returns the stored state's name ("pending" for a retrying timer
+// too; see Timer.StateName).
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return StateNamePending
+	case StateDelivered:
+		return StateNameDelivered
+	case StateFailed:
+		return StateNameFailed
+	case StateCancelled:
+		return StateNameCancelled
+	default:
+		return "state(" + strconv.Itoa(int(s)) + ")"
+	}
+}
+
+// Final reports whether s ends the timer's life: delivered, failed or
+// cancelled.
+func (s State) Final() bool { return s != StatePending }
+
+// StateName is t's state as the public APIs show it: pending, retrying (a
+// pending timer with a failed attempt behind it), delivered, failed or
+// cancelled.
+func (t *Timer) StateName() string {
+	if t.State == StatePending && t.Attempts > 0 {
+		return StateNameRetrying
+	}
+	return t.State.String()
+}
+
+// ValidStateName reports whether name is one of the five state names.
+func ValidStateName(name string) bool {
+	switch name {
+	case StateNamePending, StateNameRetrying, StateNameDelivered, StateNameFailed, StateNameCancelled:
+		return true
+	}
+	return false
 }
 
 // FireAt is when the timer is armed to fire: its due time, or, once an
@@ -77,7 +150,9 @@ func (t *Timer) Body() (body []byte, isJSON bool) {
 // DueTime returns Due as a time.Time.
 func (t *Timer) DueTime() time.Time { return time.Unix(0, t.Due) }
 
-// Info is the JSON shape of a timer on GET /timer/:id and the NATS get reply.
+// Info is the JSON shape of a timer on GET /timer/:id, in lists, and in the
+// NATS get reply. The fields up to Node are the original's; the others
+// tell the timer's fate.
 type Info struct {
 	ID       string          `json:"id"`
 	Timeout  int64           `json:"timeout"` // ms, due minus created
@@ -86,6 +161,14 @@ type Info struct {
 	Created  int64           `json:"created"` // Unix ms
 	Due      int64           `json:"due"`     // Unix ms
 	Node     string          `json:"node"`    // owner id
+
+	State       string `json:"state"`                  // pending, retrying, delivered, failed, cancelled
+	Attempts    int    `json:"attempts"`               // delivery attempts made so far
+	NextAttempt int64  `json:"next_attempt,omitempty"` // Unix ms, while retrying
+	LastError   string `json:"last_error,omitempty"`   // the last failed attempt's error
+	LastStatus  int    `json:"last_status,omitempty"`  // the receiver's status in the last attempt
+	DeliveredAt int64  `json:"delivered_at,omitempty"` // Unix ms, once delivered
+	FinishedAt  int64  `json:"finished_at,omitempty"`  // Unix ms: delivered, failed or cancelled
 }
 
 // Info returns the public view of t, owned by node.
@@ -94,15 +177,27 @@ func (t *Timer) Info(node string) Info {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
-	return Info{
-		ID:       t.ID,
-		Timeout:  (t.Due - t.Created) / int64(time.Millisecond),
-		Data:     data,
-		Callback: t.Callback,
-		Created:  t.Created / int64(time.Millisecond),
-		Due:      t.Due / int64(time.Millisecond),
-		Node:     node,
+	i := Info{
+		ID:         t.ID,
+		Timeout:    (t.Due - t.Created) / int64(time.Millisecond),
+		Data:       data,
+		Callback:   t.Callback,
+		Created:    t.Created / int64(time.Millisecond),
+		Due:        t.Due / int64(time.Millisecond),
+		Node:       node,
+		State:      t.StateName(),
+		Attempts:   t.Attempts,
+		LastError:  t.LastError,
+		LastStatus: t.LastStatus,
+		FinishedAt: t.Finished / int64(time.Millisecond),
 	}
+	if t.State == StatePending && t.Attempts > 0 {
+		i.NextAttempt = t.Next / int64(time.Millisecond)
+	}
+	if t.State == StateDelivered {
+		i.DeliveredAt = i.FinishedAt
+	}
+	return i
 }
 
 // MaxIDLen is the longest id accepted, in bytes.
@@ -133,17 +228,22 @@ func ValidateID(id string) error {
 //	varint Created, varint Due
 //	uvarint len + Data
 //	uvarint len + Transport, uvarint len + Method, uvarint len + URI
-//	version 2 only:
+//	versions 2 and 3:
 //	uvarint Attempts, varint Next,
 //	uvarint Retry.Attempts, uvarint Retry.MinBackoff, uvarint Retry.MaxBackoff
+//	version 3 only:
+//	byte State, varint Finished, uvarint LastStatus, uvarint len + LastError
 //
-// A timer without retry policy or delivery state is written as version 1,
-// byte for byte what builds before retries wrote, so that records and
-// hand-offs of plain timers stay readable by those builds; the others are
-// version 2. Both versions decode.
+// A timer without retry policy, delivery state or fate is written as
+// version 1, byte for byte what builds before retries wrote, so that
+// records and hand-offs of plain timers stay readable by those builds; one
+// with a retry policy or failed attempts but no fate is version 2 (what
+// builds with retries but before fates wrote); the others are version 3.
+// Every version decodes.
 const (
 	encodingVersion      = 1
 	encodingVersionRetry = 2
+	encodingVersionFate  = 3
 )
 
 // ErrCorrupt is returned when a stored or relayed timer cannot be decoded.
@@ -154,12 +254,21 @@ func (t *Timer) hasRetryState() bool {
 	return t.Attempts != 0 || t.Next != 0 || t.Callback.Retry != (Retry{})
 }
 
+// hasFate reports whether t needs the version 3 encoding.
+func (t *Timer) hasFate() bool {
+	return t.State != StatePending || t.Finished != 0 || t.LastStatus != 0 || t.LastError != ""
+}
+
 // AppendBinary appends the binary encoding of t to b.
 func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
-	v2 := t.hasRetryState()
-	if v2 {
+	v3 := t.hasFate()
+	v2 := v3 || t.hasRetryState()
+	switch {
+	case v3:
+		b = append(b, encodingVersionFate)
+	case v2:
 		b = append(b, encodingVersionRetry)
-	} else {
+	default:
 		b = append(b, encodingVersion)
 	}
 	b = wire.AppendString(b, t.ID)
@@ -177,13 +286,19 @@ func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
 		b = wire.AppendUvarint(b, uint64(max(r.MinBackoff, 0)))
 		b = wire.AppendUvarint(b, uint64(max(r.MaxBackoff, 0)))
 	}
+	if v3 {
+		b = append(b, byte(t.State))
+		b = wire.AppendVarint(b, t.Finished)
+		b = wire.AppendUvarint(b, uint64(max(t.LastStatus, 0)))
+		b = wire.AppendString(b, t.LastError)
+	}
 	return b, nil
 }
 
 // MarshalBinary encodes t.
 func (t *Timer) MarshalBinary() ([]byte, error) {
-	n := 1 + 6*wire.MaxLenPrefix + 7*wire.MaxVarintLen +
-		len(t.ID) + len(t.Data) + len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI)
+	n := 2 + 7*wire.MaxLenPrefix + 9*wire.MaxVarintLen + len(t.ID) + len(t.Data) +
+		len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI) + len(t.LastError)
 	return t.AppendBinary(make([]byte, 0, n))
 }
 
@@ -209,13 +324,32 @@ func readRetryState(r *wire.Reader[[]byte]) (retryState, bool) {
 	}, true
 }
 
+// fateState is what version 3 adds to a record.
+type fateState struct {
+	state      State
+	finished   int64
+	lastStatus int
+	lastError  []byte
+}
+
+// readFate reads the version 3 fields.
+func readFate(r *wire.Reader[[]byte]) (fateState, bool) {
+	st := State(r.Byte())
+	finished, status := r.Varint(), r.Uvarint()
+	lastError := r.Field()
+	if st >= stateEnd || status > 999 {
+		return fateState{}, false
+	}
+	return fateState{state: st, finished: finished, lastStatus: int(status), lastError: lastError}, true
+}
+
 // UnmarshalBinary decodes what MarshalBinary encoded (either version).
 // Nothing it sets aliases b, and t is left alone if b is corrupt. The four
 // strings share one allocation (sliced from one string) and Data gets its
 // own: a []byte cannot share memory with a string without package unsafe,
 // which this package does not use.
 func (t *Timer) UnmarshalBinary(b []byte) error {
-	if len(b) == 0 || (b[0] != encodingVersion && b[0] != encodingVersionRetry) {
+	if len(b) == 0 || b[0] < encodingVersion || b[0] > encodingVersionFate {
 		return fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
 	r := wire.NewReader(b[1:])
@@ -224,10 +358,17 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	data := r.Field()
 	transport, method, uri := r.Field(), r.Field(), r.Field()
 	var rs retryState
-	if b[0] == encodingVersionRetry {
+	if b[0] >= encodingVersionRetry {
 		var ok bool
 		if rs, ok = readRetryState(&r); !ok {
 			return fmt.Errorf("%w: retry state out of range", ErrCorrupt)
+		}
+	}
+	var fs fateState
+	if b[0] >= encodingVersionFate {
+		var ok bool
+		if fs, ok = readFate(&r); !ok {
+			return fmt.Errorf("%w: fate out of range", ErrCorrupt)
 		}
 	}
 	if err := r.Done(); err != nil {
@@ -238,10 +379,12 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	// not measurable in a relay round trip. Reading from string(b) instead
 	// would be a little faster but would copy Data twice and keep the copy
 	// alive as long as any of the strings.
-	strs := joinStrings(id, transport, method, uri)
+	strs := joinStrings(id, transport, method, uri, fs.lastError)
 	t.ID, strs = strs[:len(id)], strs[len(id):]
 	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
-	t.Callback.Method, t.Callback.URI = strs[:len(method)], strs[len(method):]
+	t.Callback.Method, strs = strs[:len(method)], strs[len(method):]
+	t.Callback.URI, t.LastError = strs[:len(uri)], strs[len(uri):]
+	t.State, t.Finished, t.LastStatus = fs.state, fs.finished, fs.lastStatus
 	t.Callback.Retry = rs.policy
 	t.Created, t.Due = created, due
 	t.Attempts, t.Next = rs.attempts, rs.next

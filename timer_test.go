@@ -103,13 +103,14 @@ func TestTimerInfo(t *testing.T) {
 		Created:  created.UnixMilli(),
 		Due:      created.Add(90*time.Second + 999*time.Microsecond).UnixMilli(),
 		Node:     "node-1",
+		State:    "pending",
 	}, info)
 	require.Equal(t, time.Unix(0, tm.Due), tm.DueTime())
 
 	out, err := json.Marshal(info)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"id":"abc","timeout":90000,"data":{"a":1},"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1/hook"},`+
-		`"created":1709294400123,"due":1709294490124,"node":"node-1"}`, string(out))
+		`"created":1709294400123,"due":1709294490124,"node":"node-1","state":"pending","attempts":0}`, string(out))
 
 	// No data: null, not absent.
 	for _, data := range []json.RawMessage{nil, {}} {
@@ -164,6 +165,10 @@ func binaryCases() map[string]skyring.Timer {
 		},
 		"retry state":   {ID: "r2", Created: 1, Due: 2, Attempts: 3, Next: 1709294460123456789, Callback: wantCallback},
 		"retry extreme": {ID: "r3", Attempts: math.MaxInt32, Next: math.MinInt64, Callback: skyring.Callback{Retry: skyring.Retry{Attempts: math.MaxInt32, MinBackoff: math.MaxInt64, MaxBackoff: 1}}},
+		"delivered": {ID: "f1", Created: 1, Due: 2, Attempts: 3, Next: 5, State: skyring.StateDelivered, Finished: 1709294460123456789, LastError: "status 503", LastStatus: 503, Callback: wantCallback},
+		"failed":    {ID: "f2", Attempts: 1, State: skyring.StateFailed, Finished: -1, LastError: "日本 \x00", LastStatus: 999, Callback: wantCallback},
+		"cancelled": {ID: "f3", State: skyring.StateCancelled, Finished: 7, Callback: wantCallback},
+		"pending with last error": {ID: "f4", Attempts: 2, Next: 9, LastError: "dial tcp: refused", Callback: wantCallback},
 		"long fields": {
 			ID:       strings.Repeat("i", skyring.MaxIDLen),
 			Callback: skyring.Callback{Transport: strings.Repeat("t", 200), Method: strings.Repeat("m", 128), URI: strings.Repeat("/p", 40_000)},
@@ -392,6 +397,69 @@ func TestTimerBinaryGoldenRetry(t *testing.T) {
 	bad := append([]byte{}, b[:end]...)
 	bad = append(bad, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0) // attempts 2^32
 	require.ErrorIs(t, got.UnmarshalBinary(bad), skyring.ErrCorrupt)
+}
+
+// TestTimerBinaryGoldenFate pins the version 3 record (a fate), checks
+// that a timer with failed attempts but no fate keeps version 2, and that a
+// state or status out of range is corrupt.
+func TestTimerBinaryGoldenFate(t *testing.T) {
+	t.Parallel()
+	want := skyring.Timer{
+		ID: "r", Created: 1, Due: 2, Attempts: 2, Next: 3,
+		Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://h/"},
+		State:    skyring.StateFailed, Finished: 4, LastStatus: 400, LastError: "bad",
+	}
+	const golden = "03017202040004687474700470" + "6f737409687474703a2f2f682f" + "020600000002" + "08900303626164"
+	b, err := want.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, golden, hex.EncodeToString(b))
+	var got skyring.Timer
+	require.NoError(t, got.UnmarshalBinary(b))
+	require.Equal(t, want, got)
+
+	retrying := want
+	retrying.State, retrying.Finished, retrying.LastStatus, retrying.LastError = skyring.StatePending, 0, 0, ""
+	v2, err := retrying.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, byte(2), v2[0], "failed attempts without a fate keep the version 2 encoding")
+
+	for name, mutate := range map[string]func([]byte){
+		"state out of range":  func(b []byte) { b[len(b)-8] = 4 },
+		"status out of range": func(b []byte) { b[len(b)-6], b[len(b)-5] = 0xe8, 0x07 }, // 1000
+	} {
+		bad := bytes.Clone(b)
+		mutate(bad)
+		require.ErrorIs(t, got.UnmarshalBinary(bad), skyring.ErrCorrupt, name)
+	}
+}
+
+// TestTimerStateNames: what the APIs show for each stored state, and which
+// names a list filter accepts.
+func TestTimerStateNames(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		tm   skyring.Timer
+		want string
+	}{
+		{skyring.Timer{}, "pending"},
+		{skyring.Timer{Attempts: 1, Next: 5}, "retrying"},
+		{skyring.Timer{State: skyring.StateDelivered, Attempts: 1}, "delivered"},
+		{skyring.Timer{State: skyring.StateFailed, Attempts: 5}, "failed"},
+		{skyring.Timer{State: skyring.StateCancelled}, "cancelled"},
+	} {
+		require.Equal(t, tc.want, tc.tm.StateName())
+		require.True(t, skyring.ValidStateName(tc.want))
+		require.Equal(t, tc.tm.State != skyring.StatePending, tc.tm.State.Final())
+	}
+	require.False(t, skyring.ValidStateName("Failed"))
+	require.Equal(t, "state(9)", skyring.State(9).String())
+
+	info := (&skyring.Timer{ID: "a", Due: 5e6, Attempts: 2, Next: 9e6, LastError: "boom", LastStatus: 503}).Info("n1")
+	require.Equal(t, "retrying", info.State)
+	require.EqualValues(t, 9, info.NextAttempt)
+	require.Zero(t, info.DeliveredAt)
+	info = (&skyring.Timer{ID: "a", Attempts: 3, State: skyring.StateDelivered, Finished: 7e6}).Info("n1")
+	require.Equal(t, skyring.Info{ID: "a", Data: json.RawMessage("null"), Node: "n1", State: "delivered", Attempts: 3, DeliveredAt: 7, FinishedAt: 7}, info)
 }
 
 func TestTimerFireAtAndAttempt(t *testing.T) {

@@ -56,6 +56,15 @@ type Store interface {
 	// store. Records that cannot be decoded are skipped and moved aside (see
 	// above); only a failure to move one (matching ErrWrite) stops the scan.
 	Iterate(ctx context.Context, fn func(*skyring.Timer) error) error
+	// List calls fn for each stored timer whose id sorts after after (every
+	// timer when after is ""), in ascending byte order of id, and stops at
+	// the first error fn returns (returning it). It pages through a store
+	// for the listing APIs and the sweep of finished timers: a caller that
+	// stops early resumes with the last id it saw. It reads what was stored
+	// when it began or later; fn must not call the store. A record that
+	// cannot be decoded is skipped (Iterate is what moves such records
+	// aside).
+	List(ctx context.Context, after string, fn func(*skyring.Timer) error) error
 	// Meta and SetMeta keep small node-level values (e.g. the node's stable
 	// identity) in the same place as its timers. Meta returns nil, nil for a
 	// key never set.

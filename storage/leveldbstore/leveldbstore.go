@@ -466,6 +466,46 @@ func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) erro
 	return nil
 }
 
+// List calls fn for each stored timer whose id sorts after after, in id
+// order, and stops at the first error fn returns (returning it) or when ctx
+// is done. Like Iterate it reads from a snapshot taken when it began,
+// streams one timer at a time and does not fill the block cache. A record
+// that cannot be decoded is skipped and logged; Iterate (at recovery) is
+// what moves it aside.
+func (s *Store) List(ctx context.Context, after string, fn func(*skyring.Timer) error) error {
+	if err := s.acquire(ctx, "list"); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	rng := util.BytesPrefix([]byte(timerPrefix))
+	if after != "" {
+		// The first key after timerPrefix+after: the same bytes plus 0x00.
+		rng.Start = append([]byte(timerPrefix+after), 0)
+	}
+	it := s.db.NewIterator(rng, &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	n := 0
+	for it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("leveldbstore: list: %w", err)
+			}
+		}
+		t := new(skyring.Timer)
+		if err := t.UnmarshalBinary(it.Value()); err != nil {
+			s.log.Error("leveldbstore: list: skipping a record that does not decode", "key", string(it.Key()), "err", err)
+			continue
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("leveldbstore: list: %w", err)
+	}
+	return nil
+}
+
 // moveAside moves the record under key, whose value bad Iterate could not
 // decode (derr), to quarantinePrefix+key in one batch written like any
 // other, then logs it and reports it to onCorrupt. If a writer replaced or

@@ -27,7 +27,7 @@ var errInjectedWrite = fmt.Errorf("%w: %w", storage.ErrWrite, ErrInjected)
 // Recover, ...) applies to calls that start after it.
 //
 // While writes fail, Put, Delete and SetMeta return the injected error
-// without writing anything. While reads fail, Get, Iterate and Meta return
+// without writing anything. While reads fail, Get, Iterate, List and Meta return
 // it without reading. Close always passes through. The wrapper does not
 // latch: after Recover, writes reach the store again, which models a
 // transient fault; to model a backend that fails stop (storage.ErrWrite),
@@ -62,7 +62,7 @@ func (f *FlakyStore) FailWrites(err error) {
 // Fail is FailWrites: the short name for the common case.
 func (f *FlakyStore) Fail(err error) { f.FailWrites(err) }
 
-// FailReads makes every following Get, Iterate and Meta return err (nil:
+// FailReads makes every following Get, Iterate, List and Meta return err (nil:
 // ErrInjected) until Recover.
 func (f *FlakyStore) FailReads(err error) {
 	if err == nil {
@@ -170,6 +170,14 @@ func (f *FlakyStore) Iterate(ctx context.Context, fn func(*skyring.Timer) error)
 		return err
 	}
 	return f.Store.Iterate(ctx, fn)
+}
+
+// List fails with the injected error before calling fn, or passes through.
+func (f *FlakyStore) List(ctx context.Context, after string, fn func(*skyring.Timer) error) error {
+	if err := f.read(); err != nil {
+		return err
+	}
+	return f.Store.List(ctx, after, fn)
 }
 
 // Meta fails with the injected error, or passes through.

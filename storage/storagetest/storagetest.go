@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -250,6 +251,84 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		})
 		require.ErrorIs(t, err, stop)
 		require.Equal(t, 10, calls, "Iterate must stop at the first error")
+	})
+
+	t.Run("List", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		require.NoError(t, s.List(ctx, "", func(*skyring.Timer) error {
+			return errors.New("called on an empty store")
+		}))
+		// Ids whose byte order differs from their length order, one that
+		// is a prefix of another, and bytes above 0x7f.
+		idsIn := []string{"b", "a", "ab", "a\x00", "aa", "\xff", "~", "B", "a0", "zz", "z"}
+		var ts []*skyring.Timer
+		for i, id := range idsIn {
+			ts = append(ts, Timer(id, i))
+		}
+		require.NoError(t, s.Put(ctx, ts...))
+		want := slices.Clone(idsIn)
+		slices.Sort(want)
+		list := func(after string, max int) []string {
+			var out []string
+			stop := errors.New("page full")
+			err := s.List(ctx, after, func(tm *skyring.Timer) error {
+				out = append(out, tm.ID)
+				if len(out) == max {
+					return stop
+				}
+				return nil
+			})
+			if err != nil {
+				require.ErrorIs(t, err, stop)
+			}
+			return out
+		}
+		require.Equal(t, want, list("", 100))
+		// Page through: each page resumes after the last id seen.
+		var paged []string
+		for after := ""; ; {
+			page := list(after, 3)
+			paged = append(paged, page...)
+			if len(page) < 3 {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		require.Equal(t, want, paged)
+		// after need not be stored; it is exclusive.
+		require.Equal(t, []string{"a0", "aa", "ab", "b", "z", "zz", "~", "\xff"}, list("a\x00", 100))
+		require.Equal(t, []string{"aa", "ab", "b", "z", "zz", "~", "\xff"}, list("a1", 100))
+		require.Empty(t, list("\xff", 100))
+		// The timers come whole.
+		require.NoError(t, s.List(ctx, "", func(got *skyring.Timer) error {
+			requireEqualTimer(t, ts[slices.Index(idsIn, got.ID)], got)
+			return nil
+		}))
+		// A cancelled context stops it.
+		require.NoError(t, s.Put(ctx, Timers("l", 5000)...))
+		cctx, cancel := context.WithCancel(ctx)
+		calls := 0
+		err := s.List(cctx, "", func(*skyring.Timer) error {
+			if calls++; calls == 1 {
+				cancel()
+			}
+			return nil
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		require.Less(t, calls, 5000, "List must notice a cancelled context")
+	})
+
+	t.Run("FateRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t)
+		tm := Timer("fate", 1)
+		tm.Attempts, tm.Next = 3, 77
+		tm.State, tm.Finished, tm.LastStatus, tm.LastError = skyring.StateFailed, 99, 503, "status 503"
+		require.NoError(t, s.Put(ctx, tm))
+		got, err := s.Get(ctx, "fate")
+		require.NoError(t, err)
+		requireEqualTimer(t, tm, got)
 	})
 
 	t.Run("IterateCancel", func(t *testing.T) {
@@ -511,6 +590,12 @@ func requireEqualTimer(t *testing.T, want, got *skyring.Timer) {
 	require.Equal(t, want.Created, got.Created, want.ID)
 	require.Equal(t, want.Due, got.Due, want.ID)
 	require.Equal(t, want.Callback, got.Callback, want.ID)
+	require.Equal(t, want.Attempts, got.Attempts, want.ID)
+	require.Equal(t, want.Next, got.Next, want.ID)
+	require.Equal(t, want.State, got.State, want.ID)
+	require.Equal(t, want.Finished, got.Finished, want.ID)
+	require.Equal(t, want.LastStatus, got.LastStatus, want.ID)
+	require.Equal(t, want.LastError, got.LastError, want.ID)
 	if len(want.Data) == 0 {
 		require.Empty(t, got.Data, want.ID)
 	} else {
