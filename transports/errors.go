@@ -75,6 +75,23 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// StatusCoder is implemented by delivery errors that carry the status the
+// receiver answered with (httptransport.StatusError: the HTTP status). The
+// node stores it as the timer's last_status.
+type StatusCoder interface {
+	StatusCode() int
+}
+
+// Status returns the receiver's status carried by err (or an error it
+// wraps), if any.
+func Status(err error) (int, bool) {
+	var sc StatusCoder
+	if errors.As(err, &sc) {
+		return sc.StatusCode(), true
+	}
+	return 0, false
+}
+
 // Quote quotes a client's value for a validation reason: ASCII only (it becomes a
 // header), and at most reasonQuoteMax bytes long, cut with "..." after the
 // closing quote, so that a huge value does not make a huge header.

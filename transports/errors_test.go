@@ -30,3 +30,19 @@ func TestRetryAfterError(t *testing.T) {
 	require.False(t, ok)
 	require.NoError(t, transports.WithRetryAfter(nil, time.Second))
 }
+
+type codeErr int
+
+func (e codeErr) Error() string   { return "code" }
+func (e codeErr) StatusCode() int { return int(e) }
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	code, ok := transports.Status(fmt.Errorf("wrapped: %w", transports.Permanent(codeErr(418))))
+	require.True(t, ok)
+	require.Equal(t, 418, code)
+	_, ok = transports.Status(errors.New("no status"))
+	require.False(t, ok)
+	_, ok = transports.Status(nil)
+	require.False(t, ok)
+}

@@ -92,6 +92,9 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("httptransport: status %d %s", e.Code, http.StatusText(e.Code))
 }
 
+// StatusCode returns the HTTP status (transports.StatusCoder).
+func (e *StatusError) StatusCode() int { return e.Code }
+
 // Is makes every StatusError match ErrStatus, and a 4xx other than 408
 // (Request Timeout) and 429 (Too Many Requests) match
 // transports.ErrPermanent too.

@@ -166,6 +166,9 @@ func TestStatus(t *testing.T) {
 		var se *httptransport.StatusError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, code, se.Code)
+		status, ok := transports.Status(err)
+		require.True(t, ok)
+		require.Equal(t, code, status, "what the node stores as last_status")
 		// A 4xx is final, except 408 and 429; the rest are retried.
 		if code >= 400 && code <= 499 && code != 408 && code != 429 {
 			require.ErrorIs(t, err, transports.ErrPermanent, "status %d", code)
