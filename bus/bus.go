@@ -193,6 +193,12 @@ type Handler interface {
 	Update(ctx context.Context, t *skyring.Timer) error
 	Cancel(ctx context.Context, id string) error
 	Get(ctx context.Context, id string) (skyring.Info, error)
+	// List pages through the timers of the whole cluster (<prefix>.timer.list).
+	List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error)
+	// Retry re-arms a failed timer now with a fresh attempt budget
+	// (<prefix>.timer.retry). Errors: skyring.ErrTimerNotFound,
+	// skyring.ErrNotFailed.
+	Retry(ctx context.Context, id string) error
 	// HandleRelay serves a command another node sent to this node's own
 	// subject (Relay).
 	HandleRelay(ctx context.Context, cmd Command) Reply

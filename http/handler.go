@@ -33,6 +33,11 @@ type Service interface {
 	Cancel(ctx context.Context, id string) error
 	// Get describes the pending timer id (GET /timer/:id).
 	Get(ctx context.Context, id string) (skyring.Info, error)
+	// List pages through the timers of the whole cluster (GET /timer).
+	List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error)
+	// Retry re-arms the failed timer id now with a fresh attempt budget
+	// (POST /timer/:id/retry).
+	Retry(ctx context.Context, id string) error
 }
 
 // Options configure [NewHandler] and [NewServer]. The zero value is usable.
