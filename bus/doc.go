@@ -67,16 +67,23 @@
 // answers. A handoff batch that does not fit the connection's max payload is
 // split into several requests. A reply is
 //
-//	version byte (2), uvarint status, code byte (skyring.Code),
+//	version byte (3), uvarint status, code byte (skyring.Code),
 //	uvarint len + Reason,
 //	info byte (0: none, 1: an Info follows), then for an Info:
-//	ID, Data, Transport, Method, URI, Node as uvarint len + bytes and
-//	Timeout, Created, Due as varints.
+//	ID, Timeout, Data, Transport, Method, URI, Created, Due, Node,
+//	Retry.Attempts, Retry.MinBackoff, Retry.MaxBackoff, State, Attempts,
+//	NextAttempt, LastError, LastStatus, DeliveredAt, FinishedAt
+//	(strings as uvarint len + bytes, numbers as (u)varints),
+//	uvarint count of list timers, each a big-endian uint32 length and
+//	its binary encoding, uvarint len + Cursor, More byte (0 or 1).
+//
+// A list command (OpList) carries, after its ID (the id to list after),
+// its State (uvarint len + bytes) and Limit (uvarint).
 //
 // The code is what the receiving side branches on (Reply.Err,
 // skyring.ErrorFromCode): the reason is for people. Version 1 replies had
-// no code; a node of either version rejects the other's replies as corrupt
-// rather than misread them. Both encodings use internal/wire's helpers,
+// no code, version 2 no fate or list fields; a node rejects replies of
+// another version as corrupt rather than misread them. Both encodings use internal/wire's helpers,
 // and timers inside commands are skyring.Timer's own binary encoding.
 //
 // # Embedded server

@@ -28,6 +28,8 @@ const (
 	OpCancel                // cancel Command.ID
 	OpGet                   // read Command.ID; the Reply carries Info
 	OpHandoff               // store every timer of Command.Timers (rebalance), then reply 200
+	OpList                  // list this node's timers after Command.ID (Command.State, Command.Limit); the Reply carries Timers, Cursor, More
+	OpRetry                 // re-arm the failed timer Command.ID
 )
 
 func (o Op) String() string {
@@ -42,6 +44,10 @@ func (o Op) String() string {
 		return "get"
 	case OpHandoff:
 		return "handoff"
+	case OpList:
+		return "list"
+	case OpRetry:
+		return "retry"
 	case opPing:
 		return "ping"
 	default:
@@ -56,6 +62,8 @@ type Command struct {
 	Timer  *skyring.Timer   // create, update
 	Timers []*skyring.Timer // handoff batch: the receiver stores them all, then replies 200
 	From   string           // sender node id; Relay fills it in when empty
+	State  string           // list: the state name to keep ("" all)
+	Limit  int              // list: the most timers to return
 }
 
 // Reply is the answer to a Command. Build error replies with
@@ -65,6 +73,14 @@ type Reply struct {
 	Code   skyring.Code  // which error, for non-2xx; CodeNone makes Err go by Status alone
 	Reason string        // x-skyring-reason text on errors, for people: never branched on
 	Info   *skyring.Info // get
+
+	// List: the timers found (in id order, at most the limit), the last id
+	// the node examined (Cursor) and whether it has more after it (More).
+	// A node may stop before the limit (it bounds the records one request
+	// reads); the asker resumes after Cursor.
+	Timers []*skyring.Timer
+	Cursor string
+	More   bool
 }
 
 // Err turns the reply back into the error it stands for: the sentinel of
@@ -219,7 +235,7 @@ func (b *Bus) respondRelay(m *nats.Msg, rep Reply) {
 
 const (
 	commandVersion   = 1
-	replyVersion     = 2      // 2 added the code; a node that reads only 1 rejects the reply as corrupt
+	replyVersion     = 3      // 2 added the code, 3 the fate and list fields; a node that reads another version rejects the reply as corrupt
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
@@ -232,7 +248,7 @@ func timerSize(t *skyring.Timer) int {
 }
 
 func commandSize(cmd *Command) int {
-	n := commandHeaderMax + len(cmd.From) + len(cmd.ID)
+	n := commandHeaderMax + len(cmd.From) + len(cmd.ID) + len(cmd.State)
 	if cmd.Timer != nil {
 		n += 4 + timerSize(cmd.Timer)
 	}
@@ -253,6 +269,10 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 	b = wire.AppendUvarint(b, uint64(timeoutMs))
 	b = wire.AppendString(b, cmd.From)
 	b = wire.AppendString(b, cmd.ID)
+	if cmd.Op == OpList {
+		b = wire.AppendString(b, cmd.State)
+		b = wire.AppendUvarint(b, uint64(max(cmd.Limit, 0)))
+	}
 	b = wire.AppendUvarint(b, uint64(n))
 	if cmd.Timer != nil {
 		b = appendTimer(b, cmd.Timer)
@@ -281,6 +301,13 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 	r := wire.NewReader(data[3:])
 	timeoutMs = int64(r.Uvarint())
 	from, id := r.Field(), r.Field()
+	if cmd.Op == OpList {
+		state, limit := r.Field(), r.Uvarint()
+		if limit > 1<<20 {
+			return Command{}, 0, fmt.Errorf("%w: bad limit", errCorrupt)
+		}
+		cmd.State, cmd.Limit = string(state), int(limit)
+	}
 	n := r.Uvarint()
 	if err := r.Err(); err != nil {
 		return Command{}, 0, fmt.Errorf("%w: %w", errCorrupt, err)
@@ -330,20 +357,40 @@ func appendReply(b []byte, r *Reply) []byte {
 	b = append(b, byte(r.Code))
 	b = wire.AppendString(b, r.Reason)
 	if r.Info == nil {
-		return append(b, 0)
+		b = append(b, 0)
+	} else {
+		i := r.Info
+		b = append(b, 1)
+		b = wire.AppendString(b, i.ID)
+		b = wire.AppendVarint(b, i.Timeout)
+		b = wire.AppendBytes(b, i.Data)
+		b = wire.AppendString(b, i.Callback.Transport)
+		b = wire.AppendString(b, i.Callback.Method)
+		b = wire.AppendString(b, i.Callback.URI)
+		b = wire.AppendVarint(b, i.Created)
+		b = wire.AppendVarint(b, i.Due)
+		b = wire.AppendString(b, i.Node)
+		rp := i.Callback.Retry
+		b = wire.AppendUvarint(b, uint64(max(rp.Attempts, 0)))
+		b = wire.AppendVarint(b, rp.MinBackoff)
+		b = wire.AppendVarint(b, rp.MaxBackoff)
+		b = wire.AppendString(b, i.State)
+		b = wire.AppendUvarint(b, uint64(max(i.Attempts, 0)))
+		b = wire.AppendVarint(b, i.NextAttempt)
+		b = wire.AppendString(b, i.LastError)
+		b = wire.AppendUvarint(b, uint64(max(i.LastStatus, 0)))
+		b = wire.AppendVarint(b, i.DeliveredAt)
+		b = wire.AppendVarint(b, i.FinishedAt)
 	}
-	i := r.Info
-	b = append(b, 1)
-	b = wire.AppendString(b, i.ID)
-	b = wire.AppendVarint(b, i.Timeout)
-	b = wire.AppendBytes(b, i.Data)
-	b = wire.AppendString(b, i.Callback.Transport)
-	b = wire.AppendString(b, i.Callback.Method)
-	b = wire.AppendString(b, i.Callback.URI)
-	b = wire.AppendVarint(b, i.Created)
-	b = wire.AppendVarint(b, i.Due)
-	b = wire.AppendString(b, i.Node)
-	return b
+	b = wire.AppendUvarint(b, uint64(len(r.Timers)))
+	for _, t := range r.Timers {
+		b = appendTimer(b, t)
+	}
+	b = wire.AppendString(b, r.Cursor)
+	if r.More {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // decodeReply reads from one string, so the strings of the reply share a
@@ -364,26 +411,59 @@ func decodeReply(data []byte) (Reply, error) {
 	switch d.Byte() {
 	case 0:
 	case 1:
-		i := new(skyring.Info)
-		i.ID = d.Field()
-		i.Timeout = d.Varint()
-		if data := d.Field(); data != "" {
-			i.Data = []byte(data)
-		}
-		i.Callback.Transport = d.Field()
-		i.Callback.Method = d.Field()
-		i.Callback.URI = d.Field()
-		i.Created = d.Varint()
-		i.Due = d.Varint()
-		i.Node = d.Field()
-		r.Info = i
+		r.Info = decodeInfo(&d)
 	default:
 		if d.Err() == nil {
 			return Reply{}, fmt.Errorf("%w: bad info flag", errCorrupt)
 		}
 	}
+	n := d.Uvarint()
+	if n > uint64(d.Len()/5) { // each timer takes at least 5 bytes
+		return Reply{}, fmt.Errorf("%w: bad timer count", errCorrupt)
+	}
+	for range n {
+		rec := d.Next(uint64(d.Uint32()))
+		if err := d.Err(); err != nil {
+			return Reply{}, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		t := new(skyring.Timer)
+		if err := t.UnmarshalBinary([]byte(rec)); err != nil {
+			return Reply{}, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		r.Timers = append(r.Timers, t)
+	}
+	r.Cursor = d.Field()
+	r.More = d.Byte() == 1
 	if err := d.Done(); err != nil {
 		return Reply{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return r, nil
+}
+
+// decodeInfo reads an Info that appendReply wrote; errors stay in d.
+func decodeInfo(d *wire.Reader[string]) *skyring.Info {
+	const maxInt = 1<<31 - 1
+	i := new(skyring.Info)
+	i.ID = d.Field()
+	i.Timeout = d.Varint()
+	if data := d.Field(); data != "" {
+		i.Data = []byte(data)
+	}
+	i.Callback.Transport = d.Field()
+	i.Callback.Method = d.Field()
+	i.Callback.URI = d.Field()
+	i.Created = d.Varint()
+	i.Due = d.Varint()
+	i.Node = d.Field()
+	i.Callback.Retry.Attempts = int(min(d.Uvarint(), maxInt))
+	i.Callback.Retry.MinBackoff = d.Varint()
+	i.Callback.Retry.MaxBackoff = d.Varint()
+	i.State = d.Field()
+	i.Attempts = int(min(d.Uvarint(), maxInt))
+	i.NextAttempt = d.Varint()
+	i.LastError = d.Field()
+	i.LastStatus = int(min(d.Uvarint(), maxInt))
+	i.DeliveredAt = d.Varint()
+	i.FinishedAt = d.Varint()
+	return i
 }

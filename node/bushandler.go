@@ -42,6 +42,10 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		return bus.Reply{Status: http.StatusOK, Info: &info}
 	case bus.OpHandoff:
 		return bus.ReplyFromError(n.rebalance.take(ctx, cmd.From, cmd.Timers))
+	case bus.OpList:
+		return n.listReply(ctx, cmd)
+	case bus.OpRetry:
+		return withStatus(bus.ReplyFromError(n.retryLocal(ctx, cmd.ID)), http.StatusAccepted)
 	default:
 		return bus.ReplyFromError(&skyring.ValidationError{Reason: "unknown command " + cmd.Op.String()})
 	}

@@ -111,21 +111,50 @@ func (n *Node) Cancel(ctx context.Context, id string) error {
 	return n.cancelLocal(ctx, id)
 }
 
+// cancelLocal cancels a pending timer (kept as cancelled for the
+// retention period, when the node keeps fates) or drops a dead letter.
 func (n *Node) cancelLocal(ctx context.Context, id string) error {
+	if n.index.claimFailed(id) {
+		return n.dropFailed(ctx, id)
+	}
 	old, err := n.index.claim(id)
 	if err != nil {
 		return err
 	}
-	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if n.opts.TimerRetention < 0 {
+		err = n.store.Delete(ctx, id)
+	} else {
+		var t *skyring.Timer
+		if t, err = n.store.Get(ctx, id); err == nil {
+			t.State, t.Finished, t.Next = skyring.StateCancelled, n.clock.Now().UnixNano(), 0
+			err = n.store.Put(ctx, t)
+		}
+	}
+	if err != nil {
 		n.index.arm(id, old.Due())
-		return fmt.Errorf("node: deleting timer %s: %w", id, n.storageFault("cancel", err))
+		return fmt.Errorf("node: cancelling timer %s: %w", id, n.storageFault("cancel", err))
 	}
 	n.index.release(id)
 	n.bus.PublishTimerEvent(bus.TimerEvent{Type: bus.EventCancel, Timer: id, Node: n.id})
 	return nil
 }
 
-// Get returns a pending timer. Errors: skyring.ErrTimerNotFound.
+// dropFailed removes the dead letter id, claimed by the caller.
+func (n *Node) dropFailed(ctx context.Context, id string) error {
+	if err := n.store.Delete(context.WithoutCancel(ctx), id); err != nil {
+		n.index.addFailed(id) // still stored: still a dead letter
+		n.index.release(id)
+		return fmt.Errorf("node: dropping failed timer %s: %w", id, n.storageFault("drop failed", err))
+	}
+	n.index.release(id)
+	n.bus.PublishTimerEvent(bus.TimerEvent{Type: bus.EventCancel, Timer: id, Node: n.id, Message: "failed timer dropped"})
+	return nil
+}
+
+// Get returns a timer: pending or retrying, failed (until retried or
+// dropped), delivered or cancelled (for the retention period). Errors:
+// skyring.ErrTimerNotFound.
 func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
 	if err := n.gate.enter(); err != nil {
 		return skyring.Info{}, err
@@ -140,12 +169,12 @@ func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
 }
 
 func (n *Node) getLocal(id string) (skyring.Info, error) {
-	if !n.index.armed(id) {
-		return skyring.Info{}, skyring.ErrTimerNotFound
-	}
 	t, err := n.store.Get(context.Background(), id)
 	if err != nil {
-		return skyring.Info{}, err // fired and removed meanwhile: not found
+		return skyring.Info{}, err
+	}
+	if n.expired(t) {
+		return skyring.Info{}, skyring.ErrTimerNotFound
 	}
 	return t.Info(n.id), nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
@@ -39,6 +40,7 @@ type delivery struct {
 	attempts   int                              // default retry policy (Options.DeliveryAttempts, ...)
 	minBackoff time.Duration                    //
 	maxBackoff time.Duration                    //
+	retention  time.Duration                    // Options.TimerRetention: < 0 keeps no fate of delivered timers
 	index      *index                           // set by Node.build once the index exists
 	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
 
@@ -50,7 +52,7 @@ type delivery struct {
 	abandonStop context.CancelFunc
 	closing     <-chan struct{} // the node is closing: enqueue stops blocking
 
-	removals chan outcome // remove from storage or store the retry, then publish
+	removals chan outcome // write the fate or the next attempt, then publish
 	remover  sync.WaitGroup
 }
 
@@ -66,6 +68,7 @@ func newDelivery(n *Node) *delivery {
 		attempts:   n.opts.DeliveryAttempts,
 		minBackoff: n.opts.DeliveryMinBackoff,
 		maxBackoff: n.opts.DeliveryMaxBackoff,
+		retention:  n.opts.TimerRetention,
 		fault:      n.storageFault,
 		queue:      make(chan string, deliverQueueSize),
 		removals:   make(chan outcome, removeQueueSize),
@@ -132,10 +135,10 @@ func (d *delivery) work() {
 	}
 }
 
-// deliver runs one fired timer's callback and queues its outcome: its
-// removal, or its next attempt (retry.go). If the node gives up on it at
-// shutdown, it stays stored and fires again on restart: a delivery may
-// repeat after a crash, it is never lost.
+// deliver runs one fired timer's callback and queues its outcome for the
+// remover: its fate (delivered, failed) or its next attempt (retry.go). If
+// the node gives up on it at shutdown, it stays stored and fires again on
+// restart: a delivery may repeat after a crash, it is never lost.
 func (d *delivery) deliver(id string) {
 	t, err := d.store.Get(context.Background(), id)
 	if err != nil {
@@ -154,9 +157,10 @@ func (d *delivery) deliver(id string) {
 		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, at), "now", time.Unix(0, executed))
 		return
 	}
-	// The record is read: a create of the same id may go ahead now; this
-	// delivery carries its own copy.
-	d.index.releaseBusy(id)
+	// The record is read: a create of the same id may go ahead now, as a
+	// new generation; this attempt carries its own copy, and its outcome
+	// is written only if no such create came (endAttempt).
+	token := d.index.beginAttempt(id)
 	d.events.PublishTimerEvent(bus.TimerEvent{
 		Type: bus.EventExecute, Timer: t.ID, Node: d.node, Attempt: t.Attempt(),
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
@@ -165,70 +169,109 @@ func (d *delivery) deliver(id string) {
 	err = d.transports.Execute(ctx, t) // a panicking transport is a failed attempt
 	cancel()
 	if err != nil && d.abandon.Err() != nil {
-		return // abandoned at shutdown; it stays stored
+		// Abandoned at shutdown: it stays stored as it was.
+		if d.index.endAttempt(id, token) {
+			d.index.releaseBusy(id)
+		}
+		return
 	}
 	if pe := (*transports.PanicError)(nil); errors.As(err, &pe) {
 		d.log.Error("transport panicked; counted as a failed attempt", "timer_id", t.ID, "transport", pe.Transport, "panic", pe.Value, "stack", pe.Stack)
 	}
 	ev := bus.TimerEvent{Timer: t.ID, Node: d.node, Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed)}
-	o := outcome{ev: ev}
+	var o outcome
 	if err != nil {
 		o = d.failed(t, err, ev)
 	} else {
-		o.ev.Type, o.ev.Message, o.ev.Attempt = bus.EventSuccess, "delivered", t.Attempt()
+		t.Attempts++
+		t.State, t.Finished, t.Next = skyring.StateDelivered, d.clock.Now().UnixNano(), 0
+		ev.Type, ev.Message, ev.Attempt = bus.EventSuccess, "delivered", t.Attempts
+		o = outcome{ev: ev, t: t}
 	}
-	// The outcome event goes out once the timer is removed from storage (or
-	// its next attempt stored), so a consumer that has seen success or fail
-	// knows that no crash can deliver the timer again.
+	o.token = token
+	// The outcome event goes out once the outcome is on disk, so a
+	// consumer that has seen success or fail knows that no crash can
+	// deliver the timer again.
 	d.removals <- o
 }
 
-// removeLoop writes the outcomes of deliveries in batches: it removes
-// delivered (and finally failed) timers from storage and stores the next
-// attempt of those to retry, then publishes their events. While one batch
-// is written (and fsynced), the next one gathers, so deliveries never wait
-// on the disk and a burst of deliveries costs a few writes, not one each.
-// It exits when removals is closed and drained.
+// removeLoop writes the outcomes of deliveries in batches: the fate of
+// those delivered or finally failed (or their removal, when the node keeps
+// no fate), the next attempt of those to retry; then it publishes their
+// events. While one batch is written (and fsynced), the next one gathers,
+// so deliveries never wait on the disk and a burst of deliveries costs a
+// few writes, not one each. It exits when removals is closed and drained.
 func (d *delivery) removeLoop() {
 	defer d.remover.Done()
 	batch := make([]outcome, 0, maxRemoveBatch)
-	evs := make([]bus.TimerEvent, 0, maxRemoveBatch)
-	ids := make([]string, 0, maxRemoveBatch)
 	for o := range d.removals {
 		batch = gather(d.removals, append(batch[:0], o), maxRemoveBatch)
-		evs, ids = evs[:0], ids[:0]
-		for i := range batch {
-			if batch[i].retry == nil {
-				evs = append(evs, batch[i].ev)
-				ids = append(ids, batch[i].ev.Timer)
-			}
-		}
-		d.remove(ids, evs)
-		d.storeRetries(batch)
+		d.write(batch)
 	}
 }
 
-// remove deletes the timers of ids from storage, then publishes evs.
-func (d *delivery) remove(ids []string, evs []bus.TimerEvent) {
-	if len(ids) == 0 {
+// write stores the outcomes of batch, then publishes their events. An
+// outcome whose id was created again since its attempt began belongs to an
+// outdated generation: nothing is written for it, the new generation's
+// record stays, and a retry it asked for is dropped (its event says so).
+// The others are busy while they are written; if the write fails they stay
+// stored as they were, fire again at restart, and the node stops.
+func (d *delivery) write(batch []outcome) {
+	puts := make([]*skyring.Timer, 0, len(batch))
+	var dels []string
+	evs := make([]bus.TimerEvent, 0, len(batch))
+	cur := batch[:0:0]
+	for _, o := range batch {
+		if !d.index.endAttempt(o.t.ID, o.token) {
+			if o.ev.Type == bus.EventRetry || (o.ev.Type == "" && o.t.State == skyring.StatePending) {
+				o.ev.Type, o.ev.Next, o.ev.Message = bus.EventFail, 0, "replaced by a new timer of the same id; not retried"
+			}
+			if o.ev.Type != "" {
+				evs = append(evs, o.ev)
+			}
+			continue
+		}
+		cur = append(cur, o)
+		if o.t.State == skyring.StateDelivered && d.retention < 0 {
+			dels = append(dels, o.t.ID)
+		} else {
+			puts = append(puts, o.t)
+		}
+	}
+	if err := d.store.Put(context.Background(), puts...); err != nil {
+		d.writeFailed(cur, "store delivery outcomes", err)
 		return
 	}
-	// An id created again since its delivery began belongs to the new
-	// generation, whose record stays; the others are busy while their
-	// removal is written.
-	ids = d.index.markBusy(ids)
-	err := d.store.Delete(context.Background(), ids...)
-	d.index.releaseBusy(ids...)
-	if err != nil {
-		// Not removed: they stay stored and fire again at restart, so
-		// no outcome event may say otherwise.
-		d.log.Error("removing delivered timers failed; they fire again after a restart", "count", len(ids), "err", err)
-		d.fault("remove delivered", err)
+	if err := d.store.Delete(context.Background(), dels...); err != nil {
+		d.writeFailed(cur, "remove delivered", err)
 		return
+	}
+	for _, o := range cur {
+		switch o.t.State {
+		case skyring.StatePending:
+			d.index.rearmBusy(o.t.ID, o.t.Next)
+		case skyring.StateFailed:
+			d.index.addFailed(o.t.ID)
+		default:
+			d.index.releaseBusy(o.t.ID)
+		}
+		if o.ev.Type != "" {
+			evs = append(evs, o.ev)
+		}
 	}
 	for _, ev := range evs {
 		d.events.PublishTimerEvent(ev)
 	}
+}
+
+// writeFailed handles a failed write of outcomes: nothing about them may
+// be published, they fire again after a restart, and the node fails stop.
+func (d *delivery) writeFailed(cur []outcome, op string, err error) {
+	for _, o := range cur {
+		d.index.releaseBusy(o.t.ID)
+	}
+	d.log.Error("writing delivery outcomes failed; those timers fire again after a restart", "count", len(cur), "err", err)
+	d.fault(op, err)
 }
 
 // gather appends to batch what c holds right now, up to max items, without

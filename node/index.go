@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -23,18 +24,38 @@ import (
 //     written; the reservation keeps a second command on the same id out
 //     until the first one is done;
 //   - busy: the wheel handed the timer out and delivery has not read its
-//     record yet, or its removal is being written. A create of the same id
-//     waits until that is done (a moment), so that it never overwrites a
-//     record that is still to be delivered, and the removal of the old
-//     generation never deletes the new one. Update and cancel find nothing
-//     to change, as for any fired timer.
+//     record yet, or its outcome (fate, next attempt) is being written. A
+//     create of the same id waits until that is done (a moment), so that
+//     it never overwrites a record that is still to be delivered, and the
+//     outcome of the old generation never overwrites the new one. Update
+//     and cancel find nothing to change, as for any fired timer.
+//
+// Beside that map:
+//
+//   - attempts: the ids whose delivery attempt is under way (the record
+//     is read, the callback runs). A create of such an id does not wait:
+//     it is a new generation and supersedes every attempt under way, whose
+//     outcome is then written nowhere (beginAttempt, endAttempt).
+//   - failed: the ids of dead letters (failed timers this node keeps).
+//     They are in no wheel; a create of such an id replaces the dead
+//     letter, a cancel drops it, a retry arms it again.
 type index struct {
-	mu     sync.Mutex // guards timers and freed; may be held while calling the driver, never the reverse
-	timers map[string]*wheel.Entry[string]
-	nbusy  int           // how many of timers are busy
-	freed  chan struct{} // closed when busy ids are released; nil when no one waits
-	driver *wheel.Driver[string]
-	fired  func(ids []string) // gets the ids the wheel handed out, once they are busy
+	mu       sync.Mutex // guards all below; may be held while calling the driver, never the reverse
+	timers   map[string]*wheel.Entry[string]
+	nbusy    int           // how many of timers are busy
+	freed    chan struct{} // closed when busy ids are released; nil when no one waits
+	attempts map[string]*attempt
+	failed   map[string]struct{}
+	driver   *wheel.Driver[string]
+	fired    func(ids []string) // gets the ids the wheel handed out, once they are busy
+}
+
+// attempt counts the delivery attempts of one id under way and the
+// creates of that id since; a token is the count of creates when an
+// attempt began.
+type attempt struct {
+	n       int
+	creates uint64
 }
 
 // busy marks an id whose fired generation still has storage work under way.
@@ -45,7 +66,12 @@ var busy = new(wheel.Entry[string])
 // that come due to fired (after taking them out of the index). The wheel
 // does not run until start.
 func newIndex(clock wheel.Clock, fired func(ids []string)) (*index, error) {
-	x := &index{timers: make(map[string]*wheel.Entry[string]), fired: fired}
+	x := &index{
+		timers:   make(map[string]*wheel.Entry[string]),
+		attempts: make(map[string]*attempt),
+		failed:   make(map[string]struct{}),
+		fired:    fired,
+	}
 	d, err := wheel.NewDriver(wheel.DriverOptions[string]{Clock: clock, Fire: x.fire})
 	if err != nil {
 		return nil, fmt.Errorf("node: building the timing wheel: %w", err)
@@ -78,23 +104,6 @@ func (x *index) fire(batch []string) {
 	x.fired(batch)
 }
 
-// markBusy turns each of ids that the index does not hold busy and returns
-// them; an id it holds has a newer generation, whose record the caller must
-// leave alone.
-func (x *index) markBusy(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, id := range ids {
-		if _, held := x.timers[id]; !held {
-			x.timers[id] = busy
-			x.nbusy++
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
 // releaseBusy forgets those of ids that are busy and wakes the creates
 // waiting for them.
 func (x *index) releaseBusy(ids ...string) {
@@ -106,6 +115,11 @@ func (x *index) releaseBusy(ids ...string) {
 			x.nbusy--
 		}
 	}
+	x.wake()
+}
+
+// wake wakes the creates waiting for busy ids. Called with mu held.
+func (x *index) wake() {
 	if x.freed != nil {
 		close(x.freed)
 		x.freed = nil
@@ -141,6 +155,8 @@ func (x *index) reserve(ctx context.Context, id string) error {
 		e, ok := x.timers[id]
 		if !ok {
 			x.timers[id] = nil
+			x.supersede(id)
+			delete(x.failed, id) // a create replaces a dead letter
 			x.mu.Unlock()
 			return nil
 		}
@@ -171,10 +187,145 @@ func (x *index) reserveNew(ts []*skyring.Timer) []*skyring.Timer {
 		if _, ok := x.timers[t.ID]; ok {
 			continue
 		}
+		if _, ok := x.failed[t.ID]; ok {
+			continue
+		}
 		x.timers[t.ID] = nil
+		x.supersede(t.ID)
 		fresh = append(fresh, t)
 	}
 	return fresh
+}
+
+// supersede records a new generation of id: every attempt of id under way
+// is now outdated. Called with mu held.
+func (x *index) supersede(id string) {
+	if a := x.attempts[id]; a != nil {
+		a.creates++
+	}
+}
+
+// beginAttempt turns a busy id into an attempt under way (delivery has
+// read its record): from now on a create of the id goes ahead as a new
+// generation. The token goes to endAttempt.
+func (x *index) beginAttempt(id string) (token uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.timers[id] == busy {
+		delete(x.timers, id)
+		x.nbusy--
+	}
+	a := x.attempts[id]
+	if a == nil {
+		a = new(attempt)
+		x.attempts[id] = a
+	}
+	a.n++
+	x.wake()
+	return a.creates
+}
+
+// endAttempt ends an attempt begun with token. If no create of the id came
+// since, the id turns busy (the caller writes the outcome, then releases
+// it) and endAttempt reports true; otherwise the attempt's generation is
+// outdated and its outcome must not be written.
+func (x *index) endAttempt(id string, token uint64) (current bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	a := x.attempts[id]
+	if a == nil {
+		return false // not begun: a bug, but never overwrite anything
+	}
+	current = a.creates == token
+	if a.n--; a.n == 0 {
+		delete(x.attempts, id)
+	}
+	if !current {
+		return false
+	}
+	if _, held := x.timers[id]; held {
+		return false // cannot happen: a create or take supersedes
+	}
+	x.timers[id] = busy
+	x.nbusy++
+	return true
+}
+
+// addFailed turns ids into dead letters: busy ids (a final failure just
+// written) or ids the index does not hold (recovered, taken over). Others
+// are left alone.
+func (x *index) addFailed(ids ...string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		switch e, held := x.timers[id]; {
+		case held && e == busy:
+			delete(x.timers, id)
+			x.nbusy--
+		case held:
+			continue
+		}
+		x.failed[strings.Clone(id)] = struct{}{}
+	}
+	x.wake()
+}
+
+// claimFailed takes a dead letter for a retry or a drop: it leaves a
+// reservation and reports true, or reports false if id is no dead letter.
+func (x *index) claimFailed(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.failed[id]; !ok {
+		return false
+	}
+	delete(x.failed, id)
+	x.timers[id] = nil
+	return true
+}
+
+// failedIDs returns up to limit dead-letter ids that sort after after, in
+// order, and whether more follow.
+func (x *index) failedIDs(after string, limit int) (ids []string, more bool) {
+	x.mu.Lock()
+	for id := range x.failed {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	x.mu.Unlock()
+	slices.Sort(ids)
+	if len(ids) > limit {
+		return ids[:limit], true
+	}
+	return ids, false
+}
+
+// nfailed is how many dead letters the index holds.
+func (x *index) nfailed() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.failed)
+}
+
+// lockIdle turns busy those of ids that the index knows nothing about (not
+// held, no attempt under way, no dead letter) and returns them: the
+// records under them are finished timers, which the caller may now remove
+// without racing a create. Release them with releaseBusy.
+func (x *index) lockIdle(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		_, held := x.timers[id]
+		_, failed := x.failed[id]
+		if held || failed || x.attempts[id] != nil {
+			continue
+		}
+		x.timers[id] = busy
+		x.nbusy++
+		out = append(out, id)
+	}
+	return out
 }
 
 // claim takes a pending timer out of the wheel and leaves a reservation. It
@@ -200,11 +351,15 @@ func (x *index) release(ids ...string) {
 	}
 }
 
-// holds reports whether the index has id, armed or reserved.
+// holds reports whether the index has id: armed, reserved, busy or a dead
+// letter.
 func (x *index) holds(id string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	_, ok := x.timers[id]
+	if !ok {
+		_, ok = x.failed[id]
+	}
 	return ok
 }
 
@@ -237,25 +392,58 @@ func (x *index) armedIDs() []string {
 	return ids
 }
 
-// claimed is a timer taken out of the wheel by claimSome.
+// claimed is a timer taken out of the wheel, or a dead letter taken, by
+// claimSome.
 type claimed struct {
-	id  string
-	due int64
+	id     string
+	due    int64
+	failed bool // a dead letter
 }
 
-// claimSome claims each of ids that is still armed and returns them; those
-// cancelled, reserved or handed out meanwhile are skipped.
+// claimSome claims each of ids that is still armed or a dead letter and
+// returns them, leaving reservations; those cancelled, reserved, retried
+// or handed out meanwhile are skipped. unclaim puts one back.
 func (x *index) claimSome(ids []string) []claimed {
 	out := make([]claimed, 0, len(ids))
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, id := range ids {
+		if _, ok := x.failed[id]; ok {
+			delete(x.failed, id)
+			x.timers[id] = nil
+			out = append(out, claimed{id: id, failed: true})
+			continue
+		}
 		e := x.timers[id]
-		if e == nil || !x.driver.Remove(e) {
+		if e == nil || e == busy || !x.driver.Remove(e) {
 			continue
 		}
 		x.timers[id] = nil
 		out = append(out, claimed{id: id, due: e.Due()})
 	}
 	return out
+}
+
+// unclaim puts back what claimSome took: armed again, or a dead letter
+// again.
+func (x *index) unclaim(c claimed) {
+	if !c.failed {
+		x.arm(c.id, c.due)
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.timers, c.id)
+	x.failed[c.id] = struct{}{}
+}
+
+// failedAll returns the ids of every dead letter (a snapshot).
+func (x *index) failedAll() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ids := make([]string, 0, len(x.failed))
+	for id := range x.failed {
+		ids = append(ids, id)
+	}
+	return ids
 }

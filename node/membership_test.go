@@ -63,8 +63,12 @@ func (p *peer) Cancel(context.Context, string) error         { return skyring.Er
 func (p *peer) Get(context.Context, string) (skyring.Info, error) {
 	return skyring.Info{}, skyring.ErrClosed
 }
-func (p *peer) MemberSeen(ring.Member) bool { return false }
-func (p *peer) MemberLeft(string)           {}
+func (p *peer) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, skyring.ErrClosed
+}
+func (p *peer) Retry(context.Context, string) error { return skyring.ErrClosed }
+func (p *peer) MemberSeen(ring.Member) bool         { return false }
+func (p *peer) MemberLeft(string)                   {}
 func (p *peer) LocalMember() ring.Member {
 	return ring.Member{HTTPAddr: "127.0.0.1:1", Started: p.started.Load()}
 }

@@ -376,7 +376,7 @@ func apiCases() []apiCase {
 		{name: "cancel", pre: []apiReq{create("cxl-{side}", valid)}, req: cancel("cxl-{side}"), want: 202},
 		{name: "cancel twice", pre: []apiReq{create("cxl2-{side}", valid), cancel("cxl2-{side}")}, req: cancel("cxl2-{side}"), want: 404},
 		{name: "cancel unknown", req: cancel("nobody-{side}"), want: 404},
-		{name: "get cancelled", pre: []apiReq{create("get-gone-{side}", valid), cancel("get-gone-{side}")}, req: get("get-gone-{side}"), want: 404},
+		{name: "get cancelled", pre: []apiReq{create("get-gone-{side}", valid), cancel("get-gone-{side}")}, req: get("get-gone-{side}"), want: 200}, // its fate, during the retention period
 	}
 }
 
@@ -419,6 +419,16 @@ func (a *apiBundle) httpGet(t *testing.T, id string) json.RawMessage {
 	}
 	require.Equal(t, http.StatusOK, res.status, res.reason)
 	return res.timer
+}
+
+// stateOf is the state GET /timer/:id shows for id, "" for a 404.
+func (a *apiBundle) stateOf(t *testing.T, id string) string {
+	t.Helper()
+	raw := a.httpGet(t, id)
+	if raw == nil {
+		return ""
+	}
+	return decodeInfo(t, raw)["state"].(string)
 }
 
 func decodeInfo(t *testing.T, raw json.RawMessage) map[string]any {
@@ -482,8 +492,8 @@ func TestNATSAPIMatchesHTTP(t *testing.T) {
 				return
 			}
 			if c.req.op == "cancel" {
-				require.Nil(t, a.httpGet(t, h.id), "cancelled over HTTP")
-				require.Nil(t, a.httpGet(t, n.id), "cancelled over NATS")
+				require.Equal(t, "cancelled", a.stateOf(t, h.id), "cancelled over HTTP")
+				require.Equal(t, "cancelled", a.stateOf(t, n.id), "cancelled over NATS")
 				return
 			}
 
@@ -547,7 +557,7 @@ func TestNATSAPILifecycle(t *testing.T) {
 	got := n.do(t, apiReq{op: "get", id: "cycle"})
 	require.JSONEq(t, string(a.httpGet(t, "cycle")), string(got.timer))
 	require.JSONEq(t, `{"id":"cycle","timeout":1000,"data":"one","callback":{"transport":"rec","method":"post","uri":"x"},`+
-		`"created":`+jsonNum(t0.UnixMilli())+`,"due":`+jsonNum(t0.UnixMilli()+1000)+`,"node":`+quote(a.node.ID())+`}`, string(got.timer))
+		`"created":`+jsonNum(t0.UnixMilli())+`,"due":`+jsonNum(t0.UnixMilli()+1000)+`,"node":`+quote(a.node.ID())+`,"state":"pending","attempts":0}`, string(got.timer))
 
 	// Time passes; an update's timeout counts from then.
 	a.advanceTo(t, t0.Add(400*time.Millisecond))
@@ -558,12 +568,16 @@ func TestNATSAPILifecycle(t *testing.T) {
 	require.Equal(t, map[string]any{"v": float64(2)}, info["data"])
 
 	require.Equal(t, apiResult{status: 202, id: "cycle"}, n.do(t, apiReq{op: "cancel", id: "cycle"}))
-	for _, op := range []string{"cancel", "get", "update"} {
+	for _, op := range []string{"cancel", "update"} {
 		res := n.do(t, apiReq{op: op, id: "cycle", body: body(`"x"`)})
 		require.Equal(t, 404, res.status, op)
 		require.Equal(t, "Timer not found", res.reason, op)
 	}
-	require.Nil(t, a.httpGet(t, "cycle"))
+	// Get answers for a cancelled timer during the retention period.
+	got = n.do(t, apiReq{op: "get", id: "cycle"})
+	require.Equal(t, 200, got.status)
+	require.Equal(t, "cancelled", decodeInfo(t, got.timer)["state"])
+	require.JSONEq(t, string(a.httpGet(t, "cycle")), string(got.timer))
 	a.advanceTo(t, t0.Add(2*time.Second))
 	require.Equal(t, 0, a.rec.Count(), "a cancelled timer fired")
 }
@@ -609,7 +623,7 @@ func TestNATSAPIFireAndForget(t *testing.T) {
 	publish("create", `{"id":"ff-cancel","timeout":500,"callback":`+recCallback+`}`)
 	waitFor("the second create", func() bool { return a.httpGet(t, "ff-cancel") != nil })
 	publish("cancel", `{"id":"ff-cancel"}`)
-	waitFor("the cancel", func() bool { return a.httpGet(t, "ff-cancel") == nil })
+	waitFor("the cancel", func() bool { return a.stateOf(t, "ff-cancel") == "cancelled" })
 
 	require.Nil(t, a.httpGet(t, "ff-bad"), "an invalid fire-and-forget create was stored")
 	a.advanceTo(t, t0.Add(2*time.Second))

@@ -156,7 +156,7 @@ func TestNATSTransportPublishOnce(t *testing.T) {
 	require.Equal(t, "barrier", string(msgs["barrier"][0].Data))
 
 	for _, id := range []string{"str", "obj", "none", "barrier"} {
-		require.Nil(t, a.httpGet(t, id), "a delivered timer is gone")
+		require.Equal(t, "delivered", a.stateOf(t, id), "a delivered timer shows its fate")
 	}
 }
 
@@ -193,7 +193,7 @@ func TestNATSTransportRequest(t *testing.T) {
 	require.Equal(t, "fail", out["ask-nobody"].Type, "a request with no responder fails")
 	require.Equal(t, []string{"create", "execute", "fail"}, w.types("ask-nobody"))
 	require.Contains(t, strings.ToLower(out["ask-nobody"].Error), "no responders")
-	require.Nil(t, a.httpGet(t, "ask-nobody"), "a failed timer is gone")
+	require.Equal(t, "failed", a.stateOf(t, "ask-nobody"), "a failed timer is a dead letter")
 }
 
 // TestNATSTransportStoredBadCallbackFails: a nats callback that can never be
@@ -227,6 +227,6 @@ func TestNATSTransportStoredBadCallbackFails(t *testing.T) {
 		require.Equal(t, "fail", ev.Type, "%s (%s %q)", c.id, c.method, c.subject)
 		require.Contains(t, ev.Error, c.errHas, c.id)
 		require.Equal(t, []string{"execute", "fail"}, w.types(c.id), c.id)
-		require.Nil(t, a.httpGet(t, c.id), "a failed timer is gone")
+		require.Equal(t, "failed", a.stateOf(t, c.id), "a failed timer is a dead letter")
 	}
 }

@@ -24,7 +24,8 @@ import (
 //
 // Node composes one part per duty, each owning its goroutines and stopped
 // by Close: the timer index and its wheel (index.go), delivery (delivery.go),
-// membership and ownership (membership.go), and rebalancing (rebalance.go).
+// membership and ownership (membership.go), rebalancing (rebalance.go),
+// and the sweep of finished timers (sweeper.go, fate.go).
 type Node struct {
 	opts  Options
 	log   *slog.Logger
@@ -43,6 +44,7 @@ type Node struct {
 	delivery  *delivery
 	members   *membership
 	rebalance *rebalancer
+	sweeper   *sweeper
 
 	// ctx is the node's lifetime: cancelled (cause skyring.ErrClosed) by
 	// Close once the node has left the ring.
@@ -111,7 +113,7 @@ func (n *Node) Len() int {
 //     announce carries its address;
 //  5. the bus connects, subscribes and announces the node: from here
 //     relays, hand-offs and the NATS API reach it, and it can relay;
-//  6. membership expiry and rebalancing start;
+//  6. membership expiry, rebalancing and the sweeper start;
 //  7. delivery and then the wheel start: overdue timers fire now, when
 //     every transport can deliver (the nats transport needs the bus);
 //  8. the HTTP edge serves.
@@ -149,6 +151,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.natsURL.Store(&natsURL)
 	n.members.start(n.ctx)
 	n.rebalance.start(n.ctx, n.members.owner)
+	n.sweeper.start(n.ctx)
 	n.delivery.start(n.ctx.Done(), n.opts.DeliveryWorkers)
 	if err := n.index.start(n.ctx); err != nil {
 		return err
@@ -177,6 +180,7 @@ func (n *Node) build() error {
 	n.delivery.index = n.index
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
+	n.sweeper = newSweeper(n)
 	n.http = skyhttp.NewServer(n, skyhttp.Options{
 		Addr:         n.opts.HTTPAddr,
 		MaxBodyBytes: n.opts.MaxBodyBytes,
@@ -209,7 +213,7 @@ func (n *Node) announceReady(recovered int) {
 //  1. the HTTP edge stops taking requests and finishes those in flight;
 //  2. the node leaves the ring (goodbye) and hands every timer it holds to
 //     the remaining members; the last member keeps its timers on disk;
-//  3. membership and rebalancing stop, then the timing wheel; deliveries
+//  3. membership, rebalancing and the sweeper stop, then the timing wheel; deliveries
 //     under way finish, bounded by ShutdownTimeout (what was not delivered
 //     stays in storage);
 //  4. the shutdown event is published and the bus closes;
@@ -240,6 +244,7 @@ func (n *Node) close() error {
 	if n.members != nil {
 		n.members.stop()
 		n.rebalance.stop()
+		n.sweeper.stop()
 	}
 	if n.index != nil {
 		if err := n.index.stop(); err != nil {

@@ -134,14 +134,17 @@ func TestFiresAtDueNeverEarly(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "hello", s)
 
-	// Fired: gone from the index and from storage.
-	_, err := b.node.Get(ctx, "a")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	// Fired: out of the index (cancel finds nothing); stored as delivered.
 	require.ErrorIs(t, b.node.Cancel(ctx, "a"), skyring.ErrTimerNotFound)
 	require.Eventually(t, func() bool {
-		_, err := b.store.Get(ctx, "a")
-		return errors.Is(err, skyring.ErrTimerNotFound)
+		tm, err := b.store.Get(ctx, "a")
+		return err == nil && tm.State == skyring.StateDelivered
 	}, 10*time.Second, time.Millisecond)
+	info, err := b.node.Get(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, "delivered", info.State)
+	require.Equal(t, 1, info.Attempts)
+	require.Equal(t, tm.Due/1e6, info.DeliveredAt, "delivered at its due time, by the fake clock")
 }
 
 func TestCancelledNeverFires(t *testing.T) {
@@ -152,8 +155,9 @@ func TestCancelledNeverFires(t *testing.T) {
 	require.NoError(t, b.node.Create(ctx, b.timer(t, "barrier", 200*time.Millisecond, "")))
 	require.NoError(t, b.node.Cancel(ctx, "cancel-me"))
 	require.ErrorIs(t, b.node.Cancel(ctx, "cancel-me"), skyring.ErrTimerNotFound)
-	_, err := b.store.Get(ctx, "cancel-me")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound, "a 202 means the cancel is stored")
+	stored, err := b.store.Get(ctx, "cancel-me")
+	require.NoError(t, err)
+	require.Equal(t, skyring.StateCancelled, stored.State, "a 202 means the cancel is stored")
 
 	b.advanceTo(t, t0.Add(time.Second))
 	got := b.rec.Wait(t, 1)
@@ -315,25 +319,34 @@ func TestEventsOnNATS(t *testing.T) {
 	require.Equal(t, []string{"create", "replace", "execute", "fail"}, types)
 }
 
-// gatedStore holds every Delete until the test releases it.
+// gatedStore holds every write of a finished timer (its fate) until the
+// test releases it.
 type gatedStore struct {
 	storage.Store
 	entered chan []string
 	release chan struct{}
 }
 
-func (g *gatedStore) Delete(ctx context.Context, ids ...string) error {
-	select {
-	case g.entered <- ids:
-	default:
+func (g *gatedStore) Put(ctx context.Context, ts ...*skyring.Timer) error {
+	var ids []string
+	for _, t := range ts {
+		if t.State.Final() {
+			ids = append(ids, t.ID)
+		}
 	}
-	<-g.release
-	return g.Store.Delete(ctx, ids...)
+	if len(ids) > 0 {
+		select {
+		case g.entered <- ids:
+		default:
+		}
+		<-g.release
+	}
+	return g.Store.Put(ctx, ts...)
 }
 
 // TestSuccessEventAfterRemoval: a timer's success event is published only
-// once its removal from storage has returned, so a client that has seen it
-// knows that no crash can deliver the timer again.
+// once its fate (delivered) is stored, so a client that has seen it knows
+// that no crash can deliver the timer again.
 func TestSuccessEventAfterRemoval(t *testing.T) {
 	t.Parallel()
 	g := &gatedStore{Store: memstore.New(), entered: make(chan []string, 1), release: make(chan struct{})}
@@ -358,7 +371,7 @@ func TestSuccessEventAfterRemoval(t *testing.T) {
 	case ids := <-g.entered:
 		require.Equal(t, []string{"gone"}, ids)
 	case <-time.After(10 * time.Second):
-		t.Fatal("the delivered timer was never removed")
+		t.Fatal("the delivered timer's fate was never written")
 	}
 	// The removal is held: no success may be published meanwhile. (A bounded
 	// window: absence cannot be awaited otherwise.)
@@ -376,8 +389,9 @@ func TestSuccessEventAfterRemoval(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no success event after the removal")
 	}
-	_, err = g.Store.Get(ctx, "gone")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	stored, err := g.Store.Get(ctx, "gone")
+	require.NoError(t, err)
+	require.Equal(t, skyring.StateDelivered, stored.State)
 }
 
 // A wall clock that steps back (12:00 → 13:00 → 12:00) never makes a timer
@@ -493,8 +507,11 @@ func TestRecreateDuringDeliveryIsANewGeneration(t *testing.T) {
 	require.False(t, ranAt["first"].Before(first.DueTime()))
 	require.False(t, ranAt["second"].Before(second.DueTime()), "the new generation ran early")
 	require.Equal(t, 2, b.rec.Count(), "each generation delivered once")
-	_, err = b.store.Get(ctx, "job")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	require.Eventually(t, func() bool {
+		stored, err := b.store.Get(ctx, "job")
+		data, _ := stored.DataString()
+		return err == nil && stored.State == skyring.StateDelivered && data == "second"
+	}, 10*time.Second, time.Millisecond, "the second generation's fate is stored")
 }
 
 // A transport that panics costs a failed delivery, not the process: the

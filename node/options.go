@@ -28,6 +28,7 @@ const (
 	DefaultDeliveryMinBackoff = time.Second
 	DefaultDeliveryMaxBackoff = time.Hour
 	DefaultShutdownTimeout    = 15 * time.Second
+	DefaultTimerRetention     = 24 * time.Hour
 	DefaultHeartbeatInterval  = bus.DefaultHeartbeatInterval
 	DefaultMemberTimeout      = 5 * time.Second
 	DefaultMaxBodyBytes       = skyring.DefaultMaxBodyBytes
@@ -119,6 +120,13 @@ type Options struct {
 	// skyring.MaxBackoffLimit ms, Max not below Min. Defaults 1s and 1h.
 	DeliveryMinBackoff time.Duration
 	DeliveryMaxBackoff time.Duration
+	// TimerRetention is how long a delivered or cancelled timer is kept
+	// after it finished, so that GET and lists answer for it (its state,
+	// attempts, last error); then it is swept. Failed timers (dead letters)
+	// are kept until retried or dropped, whatever this says. Zero means
+	// DefaultTimerRetention (24h); negative keeps none: a delivered or
+	// cancelled timer is removed at once, as the original did.
+	TimerRetention time.Duration
 	// ShutdownTimeout bounds Close: in-flight deliveries and hand-off.
 	ShutdownTimeout time.Duration
 
@@ -152,6 +160,7 @@ func (o Options) WithDefaults() Options {
 	if len(o.Transports) == 0 {
 		o.Transports = DefaultTransportNames
 	}
+	o.TimerRetention = cmp.Or(o.TimerRetention, DefaultTimerRetention)
 	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DefaultDeliveryTimeout)
 	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DefaultDeliveryWorkers)
 	o.DeliveryAttempts = cmp.Or(o.DeliveryAttempts, DefaultDeliveryAttempts)

@@ -97,7 +97,7 @@ func (r *rebalancer) run(ctx context.Context) {
 }
 
 // handOff moves every timer this node holds but no longer owns to its
-// owner, in batches, and returns how many moved. Each timer is taken out of
+// owner, dead letters included, in batches, and returns how many moved. Each timer is taken out of
 // the wheel just before its batch travels (so it is never armed on two
 // nodes) and deleted here only once the owner has stored it; a batch the
 // owner does not take is armed here again and waits for the next rebalance.
@@ -106,9 +106,11 @@ func (r *rebalancer) handOff(ctx context.Context) int {
 	// lookup (a hash per timer) is the slow part, and creates and fires go
 	// on meanwhile.
 	byOwner := map[string][]string{}
-	for _, id := range r.index.armedIDs() {
-		if owner := r.owner(id); owner != r.self {
-			byOwner[owner] = append(byOwner[owner], id)
+	for _, ids := range [][]string{r.index.armedIDs(), r.index.failedAll()} {
+		for _, id := range ids {
+			if owner := r.owner(id); owner != r.self {
+				byOwner[owner] = append(byOwner[owner], id)
+			}
 		}
 	}
 	moved := 0
@@ -136,7 +138,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) 
 		t, err := r.store.Get(ctx, c.id)
 		if err != nil {
 			r.log.Error("reading a timer to hand off failed; keeping it", "timer_id", c.id, "err", err)
-			r.index.arm(c.id, c.due)
+			r.index.unclaim(c)
 			continue
 		}
 		timers = append(timers, t)
@@ -155,7 +157,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) 
 	if err != nil {
 		r.log.Warn("hand-off failed; keeping the timers", "to", owner, "count", len(batch), "err", err)
 		for _, c := range batch {
-			r.index.arm(c.id, c.due)
+			r.index.unclaim(c)
 		}
 		return 0
 	}
@@ -174,8 +176,9 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) 
 	return len(batch)
 }
 
-// take stores and arms timers handed over by another node. A timer whose id
-// this node already holds keeps the copy it has.
+// take stores and arms timers handed over by another node (dead letters
+// are kept as such). A timer whose id this node already holds keeps the
+// copy it has.
 func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer) error {
 	fresh := r.index.reserveNew(timers)
 	if err := r.store.Put(context.WithoutCancel(ctx), fresh...); err != nil {
@@ -187,7 +190,15 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 		return r.fault("take hand-off", err)
 	}
 	for _, t := range fresh {
-		r.index.arm(t.ID, t.FireAt()) // a timer between attempts: its next attempt
+		switch t.State {
+		case skyring.StatePending:
+			r.index.arm(t.ID, t.FireAt()) // a timer between attempts: its next attempt
+		case skyring.StateFailed:
+			r.index.release(t.ID)
+			r.index.addFailed(t.ID)
+		default:
+			r.index.release(t.ID) // a finished timer: kept for its fate
+		}
 	}
 	r.log.Debug("took hand-off", "from", from, "count", len(fresh))
 	return nil

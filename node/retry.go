@@ -2,7 +2,6 @@ package node
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -81,16 +80,19 @@ func nodeSide(err error) bool {
 	return errors.Is(err, transports.ErrNotReady) || errors.Is(err, skyring.ErrClosed)
 }
 
-// outcome is what a delivery leaves to the remover: remove the timer and
-// publish ev, or, when retry is set, store retry (its next attempt) and
-// arm it, then publish ev (if it has a type).
+// outcome is what a delivery leaves to the remover: t as it must be
+// stored (delivered, failed, or pending with its next attempt), ev its
+// event (none for an attempt the node did not make), token the attempt's
+// (index.beginAttempt).
 type outcome struct {
 	ev    bus.TimerEvent
-	retry *skyring.Timer
+	t     *skyring.Timer
+	token uint64
 }
 
 // failed turns a failed attempt of t into its outcome: a retry, or the
-// final fail event. ev is the outcome event as far as it is known.
+// final failure (a dead letter). ev is the outcome event as far as it is
+// known.
 func (d *delivery) failed(t *skyring.Timer, err error, ev bus.TimerEvent) outcome {
 	now := d.clock.Now()
 	p := d.policy(t)
@@ -98,66 +100,23 @@ func (d *delivery) failed(t *skyring.Timer, err error, ev bus.TimerEvent) outcom
 		// Not an attempt: try again after the shortest wait, same count.
 		d.log.Info("delivery not attempted; trying again", "timer_id", t.ID, "err", err)
 		t.Next = now.Add(p.min).UnixNano()
-		return outcome{retry: t}
+		return outcome{t: t}
 	}
 	t.Attempts++
+	t.LastError, t.LastStatus = err.Error(), 0
+	if code, ok := transports.Status(err); ok {
+		t.LastStatus = code
+	}
 	ev.Attempt, ev.Error = t.Attempts, err.Error()
 	if t.Attempts >= p.attempts || errors.Is(err, transports.ErrPermanent) {
+		t.State, t.Finished, t.Next = skyring.StateFailed, now.UnixNano(), 0
 		ev.Type, ev.Message = bus.EventFail, fmt.Sprintf("delivery failed after %d attempt(s)", t.Attempts)
 		d.log.Warn("delivery failed", "timer_id", t.ID, "transport", t.Callback.Transport, "attempts", t.Attempts, "err", err)
-		return outcome{ev: ev}
+		return outcome{ev: ev, t: t}
 	}
 	t.Next = now.Add(p.wait(t.Attempts, err)).UnixNano()
 	ev.Type, ev.Next = bus.EventRetry, ms(t.Next)
 	ev.Message = fmt.Sprintf("attempt %d of %d failed; retrying", t.Attempts, p.attempts)
 	d.log.Info("delivery attempt failed; retrying", "timer_id", t.ID, "attempt", t.Attempts, "next", time.Unix(0, t.Next), "err", err)
-	return outcome{ev: ev, retry: t}
-}
-
-// storeRetries writes the next attempt of each retry outcome of batch and
-// arms it. An id created again since its delivery began belongs to the new
-// generation, whose record stays: that retry is dropped, and its event
-// says the timer failed. The others are busy while their record is written
-// and are armed at their next attempt time once it is; if the write fails
-// they stay stored as they were and fire again at restart.
-func (d *delivery) storeRetries(batch []outcome) {
-	ids := make([]string, 0, len(batch))
-	for _, o := range batch {
-		if o.retry != nil {
-			ids = append(ids, o.retry.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	own := d.index.markBusy(ids) // in the order of ids, duplicates dropped
-	timers := make([]*skyring.Timer, 0, len(own))
-	evs := make([]bus.TimerEvent, 0, len(ids))
-	for _, o := range batch {
-		switch {
-		case o.retry == nil:
-		case len(timers) < len(own) && own[len(timers)] == o.retry.ID:
-			timers = append(timers, o.retry)
-			evs = append(evs, o.ev)
-		case o.ev.Type == bus.EventRetry:
-			o.ev.Type, o.ev.Next, o.ev.Message = bus.EventFail, 0, "replaced by a new timer of the same id; not retried"
-			evs = append(evs, o.ev)
-		}
-	}
-	if len(timers) == 0 {
-		// Nothing to write.
-	} else if err := d.store.Put(context.Background(), timers...); err != nil {
-		d.index.releaseBusy(own...)
-		d.log.Error("storing the next attempt of timers failed; they fire again after a restart", "count", len(own), "err", err)
-		d.fault("store retry", err)
-		return
-	}
-	for _, t := range timers {
-		d.index.rearmBusy(t.ID, t.Next)
-	}
-	for _, ev := range evs {
-		if ev.Type != "" {
-			d.events.PublishTimerEvent(ev)
-		}
-	}
+	return outcome{ev: ev, t: t}
 }

@@ -149,8 +149,11 @@ func TestRetryThenSuccess(t *testing.T) {
 	require.Equal(t, 3, ev.Attempt)
 	got := b.rec.Timers()
 	require.Equal(t, []int{1, 2, 3}, []int{got[0].Attempt(), got[1].Attempt(), got[2].Attempt()})
-	_, err := b.store.Get(ctx, "flaky")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound, "a delivered timer is removed")
+	info, err := b.node.Get(ctx, "flaky")
+	require.NoError(t, err)
+	require.Equal(t, "delivered", info.State)
+	require.Equal(t, 3, info.Attempts, "every attempt counts, the successful one included")
+	require.Contains(t, info.LastError, "panic", "the last failed attempt's error stays")
 }
 
 // A permanent failure is final: one attempt, then fail.
@@ -200,8 +203,11 @@ func TestRetryAttemptsExhausted(t *testing.T) {
 	require.Contains(t, ev.Message, "3 attempt")
 	b.advanceTo(t, b.clock.Now().Add(time.Hour))
 	require.Equal(t, 3, b.rec.Count())
-	_, err := b.store.Get(context.Background(), "down")
-	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	info, err := b.node.Get(context.Background(), "down")
+	require.NoError(t, err)
+	require.Equal(t, "failed", info.State, "a dead letter, kept until retried or dropped")
+	require.Equal(t, 3, info.Attempts)
+	require.Contains(t, info.LastError, "connection refused")
 }
 
 // A node restarted between attempts recovers the timer at its next attempt
