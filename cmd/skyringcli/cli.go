@@ -110,6 +110,7 @@ const (
 	flagNATSPort           = "nats:port"
 	flagNATSPrefix         = "nats:prefix"
 	flagTimerMax           = "timer:max"
+	flagTimerRetention     = "timer:retention"
 	flagStorageBackend     = "storage:backend"
 	flagStoragePath        = "storage:path"
 	flagStorageNoSync      = "storage:nosync"
@@ -144,6 +145,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.IntFlag{Name: flagNATSPort, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSPrefix, Value: skyring.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
 			&cli.Int64Flag{Name: flagTimerMax, Value: skyring.DefaultMaxTimeout, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
+			&cli.DurationFlag{Name: flagTimerRetention, Value: node.DefaultTimerRetention, EnvVars: env(flagTimerRetention), Usage: "how long GET answers for a delivered or cancelled timer (0: not at all; failed timers stay until retried or dropped)"},
 			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
 			&cli.StringFlag{Name: flagStoragePath, EnvVars: env(flagStoragePath), DefaultText: "$XDG_DATA_HOME/skyring/<channel:host>-<channel:port>", Usage: "data directory"},
 			&cli.BoolFlag{Name: flagStorageNoSync, EnvVars: env(flagStorageNoSync), Usage: "acknowledge writes before they are fsynced (faster; a power loss may lose acknowledged timers)"},
@@ -239,6 +241,14 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	}
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
+	}
+	switch r := c.Duration(flagTimerRetention); {
+	case r < 0:
+		return o, fmt.Errorf("--%s must not be negative (0 keeps no delivered or cancelled timer)", flagTimerRetention)
+	case r == 0:
+		o.TimerRetention = -1 // node.Options: negative keeps none, 0 is the default
+	default:
+		o.TimerRetention = r
 	}
 	// Every port flag means the same as the node's options: 0 the
 	// default, -1 a free port picked at start.
