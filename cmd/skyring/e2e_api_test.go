@@ -263,7 +263,7 @@ func TestAPITimerLifecycle(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, r.Status, "%s", r)
 		require.Empty(t, r.Body)
 		requireError(t, p.do(t, http.MethodDelete, timerPath(id), nil), http.StatusNotFound, "second DELETE")
-		requireError(t, p.do(t, http.MethodGet, timerPath(id), nil), http.StatusNotFound, "GET after DELETE")
+		p.requireState(t, id, "cancelled", "GET after DELETE (its fate, during the retention period)")
 		requireError(t, p.do(t, http.MethodPut, timerPath(id), body(s, "/cb/never")), http.StatusNotFound, "PUT after DELETE")
 		p.requireUp(t)
 	})

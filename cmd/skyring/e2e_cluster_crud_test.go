@@ -103,7 +103,7 @@ func TestClusterAnyNodeCRUD(t *testing.T) {
 				require.Equal(t, http.StatusAccepted, r.Status, "DELETE %s through %s: %s", x.id, other.Name, r)
 				cancelled[x.id] = true
 				for _, n := range nodes {
-					requireError(t, n.do(t, http.MethodGet, timerPath(x.id), nil), http.StatusNotFound, "GET cancelled through "+n.Name)
+					n.requireState(t, x.id, "cancelled", "GET cancelled through "+n.Name)
 					requireError(t, n.do(t, http.MethodDelete, timerPath(x.id), nil), http.StatusNotFound, "DELETE cancelled through "+n.Name)
 					requireError(t, n.do(t, http.MethodPut, timerPath(x.id), body(s, x.path)), http.StatusNotFound, "PUT cancelled through "+n.Name)
 				}

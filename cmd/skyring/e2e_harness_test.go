@@ -705,6 +705,23 @@ type timerInfo struct {
 	Created int64  `json:"created"`
 	Due     int64  `json:"due"`
 	Node    string `json:"node"`
+
+	State       string `json:"state"`
+	Attempts    int    `json:"attempts"`
+	NextAttempt int64  `json:"next_attempt"`
+	LastError   string `json:"last_error"`
+	LastStatus  int    `json:"last_status"`
+	DeliveredAt int64  `json:"delivered_at"`
+	FinishedAt  int64  `json:"finished_at"`
+}
+
+// requireState checks that GET /timer/:id through p answers 200 with the
+// given state, and returns what it showed.
+func (p *proc) requireState(t testing.TB, id, state, msg string) timerInfo {
+	t.Helper()
+	info := p.getTimer(t, id)
+	require.Equalf(t, state, info.State, "%s: GET %s", msg, id)
+	return info
 }
 
 // DueTime is the due time GET reported (ms, so possibly up to 1ms before the

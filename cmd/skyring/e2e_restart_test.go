@@ -66,7 +66,7 @@ func TestRestartDurable(t *testing.T) {
 		require.JSONEq(t, string(info.Data), string(got.Data))
 		require.Equal(t, info.Callback, got.Callback)
 	}
-	requireError(t, p.do(t, http.MethodGet, timerPath(cancelled), nil), http.StatusNotFound, "a cancelled timer stays cancelled")
+	p.requireState(t, cancelled, "cancelled", "a cancelled timer stays cancelled")
 
 	for _, d := range soon {
 		s.waitPath(t, d.path, deliverWait+3*time.Second)
@@ -140,7 +140,7 @@ func TestRestartGetWithStringData(t *testing.T) {
 	s.barrier(t, p, 200)
 	p.Stop()
 	p.Restart()
-	requireError(t, p.do(t, http.MethodGet, timerPath(id2), nil), http.StatusNotFound, "delivered timer after restart")
+	p.requireState(t, id2, "delivered", "delivered timer after restart")
 	s.barrier(t, p, 300)
 	require.Equal(t, 1, s.Count(path1))
 	require.Equal(t, 1, s.Count(path2))

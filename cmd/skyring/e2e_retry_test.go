@@ -58,6 +58,9 @@ func TestRetryDeliversAfterFailures(t *testing.T) {
 		require.GreaterOrEqual(t, at[i+1].Sub(at[i]), 200*time.Millisecond, "at least the min backoff between attempts")
 	}
 	require.Empty(t, ev.find("skyring.events.fail", id))
-	r := p.do(t, http.MethodGet, timerPath(id), nil)
-	require.Equal(t, http.StatusNotFound, r.Status, "a delivered timer is gone")
+	info := p.requireState(t, id, "delivered", "after attempt 3")
+	require.Equal(t, 3, info.Attempts)
+	require.Equal(t, 500, info.LastStatus, "the last failed attempt's status")
+	require.Contains(t, info.LastError, "500")
+	require.GreaterOrEqual(t, info.DeliveredAt, info.Due)
 }
