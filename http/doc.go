@@ -13,15 +13,17 @@
 // Found):
 //
 //	POST   /timer      201, Location: /timer/<id>   (id from x-timer-id or a new UUID)
+//	GET    /timer      200, JSON skyring.ListPage   (?state=&limit=&cursor=)
 //	PUT    /timer/:id  200
 //	DELETE /timer/:id  202
 //	GET    /timer/:id  200, JSON skyring.Info
+//	POST   /timer/:id/retry  202   (re-arms a failed timer; 409 if it has not failed)
 //	GET    /ping       200
 //	GET    <Options.Extra path>  served by that handler
 //
 // Every error answer carries x-skyring-reason with a one-line reason and an
 // empty body (except the route 404 above). Successful timer answers have an
-// empty body.
+// empty body, except the two GETs'.
 //
 // The Go API of this package is internal to Skyring and may change; embedders
 // use the node package.

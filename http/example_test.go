@@ -25,6 +25,10 @@ func (printService) Cancel(context.Context, string) error         { return skyri
 func (printService) Get(context.Context, string) (skyring.Info, error) {
 	return skyring.Info{}, skyring.ErrTimerNotFound
 }
+func (printService) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, nil
+}
+func (printService) Retry(context.Context, string) error { return skyring.ErrTimerNotFound }
 
 func ExampleNewHandler() {
 	h := skyhttp.NewHandler(printService{}, skyhttp.Options{})

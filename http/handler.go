@@ -131,16 +131,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
 	case path == timerPath:
-		if r.Method == http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
 			h.create(w, r)
+			return
+		case http.MethodGet:
+			h.list(w, r)
 			return
 		}
 	case strings.HasPrefix(path, timerPathS):
-		if r.Method != http.MethodPut && r.Method != http.MethodDelete && r.Method != http.MethodGet {
+		if r.Method != http.MethodPut && r.Method != http.MethodDelete &&
+			r.Method != http.MethodGet && r.Method != http.MethodPost {
 			break
 		}
-		id, ok := pathID(r.URL)
-		if !ok {
+		id, sub, ok := timerRoute(r.URL)
+		if !ok || (sub == routeRetry) != (r.Method == http.MethodPost) {
+			// POST only on /timer/:id/retry, which takes nothing else.
 			break
 		}
 		if err := skyring.ValidateID(id); err != nil {
@@ -152,6 +158,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.update(w, r, id)
 		case http.MethodDelete:
 			h.cancel(w, r, id)
+		case http.MethodPost:
+			h.retry(w, r, id)
 		default:
 			h.get(w, r, id)
 		}
@@ -172,26 +180,57 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	notFound(w)
 }
 
-// pathID returns the percent-decoded :id of /timer/:id. ok is false when the
-// path is not of that shape (an empty id, or more segments), which is a 404.
-// An id holding an encoded slash (%2F) is returned as is, so that it fails
-// the id rules (400) instead of looking like another route.
-func pathID(u *url.URL) (id string, ok bool) {
+// Timer routes below /timer/: /timer/:id (routeTimer) and
+// /timer/:id/retry (routeRetry).
+const (
+	routeTimer = ""
+	routeRetry = "retry"
+)
+
+// timerRoute splits a path below /timer/ into the percent-decoded :id and
+// the route: routeTimer for /timer/:id, routeRetry for /timer/:id/retry. ok
+// is false when the path is of neither shape (an empty id, another or a
+// further segment), which is a 404. An id holding an encoded slash (%2F) is
+// returned as is, so that it fails the id rules (400) instead of looking
+// like another route: /timer/a%2Fb is the id "a/b", /timer/a%2Fb/retry a
+// retry of it, and /timer/a/b (two real segments) no route.
+func timerRoute(u *url.URL) (id, route string, ok bool) {
 	id = u.Path[len(timerPathS):]
 	if id == "" {
-		return "", false
+		return "", "", false
 	}
 	if strings.IndexByte(id, '/') < 0 {
-		return id, true
+		return id, routeTimer, true // the hot path: /timer/:id, no slash
 	}
-	// Path is decoded, so a '/' in id is either a real segment separator
-	// (another route: 404) or an encoded %2F inside the id (invalid id:
-	// 400). RawPath, when set, keeps the original encoding: real separators
-	// are the only '/' in it.
-	if u.RawPath != "" && strings.Count(u.RawPath, "/") == 2 {
-		return id, true
+	// Path is decoded, so a '/' in it is either a real segment separator
+	// or an encoded %2F inside the id. The escaped path keeps the
+	// original encoding (RawPath, when set): real separators are the only
+	// '/' in it. Split it, and decode each segment.
+	segs := strings.Split(u.EscapedPath(), "/")
+	// segs[0] is "" (the path starts with '/'), segs[1] spells "timer".
+	switch {
+	case len(segs) == 3:
+		route = routeTimer
+	case len(segs) == 4 && unescape(segs[3]) == routeRetry:
+		route = routeRetry
+	default:
+		return "", "", false
 	}
-	return "", false
+	id = unescape(segs[2])
+	if id == "" {
+		return "", "", false
+	}
+	return id, route, true
+}
+
+// unescape percent-decodes one escaped path segment; "" if it cannot (it
+// came out of a parsed URL, so it always can).
+func unescape(seg string) string {
+	s, err := url.PathUnescape(seg)
+	if err != nil {
+		return ""
+	}
+	return s
 }
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request) {
@@ -258,6 +297,59 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, id string) {
 	w.Header()[headerContentType] = []string{"application/json"}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// list answers GET /timer?state=&limit=&cursor= with one page of the
+// cluster's timers in id order: 200, JSON skyring.ListPage, whose "timers"
+// is [] (never null) for an empty page and whose "cursor" is left out on
+// the last page. A bad parameter, or a query string that does not parse,
+// is a 400. A parameter given twice counts with its first value; others
+// are ignored.
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.fail(w, r, errBadQuery)
+		return
+	}
+	q, err := skyring.ParseListQuery(params.Get("state"), params.Get("limit"), params.Get("cursor"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := h.svc.List(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if page.Timers == nil {
+		page.Timers = []skyring.Info{}
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("encoding a list page: %w", err))
+		return
+	}
+	w.Header()[headerContentType] = []string{"application/json"}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// errBadQuery is a list query string that does not parse (a bad
+// percent-encoding, a ';').
+var errBadQuery = &skyring.ValidationError{Reason: "Invalid query string"}
+
+// retry answers POST /timer/:id/retry: the failed timer id is re-armed to
+// fire now with a fresh attempt budget. 202 Accepted with an empty body,
+// as DELETE: the delivery itself happens later, and its outcome is seen on
+// GET /timer/:id. An unknown id is a 404, a timer that has not failed
+// (pending, retrying, delivered, cancelled) a 409. A request body is
+// ignored.
+func (h *handler) retry(w http.ResponseWriter, r *http.Request, id string) {
+	if err := h.svc.Retry(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // parse reads the body of a create or update and validates it. The body

@@ -595,8 +595,19 @@ func TestGet(t *testing.T) {
 	require.JSONEq(t, fmt.Sprintf(`{
 		"id":"g1","timeout":2500,"data":null,
 		"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1:9/hook"},
-		"created":%d,"due":%d,"node":"node-1"}`,
+		"created":%d,"due":%d,"node":"node-1","state":"pending","attempts":0}`,
 		testNow.UnixMilli(), testNow.Add(2500*time.Millisecond).UnixMilli()), r.body)
+
+	// A failed timer answers too, with its fate.
+	b.svc.setState("g1", skyring.StateFailed, 3)
+	r = b.do(t, http.MethodGet, "/timer/g1", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	require.JSONEq(t, fmt.Sprintf(`{
+		"id":"g1","timeout":2500,"data":null,
+		"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1:9/hook"},
+		"created":%d,"due":%d,"node":"node-1","state":"failed","attempts":3,
+		"last_error":"receiver answered 503","last_status":503,"finished_at":%d}`,
+		testNow.UnixMilli(), testNow.Add(2500*time.Millisecond).UnixMilli(), testNow.UnixMilli()), r.body)
 
 	g := b.do(t, http.MethodGet, "/timer/missing", nil)
 	requireError(t, g, http.StatusNotFound, "not found")
@@ -654,10 +665,22 @@ func TestNotFoundRoutes(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodGet, "/"},
 		{http.MethodGet, "/nope"},
-		{http.MethodGet, "/timer"},
 		{http.MethodPut, "/timer"},
 		{http.MethodDelete, "/timer"},
 		{http.MethodPatch, "/timer"},
+		{http.MethodOptions, "/timer"},
+		{http.MethodGet, "/timer/known/retry"},
+		{http.MethodPut, "/timer/known/retry"},
+		{http.MethodDelete, "/timer/known/retry"},
+		{http.MethodPatch, "/timer/known/retry"},
+		{http.MethodPost, "/timer/known/retry/"},
+		{http.MethodPost, "/timer/known/retry/x"},
+		{http.MethodPost, "/timer/known/Retry"},
+		{http.MethodPost, "/timer/known/retryx"},
+		{http.MethodPost, "/timer//retry"},
+		{http.MethodPost, "/timer/retry"},
+		{http.MethodPost, "/timer/a/b/retry"},
+		{http.MethodPost, "/timers/known/retry"},
 		{http.MethodPost, "/timer/"},
 		{http.MethodGet, "/timer/"},
 		{http.MethodPost, "/timer/known"},
@@ -684,9 +707,12 @@ func TestNotFoundRoutes(t *testing.T) {
 		require.Empty(t, r.header.Get("Location"))
 	}
 	// HEAD is not a route either (no body on the wire for HEAD).
-	r = b.do(t, http.MethodHead, "/ping", nil)
-	require.Equal(t, http.StatusNotFound, r.status)
-	require.Equal(t, "Not Found", r.reason())
+	for _, path := range []string{"/ping", "/timer", "/timer/known", "/timer/known/retry"} {
+		r = b.do(t, http.MethodHead, path, nil)
+		require.Equal(t, http.StatusNotFound, r.status, path)
+		require.Equal(t, "Not Found", r.reason(), path)
+	}
+	require.Equal(t, 1, b.svc.callCount(), "only the create reached the service")
 }
 
 func TestPanicRecovered(t *testing.T) {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -16,8 +17,10 @@ func TestMain(m *testing.M) {
 
 var _ Service = (*memService)(nil)
 
-// memService is an in-memory Service: it keeps timers in a map, answers
-// ErrTimerExists / ErrTimerNotFound as the node would, knows only the
+// memService is an in-memory Service: it keeps timers in a map (with their
+// state: setState gives one a fate), lists them in id order and retries the
+// failed ones, answers ErrTimerExists / ErrTimerNotFound / ErrNotFailed as
+// the node would, knows only the
 // transports in known, and can be told to fail every call with err or to
 // run hook (which may block) before each call.
 type memService struct {
@@ -27,6 +30,7 @@ type memService struct {
 	err    error
 	hook   func(ctx context.Context, op string)
 	calls  []string
+	lists  []skyring.ListQuery
 }
 
 func newMemService() *memService {
@@ -111,6 +115,78 @@ func (s *memService) Get(ctx context.Context, id string) (skyring.Info, error) {
 	return t.Info("node-1"), nil
 }
 
+// List pages through the timers in id order as the node does: those in
+// q.State (all for ""), after q.After, at most q.Limit; the cursor is set
+// while more follow.
+func (s *memService) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
+	if err := s.enter(ctx, "list"); err != nil {
+		return skyring.ListPage{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lists = append(s.lists, q)
+	ids := make([]string, 0, len(s.timers))
+	for id, t := range s.timers {
+		if id > q.After && (q.State == "" || t.StateName() == q.State) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var page skyring.ListPage
+	for i, id := range ids {
+		if i == q.Limit {
+			page.Cursor = skyring.EncodeCursor(ids[i-1])
+			break
+		}
+		page.Timers = append(page.Timers, s.timers[id].Info("node-1"))
+	}
+	return page, nil
+}
+
+// Retry re-arms a failed timer: ErrTimerNotFound for an unknown id,
+// ErrNotFailed for one in another state.
+func (s *memService) Retry(ctx context.Context, id string) error {
+	if err := s.enter(ctx, "retry"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.timers[id]
+	if !ok {
+		return skyring.ErrTimerNotFound
+	}
+	if t.State != skyring.StateFailed {
+		return skyring.ErrNotFailed
+	}
+	c := *t // copy on write: tests may hold the old pointer
+	c.State, c.Attempts, c.Next, c.Finished, c.LastError, c.LastStatus = skyring.StatePending, 0, 0, 0, "", 0
+	s.timers[id] = &c
+	return nil
+}
+
+// setState gives the stored timer id a fate, as delivery would (failed:
+// after attempts attempts).
+func (s *memService) setState(id string, state skyring.State, attempts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *s.timers[id]
+	c.State, c.Attempts = state, attempts
+	if state.Final() {
+		c.Finished = testNow.UnixNano()
+	}
+	if state == skyring.StateFailed {
+		c.LastError, c.LastStatus = "receiver answered 503", 503
+	}
+	s.timers[id] = &c
+}
+
+// listQueries returns the queries List was given.
+func (s *memService) listQueries() []skyring.ListQuery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lists)
+}
+
 func (s *memService) timer(id string) (*skyring.Timer, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,3 +226,7 @@ func (nopService) Cancel(context.Context, string) error         { return nil }
 func (nopService) Get(_ context.Context, id string) (skyring.Info, error) {
 	return skyring.Info{ID: id}, nil
 }
+func (nopService) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, nil
+}
+func (nopService) Retry(context.Context, string) error { return nil }
