@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -151,4 +152,177 @@ func FuzzCreateBody(f *testing.F) {
 			t.Fatalf("status %d after the Service was called", status)
 		}
 	})
+}
+
+// listRecorder remembers the query of the last List.
+type listRecorder struct {
+	nopService
+	last *skyring.ListQuery
+}
+
+func (s *listRecorder) List(_ context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
+	s.last = &q
+	if q.After == "" {
+		return skyring.ListPage{Cursor: skyring.EncodeCursor("x")}, nil
+	}
+	return skyring.ListPage{Timers: []skyring.Info{{ID: q.After + "!"}}}, nil
+}
+
+// FuzzListQuery sends arbitrary query strings to GET /timer: the answer is
+// a 200 with a JSON page ("timers" never null) after the Service got a
+// query within bounds, or a 400 with a one-line reason and no Service call.
+func FuzzListQuery(f *testing.F) {
+	for _, q := range []string{
+		"", "state=failed", "limit=10", "limit=1000", "limit=1001", "limit=0", "limit=-1", "limit=+5", "limit=1e3",
+		"cursor=" + skyring.EncodeCursor("t1"), "cursor=!!", "cursor=", "state=dead", "state=failed&state=dead",
+		"state=%zz", "a=1;b=2", "%", "&&&", "=", "limit=10&cursor=" + skyring.EncodeCursor("a b/c") + "&state=retrying",
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		svc := &listRecorder{}
+		h := NewHandler(svc, Options{Logger: testLogger(t)})
+		req := httptest.NewRequest(http.MethodGet, "/timer", nil)
+		req.URL.RawQuery = rawQuery
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			q := svc.last
+			if q == nil {
+				t.Fatalf("200 without a List")
+			}
+			if q.Limit < 1 || q.Limit > skyring.MaxListLimit || (q.State != "" && !skyring.ValidStateName(q.State)) ||
+				len(q.After) > skyring.MaxIDLen {
+				t.Fatalf("query %q gave the service %+v", rawQuery, *q)
+			}
+			var page struct {
+				Timers []skyring.Info `json:"timers"`
+				Cursor *string        `json:"cursor"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || page.Timers == nil {
+				t.Fatalf("body %q: %v", rec.Body.String(), err)
+			}
+			if rec.Header().Get(headerContentType) != "application/json" {
+				t.Fatalf("Content-Type %q", rec.Header().Get(headerContentType))
+			}
+		case http.StatusBadRequest:
+			if svc.last != nil {
+				t.Fatalf("400 after the Service was called with %+v", *svc.last)
+			}
+			requireOneReason(t, rec)
+		default:
+			t.Fatalf("query %q: status %d (reason %q)", rawQuery, rec.Code, rec.Header().Get(headerReason))
+		}
+	})
+}
+
+// routeRecorder remembers the last call and its id.
+type routeRecorder struct {
+	nopService
+	op, id string
+}
+
+func (s *routeRecorder) Update(_ context.Context, t *skyring.Timer) error {
+	s.op, s.id = "update", t.ID
+	return nil
+}
+
+func (s *routeRecorder) Cancel(_ context.Context, id string) error {
+	s.op, s.id = "cancel", id
+	return nil
+}
+
+func (s *routeRecorder) Get(_ context.Context, id string) (skyring.Info, error) {
+	s.op, s.id = "get", id
+	return skyring.Info{ID: id}, nil
+}
+
+func (s *routeRecorder) Retry(_ context.Context, id string) error {
+	s.op, s.id = "retry", id
+	return nil
+}
+
+// FuzzTimerPath sends arbitrary escaped paths below /timer/ with each
+// method: the Service only ever gets a valid id, the one the path spells
+// (re-escaped, it routes to the same call), retry only for POST and a
+// final "retry" segment; everything else is a 400 (bad id) or a 404 (no
+// route), never a 500.
+func FuzzTimerPath(f *testing.F) {
+	for _, p := range []string{
+		"x", "x/retry", "x%2Fy", "x%2Fy/retry", "x%2fretry", "retry", "retry/retry", "x/%72etry", "", "/retry",
+		"x/", "x/y", "x/retry/", "a%20b/retry", "%C3%A9", "a%25b/retry", "%", "x/retry%2F", "..", "../retry",
+	} {
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPost, http.MethodPatch} {
+			f.Add(m, p)
+		}
+	}
+	body := `{"timeout":1000,"callback":{"transport":"http","method":"post","uri":"http://x/y"}}`
+	f.Fuzz(func(t *testing.T, method, escaped string) {
+		switch method {
+		case http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPost, http.MethodPatch:
+		default:
+			return
+		}
+		u, err := url.Parse(timerPathS + escaped)
+		if err != nil || u.RawQuery != "" || u.Fragment != "" || u.Host != "" || u.Opaque != "" ||
+			!strings.HasPrefix(u.Path, timerPathS) {
+			return
+		}
+		svc := &routeRecorder{}
+		h := NewHandler(svc, Options{Logger: testLogger(t)})
+		req := httptest.NewRequest(method, "/", strings.NewReader(body))
+		req.URL = u
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusAccepted:
+			if svc.op == "" {
+				t.Fatalf("%s %s: %d without a call", method, escaped, rec.Code)
+			}
+		case http.StatusBadRequest, http.StatusNotFound:
+			if svc.op != "" {
+				t.Fatalf("%s %s: %d after %s %q", method, escaped, rec.Code, svc.op, svc.id)
+			}
+			requireOneReason(t, rec)
+			return
+		default:
+			t.Fatalf("%s %s: status %d (reason %q)", method, escaped, rec.Code, rec.Header().Get(headerReason))
+		}
+		if err := skyring.ValidateID(svc.id); err != nil {
+			t.Fatalf("%s %s: invalid id %q reached the service", method, escaped, svc.id)
+		}
+		want := map[string]string{http.MethodGet: "get", http.MethodPut: "update", http.MethodDelete: "cancel", http.MethodPost: "retry"}[method]
+		if svc.op != want {
+			t.Fatalf("%s %s: %s", method, escaped, svc.op)
+		}
+		// The id is what the path spells: escaped again, it routes the same.
+		again := timerPathS + url.PathEscape(svc.id)
+		if svc.op == "retry" {
+			again += "/retry"
+		}
+		u2, err := url.Parse(again)
+		if err != nil {
+			t.Fatalf("re-escaped %q: %v", again, err)
+		}
+		id2, route, ok := timerRoute(u2)
+		if !ok || id2 != svc.id || (route == routeRetry) != (svc.op == "retry") {
+			t.Fatalf("%s %s: id %q does not round-trip (%q %q %v)", method, escaped, svc.id, id2, route, ok)
+		}
+	})
+}
+
+// requireOneReason checks that an error answer has exactly one clean,
+// non-empty x-skyring-reason.
+func requireOneReason(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	reasons := rec.Header()[headerReason]
+	if len(reasons) != 1 || reasons[0] == "" {
+		t.Fatalf("status %d without a single reason: %q", rec.Code, reasons)
+	}
+	for _, c := range []byte(reasons[0]) {
+		if c < ' ' || c == 0x7f {
+			t.Fatalf("reason %q is not one clean line", reasons[0])
+		}
+	}
 }

@@ -512,6 +512,7 @@ func TestServiceErrors(t *testing.T) {
 		{"closed", fmt.Errorf("node: %w", skyring.ErrClosed), 503, "shutting down"},
 		{"exists", skyring.ErrTimerExists, 409, "already exists"},
 		{"not found", skyring.ErrTimerNotFound, 404, "not found"},
+		{"not failed", skyring.ErrNotFailed, 409, "Only a failed timer can be retried"},
 		{"validation", &skyring.ValidationError{Field: "x", Reason: "bad\nthing"}, 400, "bad thing"},
 		{"status", &skyring.StatusError{Status: 502, Reason: "upstream"}, 502, "upstream"},
 		{"status no reason", &skyring.StatusError{Status: 504}, 504, "Gateway Timeout"},
@@ -532,6 +533,11 @@ func TestServiceErrors(t *testing.T) {
 			g := b.do(t, http.MethodGet, "/timer/t1", nil)
 			requireError(t, g, tc.status, tc.reason)
 			require.Empty(t, g.body)
+			l := b.do(t, http.MethodGet, "/timer?state=failed", nil)
+			requireError(t, l, tc.status, tc.reason)
+			require.Empty(t, l.body)
+			require.Empty(t, l.header.Get("Content-Type"))
+			requireError(t, b.do(t, http.MethodPost, "/timer/t1/retry", nil), tc.status, tc.reason)
 		})
 	}
 }
@@ -777,5 +783,238 @@ func TestParseTimerDoesNotAliasBody(t *testing.T) {
 			buf[i] = 'Z'
 		}
 		require.Equal(t, before, *tm, body)
+	}
+}
+
+// listPage decodes a GET /timer answer, checking its status and headers.
+func listPage(t *testing.T, r result) skyring.ListPage {
+	t.Helper()
+	require.Equal(t, http.StatusOK, r.status, r.reason())
+	require.Equal(t, "application/json", r.header.Get("Content-Type"))
+	require.Empty(t, r.reason())
+	var page skyring.ListPage
+	require.NoError(t, json.Unmarshal([]byte(r.body), &page))
+	return page
+}
+
+func pageIDs(page skyring.ListPage) []string {
+	ids := make([]string, 0, len(page.Timers))
+	for _, i := range page.Timers {
+		ids = append(ids, i.ID)
+	}
+	return ids
+}
+
+func TestListEmpty(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, path := range []string{"/timer", "/timer?", "/timer?state=failed", "/timer?other=1"} {
+		r := b.do(t, http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, r.status, path)
+		require.JSONEq(t, `{"timers":[]}`, r.body, "an empty page is [] and has no cursor")
+	}
+	// The defaults reach the service.
+	require.Equal(t, skyring.ListQuery{Limit: skyring.DefaultListLimit}, b.svc.listQueries()[0])
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var all []string
+	for i := range 25 {
+		id := fmt.Sprintf("t%02d", i)
+		all = append(all, id)
+		require.Equal(t, http.StatusCreated, b.post(t, validBody, "x-timer-id", id).status)
+	}
+	failed := []string{"t03", "t07", "t11", "t19"}
+	for _, id := range failed {
+		b.svc.setState(id, skyring.StateFailed, 5)
+	}
+	b.svc.setState("t04", skyring.StateDelivered, 1)
+	b.svc.setState("t05", skyring.StatePending, 2) // retrying
+
+	// Default: one page holds all 25, no cursor.
+	r := b.do(t, http.MethodGet, "/timer", nil)
+	page := listPage(t, r)
+	require.Equal(t, all, pageIDs(page))
+	require.Empty(t, page.Cursor)
+	require.NotContains(t, r.body, `"cursor"`)
+	require.Equal(t, "failed", page.Timers[3].State)
+	require.Equal(t, "delivered", page.Timers[4].State)
+	require.Equal(t, "retrying", page.Timers[5].State)
+	// The timers are the same Info as GET /timer/:id.
+	g := b.do(t, http.MethodGet, "/timer/t03", nil)
+	var info skyring.Info
+	require.NoError(t, json.Unmarshal([]byte(g.body), &info))
+	require.Equal(t, info, page.Timers[3])
+
+	// Paging through all with limit 10, following the cursor.
+	var got []string
+	path := "/timer?limit=10"
+	pages := 0
+	for {
+		page := listPage(t, b.do(t, http.MethodGet, path, nil))
+		pages++
+		require.LessOrEqual(t, len(page.Timers), 10)
+		got = append(got, pageIDs(page)...)
+		if page.Cursor == "" {
+			break
+		}
+		path = "/timer?limit=10&cursor=" + url.QueryEscape(page.Cursor)
+	}
+	require.Equal(t, all, got)
+	require.Equal(t, 3, pages)
+
+	// The state filter, with paging.
+	got = nil
+	path = "/timer?state=failed&limit=3"
+	for {
+		page := listPage(t, b.do(t, http.MethodGet, path, nil))
+		for _, i := range page.Timers {
+			require.Equal(t, "failed", i.State)
+			require.Equal(t, 5, i.Attempts)
+		}
+		got = append(got, pageIDs(page)...)
+		if page.Cursor == "" {
+			break
+		}
+		path = "/timer?limit=3&state=failed&cursor=" + page.Cursor // cursors are URL-safe
+	}
+	require.Equal(t, failed, got)
+	require.Equal(t, []string{"t05"}, pageIDs(listPage(t, b.do(t, http.MethodGet, "/timer?state=retrying", nil))))
+	require.Empty(t, listPage(t, b.do(t, http.MethodGet, "/timer?state=cancelled", nil)).Timers)
+
+	// What the service was given: parsed and decoded.
+	b.do(t, http.MethodGet, "/timer?state=pending&limit=1000&cursor="+skyring.EncodeCursor("t20"), nil)
+	qs := b.svc.listQueries()
+	require.Equal(t, skyring.ListQuery{State: "pending", After: "t20", Limit: 1000}, qs[len(qs)-1])
+	// A parameter given twice counts with its first value.
+	require.Len(t, listPage(t, b.do(t, http.MethodGet, "/timer?limit=2&limit=5", nil)).Timers, 2)
+	// A request body is ignored.
+	require.Len(t, listPage(t, b.do(t, http.MethodGet, "/timer?limit=1", strings.NewReader(`{"limit":5}`))).Timers, 1)
+}
+
+func TestListBadParams(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	calls := b.svc.callCount()
+	for _, tc := range []struct{ query, want string }{
+		{"state=dead", "state"},
+		{"state=FAILED", "state"},
+		{"state=failed%20", "state"},
+		{"limit=0", "limit"},
+		{"limit=-1", "limit"},
+		{"limit=1001", "limit"},
+		{"limit=ten", "limit"},
+		{"limit=1.5", "limit"},
+		{"limit=1e2", "limit"},
+		{"limit=99999999999999999999", "limit"},
+		{"cursor=!!!", "cursor"},
+		{"cursor=" + skyring.EncodeCursor("x") + "=", "cursor"},
+		{"cursor=" + skyring.EncodeCursor(strings.Repeat("x", skyring.MaxIDLen+1)), "cursor"},
+		{"state=%zz", "query"},
+		{"limit=%", "query"},
+		{"a=1;b=2", "query"},
+	} {
+		r := b.do(t, http.MethodGet, "/timer?"+tc.query, nil)
+		require.Equal(t, http.StatusBadRequest, r.status, tc.query)
+		requireError(t, r, http.StatusBadRequest, tc.want)
+		require.Empty(t, r.body, tc.query)
+	}
+	require.Equal(t, calls, b.svc.callCount(), "the service is not called")
+}
+
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []string{"r1", "r2", "retry", "a%b"} {
+		require.Equal(t, http.StatusCreated, b.post(t, validBody, "x-timer-id", id).status)
+	}
+	b.svc.setState("r1", skyring.StateFailed, 5)
+	b.svc.setState("retry", skyring.StateFailed, 1)
+	b.svc.setState("a%b", skyring.StateFailed, 1)
+
+	r := b.do(t, http.MethodPost, "/timer/r1/retry", nil)
+	require.Equal(t, http.StatusAccepted, r.status, r.reason())
+	require.Empty(t, r.body)
+	require.Empty(t, r.reason())
+	require.Empty(t, r.header.Get("Location"))
+	tm, _ := b.svc.timer("r1")
+	require.Equal(t, skyring.StatePending, tm.State)
+	require.Zero(t, tm.Attempts)
+
+	// Retried once, it is pending: 409 as any timer that has not failed.
+	requireError(t, b.do(t, http.MethodPost, "/timer/r1/retry", nil), http.StatusConflict, "failed")
+	requireError(t, b.do(t, http.MethodPost, "/timer/r2/retry", nil), http.StatusConflict, "failed")
+	b.svc.setState("r2", skyring.StateDelivered, 1)
+	requireError(t, b.do(t, http.MethodPost, "/timer/r2/retry", nil), http.StatusConflict, "failed")
+	// Unknown: 404.
+	r = b.do(t, http.MethodPost, "/timer/nope/retry", nil)
+	requireError(t, r, http.StatusNotFound, "not found")
+	require.Empty(t, r.body)
+
+	// An id may be "retry"; ids are percent-decoded; a body is ignored.
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, "/timer/retry/retry", strings.NewReader("{")).status)
+	require.Equal(t, http.StatusAccepted, b.do(t, http.MethodPost, "/timer/a%25b/retry", nil).status)
+	// A retry route with an encoded final segment is still the retry route.
+	requireError(t, b.do(t, http.MethodPost, "/timer/a%25b/%72etry", nil), http.StatusConflict, "failed")
+}
+
+func TestRetryIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	calls := b.svc.callCount()
+	// The id of /timer/:id/retry follows the id rules: an encoded slash
+	// stays in the id (400), it never makes another route.
+	for _, path := range []string{
+		"/timer/a%2Fb/retry",
+		"/timer/%2F/retry",
+		"/timer/a%20b/retry",  // a space
+		"/timer/%C3%A9/retry", // not ASCII
+		"/timer/" + strings.Repeat("y", 257) + "/retry",
+	} {
+		requireError(t, b.do(t, http.MethodPost, path, nil), http.StatusBadRequest, "id")
+	}
+	// "/timer/a%2Fretry" is the id "a/retry", not a retry of "a": a POST
+	// to it is no route (404, as POST /timer/:id), a GET an invalid id
+	// (400).
+	for _, path := range []string{"/timer/a%2Fretry", "/timer/a%2Fb%2Fretry"} {
+		require.Equal(t, http.StatusNotFound, b.do(t, http.MethodPost, path, nil).status, path)
+		requireError(t, b.do(t, http.MethodGet, path, nil), http.StatusBadRequest, "id")
+	}
+	require.Equal(t, calls, b.svc.callCount(), "the service is not called")
+}
+
+func TestTimerRoute(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw       string
+		id, route string
+		ok        bool
+	}{
+		{"/timer/x", "x", routeTimer, true},
+		{"/timer/x/retry", "x", routeRetry, true},
+		{"/timer/x%2Fy", "x/y", routeTimer, true},
+		{"/timer/x%2Fy/retry", "x/y", routeRetry, true},
+		{"/timer/x%2fretry", "x/retry", routeTimer, true},
+		{"/timer/x%252F", "x%2F", routeTimer, true},
+		{"/timer/retry", "retry", routeTimer, true},
+		{"/timer/retry/retry", "retry", routeRetry, true},
+		{"/timer/x/%72etry", "x", routeRetry, true},
+		{"/%74imer/x/retry", "x", routeRetry, true},
+		{"/timer/", "", "", false},
+		{"/timer//retry", "", "", false},
+		{"/timer/x/", "", "", false},
+		{"/timer/x/y", "", "", false},
+		{"/timer/x/retry/", "", "", false},
+		{"/timer/x/retry/retry", "", "", false},
+		{"/timer/x/y%2Fretry", "", "", false},
+	} {
+		u, err := url.Parse(tc.raw)
+		require.NoError(t, err, tc.raw)
+		id, route, ok := timerRoute(u)
+		require.Equal(t, tc.ok, ok, tc.raw)
+		require.Equal(t, tc.id, id, tc.raw)
+		require.Equal(t, tc.route, route, tc.raw)
 	}
 }
