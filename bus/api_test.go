@@ -86,7 +86,7 @@ func TestAPI(t *testing.T) {
 		got := request(t, nc, get, `{"id":"t1"}`)
 		want := fmt.Sprintf(`{"status":200,"timer":{"id":"t1","timeout":10000,"data":"hi",
 			"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1:9/x"},
-			"created":%d,"due":%d,"node":%q}}`, t0.UnixMilli(), t0.UnixMilli()+10000, h.id)
+			"created":%d,"due":%d,"node":%q,"state":"pending","attempts":0}}`, t0.UnixMilli(), t0.UnixMilli()+10000, h.id)
 		require.JSONEq(t, want, got)
 	})
 	t.Run("cancel", func(t *testing.T) {

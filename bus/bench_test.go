@@ -38,6 +38,10 @@ func (h *noopHandler) Cancel(context.Context, string) error         { return nil
 func (h *noopHandler) Get(_ context.Context, id string) (skyring.Info, error) {
 	return skyring.Info{ID: id}, nil
 }
+func (h *noopHandler) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, nil
+}
+func (h *noopHandler) Retry(context.Context, string) error { return nil }
 func (h *noopHandler) HandleRelay(context.Context, bus.Command) bus.Reply {
 	return bus.Reply{Status: 200}
 }

@@ -17,14 +17,18 @@
 //	<prefix>.timer.update   replace a timer (id required); queue group "skyring-api"
 //	<prefix>.timer.cancel   cancel a timer ({"id":…}); queue group "skyring-api"
 //	<prefix>.timer.get      read a timer ({"id":…}); queue group "skyring-api"
+//	<prefix>.timer.list     a page of timers ({"state":…,"limit":…,"cursor":…}, all optional); queue group "skyring-api"
+//	<prefix>.timer.retry    re-arm a failed timer ({"id":…}); queue group "skyring-api"
 //	<prefix>.events.<type>  timer events: create, replace, execute, cancel, success, fail, evict (TimerEvent)
 //	<prefix>.node.<type>    node events: ready, recover, rebalance, purge, shutdown, join, leave (NodeEvent)
 //
-// Every node subscribes to the four API subjects in one queue group, so
+// Every node subscribes to the six API subjects in one queue group, so
 // exactly one node takes each message; that node asks its Handler, which
-// relays to the owner if need be. A message with a reply subject gets
-// {"id":…,"status":201|200|202}, {"status":200,"timer":{…}} for get, or
-// {"status":N,"error":"…"}; one without is carried out all the same.
+// relays to the owner (or, for list, to every node) if need be. A message
+// with a reply subject gets {"id":…,"status":201|200|202} (retry: 202),
+// {"status":200,"timer":{…}} for get, {"status":200,"timers":[…],"cursor":…}
+// for list (the fields of GET /timer's page; no cursor on the last page),
+// or {"status":N,"error":"…"}; one without is carried out all the same.
 //
 // Internal subjects, never part of the public contract:
 //

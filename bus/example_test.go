@@ -23,6 +23,10 @@ func (echoNode) Cancel(context.Context, string) error         { return skyring.E
 func (echoNode) Get(context.Context, string) (skyring.Info, error) {
 	return skyring.Info{}, skyring.ErrTimerNotFound
 }
+func (echoNode) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, nil
+}
+func (echoNode) Retry(context.Context, string) error { return skyring.ErrTimerNotFound }
 func (echoNode) HandleRelay(_ context.Context, cmd bus.Command) bus.Reply {
 	return bus.Reply{Status: 200, Reason: "hello from " + cmd.From}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,12 +38,13 @@ type fakeHandler struct {
 	timers   map[string]*skyring.Timer
 	handled  map[string]int // create calls per id
 	relays   []bus.Command
+	lists    []skyring.ListQuery
 	deadline []bool // whether each relay's context had a deadline
 	seen     map[string]ring.Member
 
 	timersGauge atomic.Int64
 	block       chan struct{} // when set, HandleRelay waits for it to close
-	events      chan string   // "create:<id>", "seen:<id>", "left:<id>", "relay:<op>"
+	events      chan string   // "create:<id>", "retry:<id>", "seen:<id>", "left:<id>", "relay:<op>"
 }
 
 func newFakeHandler(id string) *fakeHandler {
@@ -121,6 +123,71 @@ func (h *fakeHandler) Get(_ context.Context, id string) (skyring.Info, error) {
 		return skyring.Info{}, skyring.ErrTimerNotFound
 	}
 	return t.Info(h.id), nil
+}
+
+// List pages through the timers in id order: those in q.State (all for
+// ""), after q.After, at most q.Limit; the cursor is set while more follow.
+func (h *fakeHandler) List(_ context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lists = append(h.lists, q)
+	ids := make([]string, 0, len(h.timers))
+	for id, t := range h.timers {
+		if id > q.After && (q.State == "" || t.StateName() == q.State) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var page skyring.ListPage
+	for i, id := range ids {
+		if i == q.Limit {
+			page.Cursor = skyring.EncodeCursor(ids[i-1])
+			break
+		}
+		page.Timers = append(page.Timers, h.timers[id].Info(h.id))
+	}
+	return page, nil
+}
+
+// Retry re-arms a failed timer: ErrTimerNotFound for an unknown id,
+// ErrNotFailed for one in another state.
+func (h *fakeHandler) Retry(_ context.Context, id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.timers[id]
+	if !ok {
+		return skyring.ErrTimerNotFound
+	}
+	if t.State != skyring.StateFailed {
+		return skyring.ErrNotFailed
+	}
+	c := *t // copy on write: a test may hold the old pointer
+	c.State, c.Attempts, c.Next, c.Finished, c.LastError, c.LastStatus = skyring.StatePending, 0, 0, 0, "", 0
+	h.timers[id] = &c
+	h.signal("retry:" + id)
+	return nil
+}
+
+// setState gives the stored timer id a fate, as delivery would.
+func (h *fakeHandler) setState(id string, state skyring.State, attempts int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := *h.timers[id]
+	c.State, c.Attempts = state, attempts
+	if state.Final() {
+		c.Finished = t0.UnixNano()
+	}
+	if state == skyring.StateFailed {
+		c.LastError, c.LastStatus = "receiver answered 503", 503
+	}
+	h.timers[id] = &c
+}
+
+// listQueries returns the queries List was given.
+func (h *fakeHandler) listQueries() []skyring.ListQuery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.lists)
 }
 
 func (h *fakeHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
