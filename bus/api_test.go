@@ -209,3 +209,208 @@ func TestStopAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 404, rep.Status)
 }
+
+// listReply is a list answer of the NATS API.
+type listReply struct {
+	Status int             `json:"status"`
+	Timers *[]skyring.Info `json:"timers"`
+	Cursor string          `json:"cursor"`
+	Error  string          `json:"error"`
+}
+
+func requestList(t *testing.T, nc *nats.Conn, subj, body string) listReply {
+	t.Helper()
+	var rep listReply
+	raw := request(t, nc, subj, body)
+	require.NoError(t, json.Unmarshal([]byte(raw), &rep), raw)
+	require.Equal(t, 200, rep.Status, raw)
+	require.NotNil(t, rep.Timers, "timers is always there: %s", raw)
+	return rep
+}
+
+func replyIDs(rep listReply) []string {
+	var ids []string
+	for _, i := range *rep.Timers {
+		ids = append(ids, i.ID)
+	}
+	return ids
+}
+
+func TestAPIList(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("list"))
+	b := startBus(t, bus.Options{NodeID: h.id}, h)
+	nc := bustest.Connect(t, b.Server())
+	list, create := b.Subject("timer", "list"), b.Subject("timer", "create")
+	require.Equal(t, "skyring.timer.list", list)
+
+	// Empty: [] and no cursor, whatever the payload says of it.
+	for _, body := range []string{``, ` `, `{}`, `{"state":null,"limit":null,"cursor":null}`, `{"cursor":""}`} {
+		require.JSONEq(t, `{"status":200,"timers":[]}`, request(t, nc, list, body), "payload %q", body)
+	}
+	require.Equal(t, skyring.ListQuery{Limit: skyring.DefaultListLimit}, h.listQueries()[0])
+
+	var all []string
+	for i := range 12 {
+		id := fmt.Sprintf("l%02d", i)
+		all = append(all, id)
+		require.JSONEq(t, `{"id":"`+id+`","status":201}`, request(t, nc, create, `{"id":"`+id+`","timeout":1000,`+cb+`}`))
+	}
+	failed := []string{"l02", "l05", "l09"}
+	for _, id := range failed {
+		h.setState(id, skyring.StateFailed, 4)
+	}
+
+	// Everything in one page, with the shape of GET /timer/:id.
+	rep := requestList(t, nc, list, `{}`)
+	require.Equal(t, all, replyIDs(rep))
+	require.Empty(t, rep.Cursor)
+	require.Equal(t, h.timer("l02").Info(h.id), (*rep.Timers)[2])
+	require.Equal(t, "failed", (*rep.Timers)[2].State)
+	require.Equal(t, "receiver answered 503", (*rep.Timers)[2].LastError)
+
+	// Paging with a number limit, then a string limit.
+	for _, limit := range []string{`5`, `"5"`} {
+		var got []string
+		pages := 0
+		cursor := ""
+		for {
+			body := `{"limit":` + limit + `}`
+			if cursor != "" {
+				body = `{"limit":` + limit + `,"cursor":"` + cursor + `"}`
+			}
+			rep := requestList(t, nc, list, body)
+			pages++
+			require.LessOrEqual(t, len(*rep.Timers), 5)
+			got = append(got, replyIDs(rep)...)
+			if rep.Cursor == "" {
+				break
+			}
+			cursor = rep.Cursor
+		}
+		require.Equal(t, all, got, "limit %s", limit)
+		require.Equal(t, 3, pages)
+	}
+
+	// The state filter, with paging; other members are ignored.
+	rep = requestList(t, nc, list, `{"state":"failed","limit":2,"other":[1]}`)
+	require.Equal(t, failed[:2], replyIDs(rep))
+	require.NotEmpty(t, rep.Cursor)
+	rep = requestList(t, nc, list, `{"state":"failed","limit":2,"cursor":"`+rep.Cursor+`"}`)
+	require.Equal(t, failed[2:], replyIDs(rep))
+	require.Empty(t, rep.Cursor)
+
+	// What the handler was given.
+	requestList(t, nc, list, `{"state":"pending","limit":1000,"cursor":"`+skyring.EncodeCursor("l10")+`"}`)
+	qs := h.listQueries()
+	require.Equal(t, skyring.ListQuery{State: "pending", After: "l10", Limit: 1000}, qs[len(qs)-1])
+	// Keys match exactly, and the last of duplicates wins.
+	requestList(t, nc, list, `{"State":"failed","LIMIT":3,"limit":1,"limit":7}`)
+	qs = h.listQueries()
+	require.Equal(t, skyring.ListQuery{Limit: 7}, qs[len(qs)-1])
+}
+
+func TestAPIListErrors(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("listerr"))
+	b := startBus(t, bus.Options{NodeID: h.id}, h)
+	nc := bustest.Connect(t, b.Server())
+	list := b.Subject("timer", "list")
+
+	const (
+		badState  = `{"status":400,"error":"state must be one of pending, retrying, delivered, failed, cancelled"}`
+		badLimit  = `{"status":400,"error":"limit must be an integer from 1 to 1000"}`
+		badCursor = `{"status":400,"error":"cursor is not one this service handed out"}`
+	)
+	for _, tc := range []struct{ body, want string }{
+		{`{"state":"dead"}`, badState},
+		{`{"state":"Failed"}`, badState},
+		{`{"state":""}`, `{"status":200,"timers":[]}`},
+		{`{"state":5}`, `{"status":400,"error":"state must be a string"}`},
+		{`{"state":["failed"]}`, `{"status":400,"error":"state must be a string"}`},
+		{`{"limit":0}`, badLimit},
+		{`{"limit":-1}`, badLimit},
+		{`{"limit":1001}`, badLimit},
+		{`{"limit":1.5}`, badLimit},
+		{`{"limit":1e2}`, badLimit},
+		{`{"limit":10.0}`, badLimit},
+		{`{"limit":"ten"}`, badLimit},
+		{`{"limit":" 5"}`, badLimit},
+		{`{"limit":true}`, badLimit},
+		{`{"limit":[5]}`, badLimit},
+		{`{"limit":{"n":5}}`, badLimit},
+		{`{"limit":99999999999999999999}`, badLimit},
+		{`{"cursor":"!!!"}`, badCursor},
+		{`{"cursor":1234}`, `{"status":400,"error":"cursor must be a string"}`},
+		{`{"cursor":"` + skyring.EncodeCursor(strings.Repeat("x", skyring.MaxIDLen+1)) + `"}`, badCursor},
+		{`{`, `{"status":400,"error":"Invalid JSON body"}`},
+		{`{"limit":5}x`, `{"status":400,"error":"Invalid JSON body"}`},
+		{`[]`, `{"status":400,"error":"Request body must be a JSON object"}`},
+		{`null`, `{"status":400,"error":"Request body must be a JSON object"}`},
+		{`"failed"`, `{"status":400,"error":"Request body must be a JSON object"}`},
+	} {
+		require.JSONEq(t, tc.want, request(t, nc, list, tc.body), "payload %s", tc.body)
+	}
+	require.Len(t, h.listQueries(), 1, "only the valid payload reached the handler")
+
+	body := `{"state":"failed","pad":"` + strings.Repeat("x", 1<<20) + `"}`
+	require.JSONEq(t, `{"status":413,"error":"Request body too large"}`, request(t, nc, list, body))
+}
+
+func TestAPIRetry(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("retry"))
+	b := startBus(t, bus.Options{NodeID: h.id}, h)
+	nc := bustest.Connect(t, b.Server())
+	retry, create := b.Subject("timer", "retry"), b.Subject("timer", "create")
+	require.Equal(t, "skyring.timer.retry", retry)
+
+	for _, id := range []string{"r1", "r2"} {
+		require.JSONEq(t, `{"id":"`+id+`","status":201}`, request(t, nc, create, `{"id":"`+id+`","timeout":1000,`+cb+`}`))
+	}
+	h.setState("r1", skyring.StateFailed, 5)
+
+	require.JSONEq(t, `{"id":"r1","status":202}`, request(t, nc, retry, `{"id":"r1"}`))
+	require.Equal(t, skyring.StatePending, h.timer("r1").State)
+	require.Zero(t, h.timer("r1").Attempts)
+
+	const notFailed = `{"status":409,"error":"Only a failed timer can be retried"}`
+	for _, tc := range []struct{ body, want string }{
+		{`{"id":"r1"}`, notFailed}, // retried already: pending
+		{`{"id":"r2"}`, notFailed},
+		{`{"id":"nope"}`, `{"status":404,"error":"Timer not found"}`},
+		{`{}`, `{"status":400,"error":"id is required"}`},
+		{`{"id":null}`, `{"status":400,"error":"id is required"}`},
+		{`{"id":5}`, `{"status":400,"error":"id must be a string"}`},
+		{`{"id":"a/b"}`, `{"status":400,"error":"Timer id may hold only printable ASCII without spaces or '/'"}`},
+		{``, `{"status":400,"error":"Invalid JSON body"}`},
+		{`"r1"`, `{"status":400,"error":"Request body must be a JSON object"}`},
+	} {
+		require.JSONEq(t, tc.want, request(t, nc, retry, tc.body), "payload %s", tc.body)
+	}
+	h.setState("r2", skyring.StateDelivered, 1)
+	require.JSONEq(t, notFailed, request(t, nc, retry, `{"id":"r2"}`))
+}
+
+// Without a reply subject, list and retry are carried out all the same (a
+// list so is of no use, but harmless), and a failing one disturbs nothing.
+func TestAPIListRetryFireAndForget(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("ffr"))
+	b := startBus(t, bus.Options{NodeID: h.id}, h)
+	nc := bustest.Connect(t, b.Server())
+	retry, list := b.Subject("timer", "retry"), b.Subject("timer", "list")
+
+	request(t, nc, b.Subject("timer", "create"), `{"id":"f1","timeout":1000,`+cb+`}`)
+	h.setState("f1", skyring.StateFailed, 5)
+
+	require.NoError(t, nc.Publish(retry, []byte(`{"id":"nope"}`)))
+	require.NoError(t, nc.Publish(retry, []byte(`{`)))
+	require.NoError(t, nc.Publish(list, []byte(`{"limit":0}`)))
+	require.NoError(t, nc.Publish(list, []byte(`{"state":"failed"}`)))
+	require.NoError(t, nc.Publish(retry, []byte(`{"id":"f1"}`)))
+	h.waitEvent(t, "retry:f1")
+	require.Equal(t, skyring.StatePending, h.timer("f1").State)
+	require.Eventually(t, func() bool { return len(h.listQueries()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, skyring.ListQuery{State: "failed", Limit: skyring.DefaultListLimit}, h.listQueries()[0])
+}
