@@ -51,9 +51,58 @@ type Client interface {
 	// skyring.ErrTimerNotFound if no timer id is pending (never created,
 	// fired or cancelled).
 	Cancel(ctx context.Context, id string) error
-	// Get describes the pending timer id. skyring.ErrTimerNotFound if no
-	// timer id is pending.
+	// Get describes the timer id: a pending one, or one whose fate is
+	// sealed (delivered, failed, cancelled) while the cluster keeps it;
+	// Info.State tells which. skyring.ErrTimerNotFound if the cluster
+	// knows no timer id.
 	Get(ctx context.Context, id string) (skyring.Info, error)
+	// List returns one page of the cluster's timers in id order: those in
+	// the state q.State ("" for all), whose id sorts after q.After ("" to
+	// start from the first), at most q.Limit of them (0 for the server's
+	// default, skyring.DefaultListLimit; at most skyring.MaxListLimit). A
+	// page may hold fewer timers, even none, while more follow: the
+	// listing goes on as long as the page's Cursor is not empty. Cursor is
+	// opaque; the next page's After is skyring.DecodeCursor(page.Cursor).
+	// ListAll does the paging.
+	List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error)
+	// Retry re-arms the failed timer id: it is delivered again at once,
+	// with a fresh attempt budget. It returns when the timer is re-armed;
+	// Get tells the outcome later. skyring.ErrTimerNotFound if the cluster
+	// knows no timer id, skyring.ErrNotFailed if the timer has not failed
+	// (pending, retrying, delivered or cancelled).
+	Retry(ctx context.Context, id string) error
+}
+
+// ListAll pages through the timers q selects with c.List, from q.After on,
+// q.Limit at a time (0 for the server's default), and calls fn with each in
+// id order. It stops at the first error, from a List or from fn, and
+// returns it. The listing is not a snapshot: a timer created, or changing
+// state, while ListAll runs may or may not be seen.
+//
+//	err := client.ListAll(ctx, c, skyring.ListQuery{State: "failed"}, func(info skyring.Info) error {
+//		return c.Retry(ctx, info.ID)
+//	})
+func ListAll(ctx context.Context, c Client, q skyring.ListQuery, fn func(skyring.Info) error) error {
+	for {
+		page, err := c.List(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, info := range page.Timers {
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+		if page.Cursor == "" {
+			return nil
+		}
+		after, err := skyring.DecodeCursor(page.Cursor)
+		if err != nil || after <= q.After {
+			// A cursor that does not move on would page forever.
+			return fmt.Errorf("client: list timers: the server answered a bad cursor %.100q", page.Cursor)
+		}
+		q.After = after
+	}
 }
 
 // Compile-time checks.
@@ -160,6 +209,11 @@ func checkUpdate(id string, spec TimerSpec) error {
 		return &skyring.ValidationError{Field: "id", Reason: fmt.Sprintf("spec.ID %q differs from the id %q being updated", spec.ID, id)}
 	}
 	return nil
+}
+
+// listError wraps an error of List.
+func listError(err error) error {
+	return fmt.Errorf("client: list timers: %w", err)
 }
 
 // opError wraps err with the operation and, when known, the timer id.

@@ -1,7 +1,7 @@
 // Package client is the Go client of Skyring's public APIs: a typed way to
-// create, update, cancel and look up timers over HTTP (API.md section 2) or
-// over NATS (API.md section 4), so that a Go service never writes Skyring
-// JSON by hand.
+// create, update, cancel and look up timers, list them and retry the failed
+// ones, over HTTP (API.md section 2) or over NATS (API.md section 4), so
+// that a Go service never writes Skyring JSON by hand.
 //
 // Both [HTTPClient] and [NATSClient] implement [Client]:
 //
@@ -14,10 +14,17 @@
 //	info, err := c.Get(ctx, id)
 //	err = c.Cancel(ctx, id)
 //
+// Listing pages through the cluster's timers in id order; [ListAll] follows
+// the pages' cursors:
+//
+//	err = client.ListAll(ctx, c, skyring.ListQuery{State: "failed"}, func(info skyring.Info) error {
+//		return c.Retry(ctx, info.ID) // a dead letter, delivered again
+//	})
+//
 // Errors answered by a server come back as the root package's sentinels,
 // through [skyring.ErrorFromStatus], whichever API carried them:
 // errors.Is(err, skyring.ErrTimerNotFound) (404), skyring.ErrTimerExists
-// (409), skyring.ErrInvalid (400; errors.As with *skyring.ValidationError
+// or skyring.ErrNotFailed (409), skyring.ErrInvalid (400; errors.As with *skyring.ValidationError
 // gives the server's reason), skyring.ErrNoOwner or skyring.ErrClosed (503),
 // skyring.ErrBodyTooLarge (413); any other status is a *skyring.StatusError.
 // Failures to reach the server (network errors, NATS timeouts and

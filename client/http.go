@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/skyring/skyring"
@@ -142,34 +143,93 @@ func (c *HTTPClient) Cancel(ctx context.Context, id string) error {
 // most the server's body limit (1 MiB by default) plus a few fields.
 const maxInfoBytes = 64 << 20
 
+// maxListBytes bounds a GET /timer answer read into memory: a page holds
+// up to skyring.MaxListLimit timers.
+const maxListBytes = 1 << 30
+
 // Get sends GET /timer/:id and decodes the answer.
 func (c *HTTPClient) Get(ctx context.Context, id string) (skyring.Info, error) {
 	var info skyring.Info
 	if err := checkID(id); err != nil {
 		return info, opError("get", id, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.timerURL(id), nil)
-	if err != nil {
+	if err := c.getJSON(ctx, c.timerURL(id), maxInfoBytes, &info); err != nil {
 		return info, opError("get", id, err)
+	}
+	return info, nil
+}
+
+// List sends GET /timer?state=&limit=&cursor= and decodes the page: the
+// cursor is q.After encoded with skyring.EncodeCursor; state and limit are
+// left out when empty or zero.
+func (c *HTTPClient) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
+	params := url.Values{}
+	if q.State != "" {
+		params.Set("state", q.State)
+	}
+	if q.Limit != 0 {
+		params.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.After != "" {
+		params.Set("cursor", skyring.EncodeCursor(q.After))
+	}
+	u := c.base + timerPath
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	var page struct {
+		Timers *[]skyring.Info `json:"timers"`
+		Cursor string          `json:"cursor"`
+	}
+	if err := c.getJSON(ctx, u, maxListBytes, &page); err != nil {
+		return skyring.ListPage{}, listError(err)
+	}
+	if page.Timers == nil {
+		return skyring.ListPage{}, listError(errors.New("the answer carries no timers"))
+	}
+	return skyring.ListPage{Timers: *page.Timers, Cursor: page.Cursor}, nil
+}
+
+// Retry sends POST /timer/:id/retry.
+func (c *HTTPClient) Retry(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return opError("retry", id, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.timerURL(id)+"/retry", nil)
+	if err != nil {
+		return opError("retry", id, err)
+	}
+	if _, err := c.do(req); err != nil {
+		return opError("retry", id, err)
+	}
+	return nil
+}
+
+// getJSON sends GET u and decodes the JSON answer, at most limit bytes of
+// it, into v.
+func (c *HTTPClient) getJSON(ctx context.Context, u string, limit int64, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return info, opError("get", id, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if err := statusError(resp); err != nil {
 		drain(resp.Body)
-		return info, opError("get", id, err)
+		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxInfoBytes))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return info, opError("get", id, fmt.Errorf("reading the answer: %w", err))
+		return fmt.Errorf("reading the answer: %w", err)
 	}
-	if err := json.Unmarshal(b, &info); err != nil {
-		return info, opError("get", id, fmt.Errorf("decoding the answer: %w", err))
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
 	}
-	return info, nil
+	return nil
 }
 
 // do sends req and turns an error status into the matching error. The body

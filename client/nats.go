@@ -31,7 +31,7 @@ type NATSClient struct {
 	prefix  string
 	timeout time.Duration
 
-	subjCreate, subjUpdate, subjCancel, subjGet string
+	subjCreate, subjUpdate, subjCancel, subjGet, subjList, subjRetry string
 }
 
 // NATSOption configures NewNATS.
@@ -78,6 +78,8 @@ func NewNATS(nc *nats.Conn, opts ...NATSOption) (*NATSClient, error) {
 	c.subjUpdate = c.prefix + ".timer.update"
 	c.subjCancel = c.prefix + ".timer.cancel"
 	c.subjGet = c.prefix + ".timer.get"
+	c.subjList = c.prefix + ".timer.list"
+	c.subjRetry = c.prefix + ".timer.retry"
 	return c, nil
 }
 
@@ -87,10 +89,20 @@ type apiReply struct {
 	Status int           `json:"status"`
 	Timer  *skyring.Info `json:"timer"`
 	Error  string        `json:"error"`
+	// A list page.
+	Timers []skyring.Info `json:"timers"`
+	Cursor string         `json:"cursor"`
 }
 
 type idBody struct {
 	ID string `json:"id"`
+}
+
+// listBody is the payload of a list request.
+type listBody struct {
+	State  string `json:"state,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Create requests <prefix>.timer.create and returns the id of the new
@@ -158,6 +170,38 @@ func (c *NATSClient) Get(ctx context.Context, id string) (skyring.Info, error) {
 		return skyring.Info{}, opError("get", id, errors.New("the reply carries no timer"))
 	}
 	return *rep.Timer, nil
+}
+
+// List requests <prefix>.timer.list: the cursor is q.After encoded with
+// skyring.EncodeCursor; state and limit are left out when empty or zero.
+func (c *NATSClient) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
+	body, err := marshal(listBody{State: q.State, Limit: q.Limit, Cursor: skyring.EncodeCursor(q.After)})
+	if err != nil {
+		return skyring.ListPage{}, listError(err)
+	}
+	rep, err := c.request(ctx, c.subjList, body)
+	if err != nil {
+		return skyring.ListPage{}, listError(err)
+	}
+	if rep.Timers == nil {
+		return skyring.ListPage{}, listError(errors.New("the reply carries no timers"))
+	}
+	return skyring.ListPage{Timers: rep.Timers, Cursor: rep.Cursor}, nil
+}
+
+// Retry requests <prefix>.timer.retry.
+func (c *NATSClient) Retry(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return opError("retry", id, err)
+	}
+	body, err := marshal(idBody{ID: id})
+	if err != nil {
+		return opError("retry", id, err)
+	}
+	if _, err := c.request(ctx, c.subjRetry, body); err != nil {
+		return opError("retry", id, err)
+	}
+	return nil
 }
 
 // Publish creates a timer fire-and-forget: it publishes on
