@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -221,7 +222,22 @@ func (b *Bus) respondAPI(m *nats.Msg, op apiOp, rep apiReply) {
 		b.log.Error("encoding NATS API reply", "op", op.name, "err", err)
 		return
 	}
-	if err := m.Respond(data); err != nil {
+	err = m.Respond(data)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// A list page of big timers (or one big timer) that NATS cannot
+		// carry: say so, rather than leave the requester to time out.
+		reason := fmt.Sprintf("The reply (%d bytes) exceeds the NATS max payload", len(data))
+		if nc := b.nc.Load(); nc != nil {
+			reason = fmt.Sprintf("The reply (%d bytes) exceeds the NATS max payload (%d bytes)", len(data), nc.MaxPayload())
+		}
+		if op.kind == apiList {
+			reason += ": ask for fewer timers (a smaller limit)"
+		}
+		b.log.Warn("NATS API reply too large", "op", op.name, "bytes", len(data))
+		data, _ = json.Marshal(apiReply{Status: http.StatusInternalServerError, Error: reason})
+		err = m.Respond(data)
+	}
+	if err != nil {
 		b.log.Debug("answering NATS API message", "op", op.name, "err", err)
 	}
 }

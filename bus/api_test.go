@@ -414,3 +414,29 @@ func TestAPIListRetryFireAndForget(t *testing.T) {
 	require.Eventually(t, func() bool { return len(h.listQueries()) == 1 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, skyring.ListQuery{State: "failed", Limit: skyring.DefaultListLimit}, h.listQueries()[0])
 }
+
+// A reply NATS cannot carry (here a list page of two big timers over a
+// server with the default 1 MB max payload) is answered with an error, not
+// left to time out.
+func TestAPIReplyTooLarge(t *testing.T) {
+	t.Parallel()
+	srv := bustest.RunServer(t)
+	h := newFakeHandler(nodeID("big"))
+	b := startBus(t, bus.Options{NodeID: h.id, Servers: []string{srv.ClientURL()}}, h)
+	nc := bustest.Connect(t, srv)
+	big := strings.Repeat("x", 600<<10)
+	for _, id := range []string{"big1", "big2"} {
+		require.JSONEq(t, `{"id":"`+id+`","status":201}`,
+			request(t, nc, b.Subject("timer", "create"), `{"id":"`+id+`","timeout":1000,"data":"`+big+`",`+cb+`}`))
+	}
+	var rep struct {
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(request(t, nc, b.Subject("timer", "list"), `{}`)), &rep))
+	require.Equal(t, 500, rep.Status)
+	require.Contains(t, rep.Error, "exceeds the NATS max payload")
+	require.Contains(t, rep.Error, "smaller limit")
+	// One at a time fits.
+	require.Len(t, *requestList(t, nc, b.Subject("timer", "list"), `{"limit":1}`).Timers, 1)
+}
