@@ -193,3 +193,24 @@ func ExampleNATSClient_Publish() {
 	// Output:
 	// found, timeout 3600000
 }
+
+// Dead letters: list the timers whose delivery failed for good, and deliver
+// each again. (No output: it needs a cluster holding failed timers.)
+func ExampleListAll() {
+	c, err := client.NewHTTP("http://127.0.0.1:3000")
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	err = client.ListAll(ctx, c, skyring.ListQuery{State: skyring.StateNameFailed}, func(info skyring.Info) error {
+		fmt.Printf("%s failed after %d attempts: %s\n", info.ID, info.Attempts, info.LastError)
+		err := c.Retry(ctx, info.ID)
+		if errors.Is(err, skyring.ErrNotFailed) || errors.Is(err, skyring.ErrTimerNotFound) {
+			return nil // retried, or dropped, by someone else meanwhile
+		}
+		return err
+	})
+	if err != nil {
+		fmt.Println("listing dead letters:", err)
+	}
+}
