@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -48,8 +47,11 @@ var clientCases = []clientCase{
 		require.Equal(t, upd.Callback, info.Callback)
 
 		require.NoError(t, c.Cancel(ctx, id))
-		_, err = c.Get(ctx, id)
-		require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+		// Kept with its fate; a cancelled timer is no longer pending.
+		info, err = c.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, skyring.StateNameCancelled, info.State)
+		require.NotZero(t, info.FinishedAt)
 		require.ErrorIs(t, c.Cancel(ctx, id), skyring.ErrTimerNotFound)
 		require.ErrorIs(t, c.Update(ctx, id, upd), skyring.ErrTimerNotFound)
 	}},
@@ -285,10 +287,10 @@ var clientCases = []clientCase{
 		require.JSONEq(t, `{"hello":"world"}`, string(body))
 		require.Equal(t, s.Callback, got.Callback)
 
-		// Fired: gone.
+		// Fired: delivered, kept with its fate, no longer pending.
 		require.Eventually(t, func() bool {
-			_, err := c.Get(ctx, id)
-			return errors.Is(err, skyring.ErrTimerNotFound)
+			info, err := c.Get(ctx, id)
+			return err == nil && info.State == skyring.StateNameDelivered
 		}, 10*time.Second, time.Millisecond)
 		require.ErrorIs(t, c.Cancel(ctx, id), skyring.ErrTimerNotFound)
 	}},

@@ -43,8 +43,10 @@ func TestPathLikeIDs(t *testing.T) {
 				require.NoError(t, err, "id %q", id)
 				require.Equal(t, `"y"`, string(info.Data))
 				require.NoError(t, cl.Cancel(ctx, id), "id %q", id)
-				_, err = c.Get(ctx, id)
-				require.ErrorIs(t, err, skyring.ErrTimerNotFound, "id %q", id)
+				info, err = c.Get(ctx, id)
+				require.NoError(t, err, "id %q", id)
+				require.Equal(t, skyring.StateNameCancelled, info.State, "id %q", id)
+				require.ErrorIs(t, c.Cancel(ctx, id), skyring.ErrTimerNotFound, "id %q", id)
 			}
 		})
 	}

@@ -78,8 +78,10 @@ func ExampleHTTPClient() {
 	if err := c.Cancel(ctx, id); err != nil {
 		panic(err)
 	}
-	_, err = c.Get(ctx, id)
-	fmt.Println("after cancel:", errors.Is(err, skyring.ErrTimerNotFound))
+	// A cancelled timer is kept for a while (--timer:retention) with its
+	// fate; it cannot be cancelled twice.
+	info, _ = c.Get(ctx, id)
+	fmt.Println("after cancel:", info.State, errors.Is(c.Cancel(ctx, id), skyring.ErrTimerNotFound))
 
 	// A rejected request carries the server's reason.
 	_, err = c.Create(ctx, client.TimerSpec{
@@ -95,7 +97,7 @@ func ExampleHTTPClient() {
 	// order-42-reminder 60000 {"order":42}
 	// duplicate: true
 	// 120000 "still pending"
-	// after cancel: true
+	// after cancel: cancelled true
 	// invalid: Unknown transport "carrier-pigeon"; known: http
 }
 

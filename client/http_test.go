@@ -41,8 +41,10 @@ func TestHTTPBehindPrefix(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, id, info.ID)
 		require.NoError(t, c.Cancel(ctx, id))
-		_, err = c.Get(ctx, id)
-		require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+		info, err = c.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, skyring.StateNameCancelled, info.State, "kept for the retention period")
+		require.ErrorIs(t, c.Cancel(ctx, id), skyring.ErrTimerNotFound)
 	}
 }
 
