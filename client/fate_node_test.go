@@ -1,12 +1,6 @@
-//go:build nodefate
-
 // These tests run List, Retry and ListAll through both clients against a
-// real node: they need package node's List and Retry, placeholders until the
-// node lands them. Run them with
-//
-//	go test -race -tags nodefate ./client
-//
-// and delete the build constraint above once the node implements both.
+// real node (fate_test.go runs them against a double behind the real
+// edges).
 
 package client_test
 
