@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,15 +206,6 @@ func TestIDReuseDuringDelivery(t *testing.T) {
 	idReuse(t, http.StatusOK)
 }
 
-// knownBug skips a test that reproduces a node bug not fixed yet, unless
-// SKYRING_E2E_KNOWN_BUGS is set. Remove the call once the bug is fixed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("SKYRING_E2E_KNOWN_BUGS") == "" {
-		t.Skipf("reproduces a known node bug (%s); set SKYRING_E2E_KNOWN_BUGS=1 to run it", what)
-	}
-}
-
 // TestIDReuseOldFailureNotRetried is TestIDReuseDuringDelivery with the
 // first delivery of every id answered 500, a failure its own policy would
 // retry: the node must not, as the id now names a new timer (node/retry.go:
@@ -224,7 +213,6 @@ func knownBug(t *testing.T, what string) {
 // gets one fail event (the old generation, attempt 1), one success (the
 // new one), two deliveries and no third.
 func TestIDReuseOldFailureNotRetried(t *testing.T) {
-	knownBug(t, "the retry of a replaced generation is stored and delivered when the new generation has already fired")
 	t.Parallel()
 	idReuse(t, http.StatusInternalServerError)
 }
@@ -302,20 +290,11 @@ func idReuse(t *testing.T, first int) {
 		}
 		require.Emptyf(t, ev.find("skyring.events.retry", id), "%s: no retry of a replaced generation", id)
 
-		// Afterwards X is not pending: gone, or kept as delivered.
-		r := p.do(t, http.MethodGet, timerPath(id), nil)
-		switch r.Status {
-		case http.StatusNotFound:
-		case http.StatusOK:
-			var st struct {
-				State string `json:"state"`
-			}
-			require.NoErrorf(t, json.Unmarshal(r.Body, &st), "GET %s: %s", id, r)
-			require.Truef(t, st.State != "" && !strings.EqualFold(st.State, "pending"),
-				"%s after both deliveries: GET answers it as pending: %s", id, r.Body)
-		default:
-			t.Fatalf("GET %s after both deliveries: %s", id, r)
-		}
+		// Afterwards X is the new generation, delivered: whichever delivery
+		// ended last, the old one's outcome wrote nothing.
+		info := p.requireState(t, id, "delivered", "after both deliveries")
+		require.JSONEqf(t, `"second-`+id+`"`, string(info.Data), "%s: the stored fate is the new generation's", id)
+		require.Equalf(t, 1, info.Attempts, "%s: the new generation's attempts only", id)
 	}
 	p.requireUp(t)
 }
@@ -329,7 +308,6 @@ func idReuse(t *testing.T, first int) {
 // once), with its own body. The old delivery's success must not have
 // removed the new generation's record.
 func TestIDReuseKill9DuringNewDelivery(t *testing.T) {
-	knownBug(t, "the removal of a delivered generation deletes the record of a new generation of the same id whose delivery is under way")
 	t.Parallel()
 	const (
 		n    = 5

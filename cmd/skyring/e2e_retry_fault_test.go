@@ -184,7 +184,9 @@ func TestRetryHangingReceiverTimedOut(t *testing.T) {
 	require.Less(t, r.Seq, succ.Seq, "retry before success")
 	requireNotEarlyWall(t, arrival{At: calls[1].At}, eventNext(t, r), "attempt 2")
 	require.Empty(t, ev.find("skyring.events.fail", id))
-	requireError(t, p.do(t, http.MethodGet, timerPath(id), nil), http.StatusNotFound, "a delivered timer is gone")
+	info := p.requireState(t, id, "delivered", "after attempt 2")
+	require.Equal(t, 2, info.Attempts)
+	require.Contains(t, strings.ToLower(info.LastError), "deadline", "the timed-out attempt's error is kept")
 	p.requireUp(t)
 }
 
@@ -256,11 +258,11 @@ func TestRetryKill9BetweenAttempts(t *testing.T) {
 		// does not bring the timer back either.
 		s := newSink(t)
 		s.barrier(t, p, 300)
-		requireError(t, p.do(t, http.MethodGet, timerPath(id), nil), http.StatusNotFound, "a delivered timer is gone")
+		require.Equal(t, 2, p.requireState(t, id, "delivered", "after the retry").Attempts)
 		p.Stop()
 		p.Restart()
 		s.barrier(t, p, 300)
-		requireError(t, p.do(t, http.MethodGet, timerPath(id), nil), http.StatusNotFound, "a delivered timer is gone after a restart")
+		require.Equal(t, 2, p.requireState(t, id, "delivered", "after a clean restart").Attempts)
 		calls = rr.Calls()
 		require.Len(t, calls, 2, "attempt 1 before the crash, attempt 2 after it, nothing else")
 		require.Equal(t, http.StatusOK, calls[1].Status)
