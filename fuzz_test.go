@@ -185,5 +185,5 @@ func timersEqual(a, b skyring.Timer) bool {
 	return a.ID == b.ID && a.Created == b.Created && a.Due == b.Due &&
 		bytes.Equal(a.Data, b.Data) && (a.Data == nil) == (b.Data == nil) && a.Callback == b.Callback &&
 		a.Attempts == b.Attempts && a.Next == b.Next && a.State == b.State && a.Finished == b.Finished &&
-		a.LastError == b.LastError && a.LastStatus == b.LastStatus
+		a.LastError == b.LastError && a.LastStatus == b.LastStatus && a.Moves == b.Moves
 }

@@ -49,6 +49,16 @@ type Timer struct {
 	Finished   int64  // Unix ns: when it was delivered, finally failed or cancelled; 0 while pending
 	LastError  string // the error of the last failed attempt; "" if none failed
 	LastStatus int    // the receiver's status code in the last attempt (e.g. HTTP 503); 0 if none came
+
+	// Moves counts the times the timer changed owner (hand-offs taken);
+	// stored, it feeds the fence.
+	Moves uint32
+	// Fence is the fencing token of the delivery attempt under way, set by
+	// the node just before it hands the timer to its transport and sent
+	// with it (x-skyring-fence): it grows every time the timer changes
+	// owner or its node restarts, so a receiver that remembers the highest
+	// fence it saw per timer can drop a stale duplicate. Not stored.
+	Fence uint64
 }
 
 // State is where a timer's life stands, as stored. A pending timer with
@@ -232,7 +242,8 @@ func ValidateID(id string) error {
 //	uvarint Attempts, varint Next,
 //	uvarint Retry.Attempts, uvarint Retry.MinBackoff, uvarint Retry.MaxBackoff
 //	version 3 only:
-//	byte State, varint Finished, uvarint LastStatus, uvarint len + LastError
+//	byte State, varint Finished, uvarint LastStatus, uvarint len + LastError,
+//	uvarint Moves
 //
 // A timer without retry policy, delivery state or fate is written as
 // version 1, byte for byte what builds before retries wrote, so that
@@ -256,7 +267,7 @@ func (t *Timer) hasRetryState() bool {
 
 // hasFate reports whether t needs the version 3 encoding.
 func (t *Timer) hasFate() bool {
-	return t.State != StatePending || t.Finished != 0 || t.LastStatus != 0 || t.LastError != ""
+	return t.State != StatePending || t.Finished != 0 || t.LastStatus != 0 || t.LastError != "" || t.Moves != 0
 }
 
 // AppendBinary appends the binary encoding of t to b.
@@ -291,13 +302,14 @@ func (t *Timer) AppendBinary(b []byte) ([]byte, error) {
 		b = wire.AppendVarint(b, t.Finished)
 		b = wire.AppendUvarint(b, uint64(max(t.LastStatus, 0)))
 		b = wire.AppendString(b, t.LastError)
+		b = wire.AppendUvarint(b, uint64(t.Moves))
 	}
 	return b, nil
 }
 
 // MarshalBinary encodes t.
 func (t *Timer) MarshalBinary() ([]byte, error) {
-	n := 2 + 7*wire.MaxLenPrefix + 9*wire.MaxVarintLen + len(t.ID) + len(t.Data) +
+	n := 2 + 7*wire.MaxLenPrefix + 10*wire.MaxVarintLen + len(t.ID) + len(t.Data) +
 		len(t.Callback.Transport) + len(t.Callback.Method) + len(t.Callback.URI) + len(t.LastError)
 	return t.AppendBinary(make([]byte, 0, n))
 }
@@ -330,6 +342,7 @@ type fateState struct {
 	finished   int64
 	lastStatus int
 	lastError  []byte
+	moves      uint32
 }
 
 // readFate reads the version 3 fields.
@@ -337,10 +350,11 @@ func readFate(r *wire.Reader[[]byte]) (fateState, bool) {
 	st := State(r.Byte())
 	finished, status := r.Varint(), r.Uvarint()
 	lastError := r.Field()
-	if st >= stateEnd || status > 999 {
+	moves := r.Uvarint()
+	if st >= stateEnd || status > 999 || moves > math.MaxUint32 {
 		return fateState{}, false
 	}
-	return fateState{state: st, finished: finished, lastStatus: int(status), lastError: lastError}, true
+	return fateState{state: st, finished: finished, lastStatus: int(status), lastError: lastError, moves: uint32(moves)}, true
 }
 
 // UnmarshalBinary decodes what MarshalBinary encoded (either version).
@@ -384,7 +398,8 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	t.Callback.Transport, strs = strs[:len(transport)], strs[len(transport):]
 	t.Callback.Method, strs = strs[:len(method)], strs[len(method):]
 	t.Callback.URI, t.LastError = strs[:len(uri)], strs[len(uri):]
-	t.State, t.Finished, t.LastStatus = fs.state, fs.finished, fs.lastStatus
+	t.State, t.Finished, t.LastStatus, t.Moves = fs.state, fs.finished, fs.lastStatus, fs.moves
+	t.Fence = 0
 	t.Callback.Retry = rs.policy
 	t.Created, t.Due = created, due
 	t.Attempts, t.Next = rs.attempts, rs.next

@@ -168,6 +168,7 @@ func binaryCases() map[string]skyring.Timer {
 		"delivered":               {ID: "f1", Created: 1, Due: 2, Attempts: 3, Next: 5, State: skyring.StateDelivered, Finished: 1709294460123456789, LastError: "status 503", LastStatus: 503, Callback: wantCallback},
 		"failed":                  {ID: "f2", Attempts: 1, State: skyring.StateFailed, Finished: -1, LastError: "日本 \x00", LastStatus: 999, Callback: wantCallback},
 		"cancelled":               {ID: "f3", State: skyring.StateCancelled, Finished: 7, Callback: wantCallback},
+		"moved":                   {ID: "f5", Moves: math.MaxUint32, Callback: wantCallback},
 		"pending with last error": {ID: "f4", Attempts: 2, Next: 9, LastError: "dial tcp: refused", Callback: wantCallback},
 		"long fields": {
 			ID:       strings.Repeat("i", skyring.MaxIDLen),
@@ -409,7 +410,7 @@ func TestTimerBinaryGoldenFate(t *testing.T) {
 		Callback: skyring.Callback{Transport: "http", Method: "post", URI: "http://h/"},
 		State:    skyring.StateFailed, Finished: 4, LastStatus: 400, LastError: "bad",
 	}
-	const golden = "03017202040004687474700470" + "6f737409687474703a2f2f682f" + "020600000002" + "08900303626164"
+	const golden = "03017202040004687474700470" + "6f737409687474703a2f2f682f" + "020600000002" + "0890030362616400"
 	b, err := want.MarshalBinary()
 	require.NoError(t, err)
 	require.Equal(t, golden, hex.EncodeToString(b))
@@ -424,8 +425,8 @@ func TestTimerBinaryGoldenFate(t *testing.T) {
 	require.Equal(t, byte(2), v2[0], "failed attempts without a fate keep the version 2 encoding")
 
 	for name, mutate := range map[string]func([]byte){
-		"state out of range":  func(b []byte) { b[len(b)-8] = 4 },
-		"status out of range": func(b []byte) { b[len(b)-6], b[len(b)-5] = 0xe8, 0x07 }, // 1000
+		"state out of range":  func(b []byte) { b[len(b)-9] = 4 },
+		"status out of range": func(b []byte) { b[len(b)-7], b[len(b)-6] = 0xe8, 0x07 }, // 1000
 	} {
 		bad := bytes.Clone(b)
 		mutate(bad)

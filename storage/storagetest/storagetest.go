@@ -325,6 +325,7 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 		tm := Timer("fate", 1)
 		tm.Attempts, tm.Next = 3, 77
 		tm.State, tm.Finished, tm.LastStatus, tm.LastError = skyring.StateFailed, 99, 503, "status 503"
+		tm.Moves = 4
 		require.NoError(t, s.Put(ctx, tm))
 		got, err := s.Get(ctx, "fate")
 		require.NoError(t, err)
@@ -596,6 +597,7 @@ func requireEqualTimer(t *testing.T, want, got *skyring.Timer) {
 	require.Equal(t, want.Finished, got.Finished, want.ID)
 	require.Equal(t, want.LastStatus, got.LastStatus, want.ID)
 	require.Equal(t, want.LastError, got.LastError, want.ID)
+	require.Equal(t, want.Moves, got.Moves, want.ID)
 	if len(want.Data) == 0 {
 		require.Empty(t, got.Data, want.ID)
 	} else {

@@ -13,7 +13,8 @@
 //     as "application/json", no data an empty body with no Content-Type. This
 //     holds for every method, GET and HEAD included.
 //   - Headers: "User-Agent: skyring/<version>", "x-skyring-timer-id: <id>"
-//     and "x-skyring-attempt: <n>", the 1-based delivery attempt.
+//     "x-skyring-attempt: <n>", the 1-based delivery attempt, and
+//     "x-skyring-fence: <f>", the fencing token (skyring.Timer.Fence).
 //   - A 2xx answer is success; any other status is a *StatusError (matching
 //     ErrStatus), redirects included (they are not followed); a network error
 //     or the timeout is an error too. A 4xx other than 408 and 429 also
@@ -63,6 +64,7 @@ const (
 const (
 	HeaderTimerID   = "X-Skyring-Timer-Id" // canonical form of x-skyring-timer-id
 	HeaderAttempt   = "X-Skyring-Attempt"  // canonical form of x-skyring-attempt
+	HeaderFence     = "X-Skyring-Fence"    // canonical form of x-skyring-fence
 	ContentTypeText = "text/plain; charset=utf-8"
 	ContentTypeJSON = "application/json"
 )
@@ -349,6 +351,7 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 			"User-Agent":  t.userAgent,
 			HeaderTimerID: {tm.ID},
 			HeaderAttempt: {strconv.Itoa(tm.Attempt())},
+			HeaderFence:   {strconv.FormatUint(tm.Fence, 10)},
 		},
 	}
 	if len(body) > 0 {

@@ -137,8 +137,11 @@ func TestHeaders(t *testing.T) {
 	s := newServer(t)
 
 	tr := newTransport(t, httptransport.Options{Version: "1.2.3"})
-	require.NoError(t, tr.Execute(ctx(t), timer("h-1", "post", s.url("/ok"), `"x"`)))
+	tm := timer("h-1", "post", s.url("/ok"), `"x"`)
+	tm.Fence = 3<<20 | 7
+	require.NoError(t, tr.Execute(ctx(t), tm))
 	r := findRequest(t, s, "h-1")
+	require.Equal(t, []string{"3145735"}, r.Header.Values("x-skyring-fence"))
 	require.Equal(t, "skyring/1.2.3", r.Header.Get("User-Agent"))
 	require.Equal(t, []string{"h-1"}, r.Header.Values("x-skyring-timer-id"))
 	require.Equal(t, []string{"1"}, r.Header.Values("x-skyring-attempt"))

@@ -17,7 +17,8 @@
 // The data sent is the timer's body (skyring.Timer.Body): a string verbatim,
 // an object as JSON, nothing for no data. When the connection supports
 // headers (FromConn's does), the message carries "Skyring-Timer-Id: <id>",
-// "Skyring-Attempt: <n>" (the 1-based delivery attempt) and, for object
+// "Skyring-Attempt: <n>" (the 1-based delivery attempt), "Skyring-Fence:
+// <f>" (the fencing token, skyring.Timer.Fence) and, for object
 // data, "Content-Type: application/json".
 //
 // The transport does not own the NATS connection: the node hands it one
@@ -59,6 +60,7 @@ const (
 const (
 	HeaderTimerID     = "Skyring-Timer-Id"
 	HeaderAttempt     = "Skyring-Attempt" // 1-based delivery attempt
+	HeaderFence       = "Skyring-Fence"   // the fencing token (skyring.Timer.Fence)
 	HeaderContentType = "Content-Type"
 )
 
@@ -144,7 +146,7 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 
 	var hdr map[string][]string
 	if t.hconn != nil {
-		hdr = map[string][]string{HeaderTimerID: {tm.ID}, HeaderAttempt: {strconv.Itoa(tm.Attempt())}}
+		hdr = map[string][]string{HeaderTimerID: {tm.ID}, HeaderAttempt: {strconv.Itoa(tm.Attempt())}, HeaderFence: {strconv.FormatUint(tm.Fence, 10)}}
 		if isJSON {
 			hdr[HeaderContentType] = []string{"application/json"}
 		}

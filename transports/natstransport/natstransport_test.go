@@ -127,6 +127,7 @@ func TestPublishExactlyOnceWithHeaders(t *testing.T) {
 	require.Empty(t, m.Data)
 	require.Equal(t, "p-3", m.Header.Get(natstransport.HeaderTimerID))
 	require.Equal(t, "3", m.Header.Get(natstransport.HeaderAttempt))
+	require.Equal(t, "0", m.Header.Get(natstransport.HeaderFence), "the fence is always sent")
 }
 
 func TestRequestWithResponder(t *testing.T) {
