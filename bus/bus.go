@@ -43,6 +43,10 @@ const APIQueueGroup = "skyring-api"
 // was not carried out.
 var ErrNodeUnreachable = errors.New("bus: node unreachable")
 
+// ErrTooLarge is returned by Relay for a command over the connection's
+// max payload: it was not sent.
+var ErrTooLarge = errors.New("bus: command over the NATS max payload")
+
 // ErrDuplicateNode is returned (wrapped) by Start when another node with the
 // same NodeID already listens on the bus.
 var ErrDuplicateNode = errors.New("bus: node id already in use")

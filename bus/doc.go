@@ -68,8 +68,8 @@
 // left of the sender's context deadline; the receiver's handler gets it as
 // its own deadline. Op 0 is a ping the bus answers itself: Start sends one
 // to its own relay subject and fails with ErrDuplicateNode if another node
-// answers. A handoff batch that does not fit the connection's max payload is
-// split into several requests. A reply is
+// answers. A command over the connection's max payload is not sent
+// (ErrTooLarge): the node splits hand-offs with HandoffPieces. A reply is
 //
 //	version byte (3), uvarint status, code byte (skyring.Code),
 //	uvarint len + Reason,
@@ -79,7 +79,8 @@
 //	NextAttempt, LastError, LastStatus, DeliveredAt, FinishedAt
 //	(strings as uvarint len + bytes, numbers as (u)varints),
 //	uvarint count of list timers, each a big-endian uint32 length and
-//	its binary encoding, uvarint len + Cursor, More byte (0 or 1).
+//	its binary encoding, uvarint len + Cursor, More byte (0 or 1),
+//	uvarint count of Acked ids, each uvarint len + bytes.
 //
 // A list command (OpList) carries, after its ID (the id to list after),
 // its State (uvarint len + bytes) and Limit (uvarint).

@@ -6,14 +6,15 @@ import "encoding/json"
 // <prefix>.events.<type>. The values are the public contract; publishers
 // use these names, never string literals.
 const (
-	EventCreate  = "create"  // a timer was stored (POST, NATS create); not sent for a replace
-	EventReplace = "replace" // an update replaced a pending timer
-	EventExecute = "execute" // the timer fired: sent every time, before its transport runs
-	EventCancel  = "cancel"  // a pending timer was cancelled
-	EventSuccess = "success" // the transport delivered it (Attempt); sent once the timer is removed from storage
-	EventRetry   = "retry"   // an attempt failed and another is scheduled (Attempt, Error, Next); sent once that is stored
-	EventFail    = "fail"    // the transport failed for good (Attempt: attempts made); sent once the timer is removed from storage
-	EventEvict   = "evict"   // the timer was handed to another node (TimerEvent.To)
+	EventCreate   = "create"   // a timer was stored (POST, NATS create); not sent for a replace
+	EventReplace  = "replace"  // an update replaced a pending timer
+	EventExecute  = "execute"  // the timer fired: sent every time, before its transport runs
+	EventCancel   = "cancel"   // a pending timer was cancelled
+	EventSuccess  = "success"  // the transport delivered it (Attempt); sent once the timer is removed from storage
+	EventRetry    = "retry"    // an attempt failed and another is scheduled (Attempt, Error, Next); sent once that is stored
+	EventFail     = "fail"     // the transport failed for good (Attempt: attempts made); sent once the timer is removed from storage
+	EventEvict    = "evict"    // the timer was handed to another node (TimerEvent.To)
+	EventConflict = "conflict" // two timers under one id met in a hand-off: this one (Payload: its data) lost to the later write and was dropped
 )
 
 // Node event types (API.md section 5): NodeEvent.Type, published on
@@ -40,7 +41,9 @@ type TimerEvent struct {
 	Message  string          `json:"message,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	To       string          `json:"to,omitempty"`      // evict: the new owner
+	From     string          `json:"from,omitempty"`    // conflict: the node that held the dropped timer
 	Attempt  int             `json:"attempt,omitempty"` // execute, retry, success, fail: the 1-based delivery attempt (fail: attempts made)
+	Fence    uint64          `json:"fence,omitempty"`   // execute: the attempt's fencing token (x-skyring-fence)
 	Next     int64           `json:"next,omitempty"`    // retry: Unix ms of the next attempt, at the earliest
 }
 

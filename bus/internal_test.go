@@ -66,12 +66,19 @@ func TestReplyRoundTrip(t *testing.T) {
 	info := testTimer("a").Info("n1")
 	noData := testTimer("b").Info("n1")
 	noData.Data = nil
+	failed := testTimer("c")
+	failed.State, failed.Attempts, failed.LastError, failed.LastStatus, failed.Finished = skyring.StateFailed, 3, "boom", 503, 7e6
+	failed.Callback.Retry = skyring.Retry{Attempts: 4, MinBackoff: 5, MaxBackoff: 6}
+	fate := failed.Info("n2")
 	for _, r := range []Reply{
 		{Status: 200},
 		{Status: 404, Code: skyring.CodeNotFound, Reason: "Timer not found"},
 		{Status: 503, Code: 255, Reason: "a code from a newer build"},
 		{Status: 200, Info: &info},
 		{Status: 200, Info: &noData},
+		{Status: 200, Info: &fate},
+		{Status: 200, Timers: []*skyring.Timer{testTimer("l1"), testTimer("l2")}, Cursor: "l9", More: true},
+		{Status: 200, Acked: []string{"h1", "", "h/3"}},
 	} {
 		got, err := decodeReply(appendReply(nil, &r))
 		require.NoError(t, err)

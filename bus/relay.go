@@ -81,6 +81,12 @@ type Reply struct {
 	Timers []*skyring.Timer
 	Cursor string
 	More   bool
+
+	// Handoff: the ids of the timers the receiver has stored, or already
+	// had (the same generation), or decided against (an older generation
+	// of one it holds): the sender removes exactly these and keeps the
+	// rest for a later hand-off.
+	Acked []string
 }
 
 // Err turns the reply back into the error it stands for: the sentinel of
@@ -100,10 +106,10 @@ func ReplyFromError(err error) Reply {
 // handler gets the remaining time as its context deadline.
 //
 // No node listening on nodeID's subject is an error wrapping
-// ErrNodeUnreachable, returned at once: the command was not carried out. A
+// ErrNodeUnreachable, returned at once, and a command over the max payload
+// one wrapping ErrTooLarge: either way the command was not carried out. A
 // context error means no answer came in time; the command may or may not
-// have been carried out. A handoff batch too large for one message is sent
-// as several, in order; the first non-2xx reply stops it and is returned.
+// have been carried out. Split a large hand-off with HandoffPieces.
 func (b *Bus) Relay(ctx context.Context, nodeID string, cmd Command) (Reply, error) {
 	if !isToken(nodeID) {
 		return Reply{}, fmt.Errorf("bus: relay to invalid node id %q", nodeID)
@@ -121,9 +127,6 @@ func (b *Bus) Relay(ctx context.Context, nodeID string, cmd Command) (Reply, err
 		cmd.From = b.opts.NodeID
 	}
 	subj := relaySubject(b.opts.Prefix, nodeID)
-	if cmd.Op == OpHandoff && len(cmd.Timers) > 1 {
-		return b.relayBatches(ctx, nc, subj, nodeID, cmd)
-	}
 	return b.request(ctx, nc, subj, nodeID, &cmd)
 }
 
@@ -133,6 +136,9 @@ func (b *Bus) request(ctx context.Context, nc *nats.Conn, subj, nodeID string, c
 		timeout = max(time.Until(dl).Milliseconds(), 1)
 	}
 	data := appendCommand(make([]byte, 0, commandSize(cmd)), cmd, timeout)
+	if int64(len(data)) > nc.MaxPayload() {
+		return Reply{}, fmt.Errorf("%w: %s to %s, %d bytes, max %d", ErrTooLarge, cmd.Op, nodeID, len(data), nc.MaxPayload())
+	}
 	msg, err := nc.RequestWithContext(ctx, subj, data)
 	if err != nil {
 		switch {
@@ -151,37 +157,31 @@ func (b *Bus) request(ctx context.Context, nc *nats.Conn, subj, nodeID string, c
 	return rep, nil
 }
 
-// relayBatches sends a handoff in as many messages as the max payload asks.
-func (b *Bus) relayBatches(ctx context.Context, nc *nats.Conn, subj, nodeID string, cmd Command) (Reply, error) {
-	all := cmd.Timers
-	var rep Reply
-	for start := 0; start < len(all); {
-		limit := int(nc.MaxPayload()) - commandHeaderMax - len(cmd.From) - len(cmd.ID)
-		if cmd.Timer != nil {
-			limit -= 4 + timerSize(cmd.Timer)
-		}
+// HandoffPieces splits a hand-off into batches that each fit one message
+// of the connection's max payload, in order. A timer too large to travel
+// even alone is a piece of its own, which Relay refuses with ErrTooLarge:
+// it never holds back the others.
+func (b *Bus) HandoffPieces(timers []*skyring.Timer) [][]*skyring.Timer {
+	limit := 1 << 20
+	if nc := b.nc.Load(); nc != nil {
+		limit = int(nc.MaxPayload())
+	}
+	limit -= commandHeaderMax + len(b.opts.NodeID)
+	var pieces [][]*skyring.Timer
+	for start := 0; start < len(timers); {
 		end, size := start, 0
-		for end < len(all) {
-			sz := 4 + timerSize(all[end])
+		for end < len(timers) {
+			sz := 4 + timerSize(timers[end])
 			if end > start && size+sz > limit {
 				break
 			}
 			size += sz
 			end++
 		}
-		cmd.Timers = all[start:end]
-		var err error
-		rep, err = b.request(ctx, nc, subj, nodeID, &cmd)
-		if err != nil {
-			return Reply{}, err
-		}
-		if rep.Status < 200 || rep.Status > 299 {
-			return rep, nil
-		}
-		cmd.Timer = nil // sent with the first batch
+		pieces = append(pieces, timers[start:end])
 		start = end
 	}
-	return rep, nil
+	return pieces
 }
 
 // onRelay handles this node's relay subject.
@@ -388,9 +388,15 @@ func appendReply(b []byte, r *Reply) []byte {
 	}
 	b = wire.AppendString(b, r.Cursor)
 	if r.More {
-		return append(b, 1)
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
 	}
-	return append(b, 0)
+	b = wire.AppendUvarint(b, uint64(len(r.Acked)))
+	for _, id := range r.Acked {
+		b = wire.AppendString(b, id)
+	}
+	return b
 }
 
 // decodeReply reads from one string, so the strings of the reply share a
@@ -434,6 +440,13 @@ func decodeReply(data []byte) (Reply, error) {
 	}
 	r.Cursor = d.Field()
 	r.More = d.Byte() == 1
+	acked := d.Uvarint()
+	if acked > uint64(d.Len()) { // each id takes at least 1 byte
+		return Reply{}, fmt.Errorf("%w: bad acked count", errCorrupt)
+	}
+	for range acked {
+		r.Acked = append(r.Acked, d.Field())
+	}
 	if err := d.Done(); err != nil {
 		return Reply{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}

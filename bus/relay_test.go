@@ -154,8 +154,9 @@ func TestRelayTimeout(t *testing.T) {
 	require.Equal(t, []bool{true}, hb.deadline, "the receiver got the sender's deadline")
 }
 
-// A handoff batch larger than the max payload is split into several
-// requests, and every timer arrives.
+// A handoff batch larger than the max payload is split by HandoffPieces
+// into requests that each fit, and every timer arrives; a timer too large
+// to travel alone is a piece of its own that Relay refuses.
 func TestRelayHandoffSplit(t *testing.T) {
 	t.Parallel()
 	ha, hb := newFakeHandler(nodeID("sa")), newFakeHandler(nodeID("sb"))
@@ -169,9 +170,16 @@ func TestRelayHandoffSplit(t *testing.T) {
 		batch[i] = newTimer(fmt.Sprintf("split-%04d", i))
 		batch[i].Data = json.RawMessage(`"` + strings.Repeat("d", 100) + `"`)
 	}
-	rep, err := a.Relay(ctxTimeout(t, 10*time.Second), hb.id, bus.Command{Op: bus.OpHandoff, Timers: batch})
-	require.NoError(t, err)
-	require.Equal(t, 200, rep.Status)
+	pieces := a.HandoffPieces(batch)
+	require.Greater(t, len(pieces), 3, "split into several messages")
+	var joined []*skyring.Timer
+	for _, p := range pieces {
+		joined = append(joined, p...)
+		rep, err := a.Relay(ctxTimeout(t, 10*time.Second), hb.id, bus.Command{Op: bus.OpHandoff, Timers: p})
+		require.NoError(t, err)
+		require.Equal(t, 200, rep.Status)
+	}
+	require.Equal(t, batch, joined, "in order, none left out")
 	require.Equal(t, n, hb.numTimers())
 	for _, tm := range batch {
 		require.Equal(t, tm, hb.timer(tm.ID))
@@ -179,13 +187,17 @@ func TestRelayHandoffSplit(t *testing.T) {
 	hb.mu.Lock()
 	requests := len(hb.relays)
 	hb.mu.Unlock()
-	require.Greater(t, requests, 3, "split into several messages")
+	require.Equal(t, len(pieces), requests)
 
-	// A single timer over the limit is an error, not a hang.
+	// A single timer over the limit travels alone and is refused, not a hang.
 	big := newTimer("big")
 	big.Data = json.RawMessage(`"` + strings.Repeat("d", 100<<10) + `"`)
+	pieces = a.HandoffPieces([]*skyring.Timer{batch[0], big, batch[1]})
+	require.Equal(t, [][]*skyring.Timer{{batch[0]}, {big}, {batch[1]}}, pieces)
+	_, err := a.Relay(ctxTimeout(t, 5*time.Second), hb.id, bus.Command{Op: bus.OpHandoff, Timers: pieces[1]})
+	require.ErrorIs(t, err, bus.ErrTooLarge)
 	_, err = a.Relay(ctxTimeout(t, 5*time.Second), hb.id, bus.Command{Op: bus.OpCreate, Timer: big})
-	require.Error(t, err)
+	require.ErrorIs(t, err, bus.ErrTooLarge)
 }
 
 // A relay to this node's own id goes through NATS like any other.

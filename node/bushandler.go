@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/skyring/skyring"
@@ -17,7 +18,11 @@ type busHandler struct{ *Node }
 // HandleRelay carries out a command another node relayed to this one.
 func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
 	n := h.Node
-	if err := n.gate.enter(); err != nil {
+	enter := n.gate.enter
+	if cmd.Op == bus.OpHandoff {
+		enter = n.gate.enterHandoff
+	}
+	if err := enter(); err != nil {
 		return bus.ReplyFromError(err)
 	}
 	defer n.gate.exit()
@@ -31,24 +36,51 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		if cmd.Timer == nil {
 			return bus.ReplyFromError(errMissingTimer)
 		}
-		return bus.ReplyFromError(n.updateLocal(ctx, cmd.Timer))
+		return bus.ReplyFromError(n.settled(ctx, cmd.Timer.ID, func() error { return n.updateLocal(ctx, cmd.Timer) }))
 	case bus.OpCancel:
-		return withStatus(bus.ReplyFromError(n.cancelLocal(ctx, cmd.ID)), http.StatusAccepted)
+		return withStatus(bus.ReplyFromError(n.settled(ctx, cmd.ID, func() error { return n.cancelLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	case bus.OpGet:
-		info, err := n.getLocal(cmd.ID)
+		var info skyring.Info
+		err := n.settled(ctx, cmd.ID, func() error {
+			var err error
+			info, err = n.getLocal(cmd.ID)
+			return err
+		})
 		if err != nil {
 			return bus.ReplyFromError(err)
 		}
 		return bus.Reply{Status: http.StatusOK, Info: &info}
 	case bus.OpHandoff:
-		return bus.ReplyFromError(n.rebalance.take(ctx, cmd.From, cmd.Timers))
+		acked, err := n.rebalance.take(ctx, cmd.From, cmd.Timers)
+		if err != nil {
+			return bus.ReplyFromError(err)
+		}
+		return bus.Reply{Status: http.StatusOK, Acked: acked}
 	case bus.OpList:
 		return n.listReply(ctx, cmd)
 	case bus.OpRetry:
-		return withStatus(bus.ReplyFromError(n.retryLocal(ctx, cmd.ID)), http.StatusAccepted)
+		return withStatus(bus.ReplyFromError(n.settled(ctx, cmd.ID, func() error { return n.retryLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	default:
 		return bus.ReplyFromError(&skyring.ValidationError{Reason: "unknown command " + cmd.Op.String()})
 	}
+}
+
+// settled runs a relayed command on this node's copy of timer id; if a
+// hand-off of it is under way here, it waits for that first (bounded by
+// settleWait), and a timer that left meanwhile is not found here.
+func (n *Node) settled(ctx context.Context, id string, local func() error) error {
+	for range 3 {
+		sctx, cancel := context.WithTimeout(ctx, settleWait)
+		err := n.index.settle(sctx, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err = local(); !errors.Is(err, errMoving) {
+			return err
+		}
+	}
+	return skyring.ErrOwnerTimeout
 }
 
 // errMissingTimer answers a create or update relayed without its timer.

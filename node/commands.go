@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
@@ -38,7 +39,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		// The owner surely did not take it: keep it here; the next
 		// rebalance moves it to whoever owns it then.
 		n.log.Debug("owner unreachable, keeping timer", "timer_id", t.ID, "owner", owner)
-		n.rebalance.request()
+		n.rebalance.keep(t.ID)
 	}
 	return n.createLocal(ctx, t)
 }
@@ -69,13 +70,11 @@ func (n *Node) Update(ctx context.Context, t *skyring.Timer) error {
 		return err
 	}
 	defer n.gate.exit()
-	if owner := n.members.owner(t.ID); owner != n.id && !n.index.holds(t.ID) {
-		if err := n.transports.Check(t.Callback); err != nil {
-			return err
-		}
-		return n.relay(ctx, owner, bus.Command{Op: bus.OpUpdate, Timer: t, From: n.id}, nil)
+	if err := n.transports.Check(t.Callback); err != nil {
+		return err
 	}
-	return n.updateLocal(ctx, t)
+	return n.routed(ctx, t.ID, bus.Command{Op: bus.OpUpdate, Timer: t, From: n.id}, nil,
+		func() error { return n.updateLocal(ctx, t) })
 }
 
 func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
@@ -105,10 +104,8 @@ func (n *Node) Cancel(ctx context.Context, id string) error {
 		return err
 	}
 	defer n.gate.exit()
-	if owner := n.members.owner(id); owner != n.id && !n.index.holds(id) {
-		return n.relay(ctx, owner, bus.Command{Op: bus.OpCancel, ID: id, From: n.id}, nil)
-	}
-	return n.cancelLocal(ctx, id)
+	return n.routed(ctx, id, bus.Command{Op: bus.OpCancel, ID: id, From: n.id}, nil,
+		func() error { return n.cancelLocal(ctx, id) })
 }
 
 // cancelLocal cancels a pending timer (kept as cancelled for the
@@ -160,12 +157,13 @@ func (n *Node) Get(ctx context.Context, id string) (skyring.Info, error) {
 		return skyring.Info{}, err
 	}
 	defer n.gate.exit()
-	if owner := n.members.owner(id); owner != n.id && !n.index.holds(id) {
-		var info skyring.Info
-		err := n.relay(ctx, owner, bus.Command{Op: bus.OpGet, ID: id, From: n.id}, &info)
-		return info, err
-	}
-	return n.getLocal(id)
+	var info skyring.Info
+	err := n.routed(ctx, id, bus.Command{Op: bus.OpGet, ID: id, From: n.id}, &info, func() error {
+		var err error
+		info, err = n.getLocal(id)
+		return err
+	})
+	return info, err
 }
 
 func (n *Node) getLocal(id string) (skyring.Info, error) {
@@ -206,3 +204,90 @@ func relayError(err error) error {
 }
 
 func ms(ns int64) int64 { return ns / 1e6 }
+
+// Routing of the commands on one timer (update, cancel, get, retry).
+const (
+	// settleWait bounds how long a command waits for a hand-off of its
+	// timer under way here (then 504: retry).
+	settleWait = 5 * time.Second
+	// missWindow: for this long after a ring change, a command that finds
+	// nothing on the owner asks the other members, which may still hold
+	// the timer (its hand-off has not come yet).
+	missWindow = 30 * time.Second
+)
+
+// routed runs a command on the node that has its timer: here when this
+// node holds it (after any hand-off of it under way here settled), else
+// on its owner. Within missWindow of a ring change, a timer the owner does
+// not have yet is looked for on the other members, so that a timer on its
+// way answers as what it is, not 404.
+func (n *Node) routed(ctx context.Context, id string, cmd bus.Command, info *skyring.Info, local func() error) error {
+	for range 3 {
+		sctx, cancel := context.WithTimeout(ctx, settleWait)
+		err := n.index.settle(sctx, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+		owner := n.members.owner(id)
+		if owner != n.id && !n.index.holds(id) {
+			return n.relay(ctx, owner, cmd, info)
+		}
+		err = local()
+		if errors.Is(err, errMoving) {
+			continue
+		}
+		if !errors.Is(err, skyring.ErrTimerNotFound) || owner != n.id || !n.members.changedWithin(missWindow) {
+			return err
+		}
+		if ferr, found := n.findElsewhere(ctx, cmd, info); found {
+			return ferr
+		}
+		if !n.index.holds(id) {
+			return err // not here, not elsewhere
+		}
+		// It arrived here meanwhile: again.
+	}
+	return skyring.ErrOwnerTimeout
+}
+
+// findElsewhere sends cmd to every other member; a member that does not
+// hold the timer answers 404. It returns the first other answer.
+func (n *Node) findElsewhere(ctx context.Context, cmd bus.Command, info *skyring.Info) (error, bool) {
+	type answer struct {
+		rep bus.Reply
+		err error
+	}
+	var others []string
+	for _, m := range n.members.view.Members() {
+		if m.ID != n.id {
+			others = append(others, m.ID)
+		}
+	}
+	if len(others) == 0 {
+		return nil, false
+	}
+	answers := make(chan answer, len(others))
+	for _, m := range others {
+		go func() {
+			rep, err := n.bus.Relay(ctx, m, cmd)
+			answers <- answer{rep, err}
+		}()
+	}
+	for range others {
+		a := <-answers
+		if a.err != nil {
+			continue
+		}
+		if err := a.rep.Err(); errors.Is(err, skyring.ErrTimerNotFound) {
+			continue
+		} else if err != nil {
+			return err, true
+		}
+		if info != nil && a.rep.Info != nil {
+			*info = *a.rep.Info
+		}
+		return nil, true
+	}
+	return nil, false
+}

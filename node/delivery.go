@@ -43,6 +43,7 @@ type delivery struct {
 	retention  time.Duration                    // Options.TimerRetention: < 0 keeps no fate of delivered timers
 	index      *index                           // set by Node.build once the index exists
 	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
+	fence      func(*skyring.Timer) uint64      // the fencing token of an attempt (Node.fence)
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -70,6 +71,7 @@ func newDelivery(n *Node) *delivery {
 		maxBackoff: n.opts.DeliveryMaxBackoff,
 		retention:  n.opts.TimerRetention,
 		fault:      n.storageFault,
+		fence:      n.fence,
 		queue:      make(chan string, deliverQueueSize),
 		removals:   make(chan outcome, removeQueueSize),
 	}
@@ -161,8 +163,9 @@ func (d *delivery) deliver(id string) {
 	// new generation; this attempt carries its own copy, and its outcome
 	// is written only if no such create came (endAttempt).
 	token := d.index.beginAttempt(id)
+	t.Fence = d.fence(t)
 	d.events.PublishTimerEvent(bus.TimerEvent{
-		Type: bus.EventExecute, Timer: t.ID, Node: d.node, Attempt: t.Attempt(),
+		Type: bus.EventExecute, Timer: t.ID, Node: d.node, Attempt: t.Attempt(), Fence: t.Fence,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
 	})
 	ctx, cancel := context.WithTimeout(d.abandon, d.timeout)

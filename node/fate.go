@@ -43,13 +43,14 @@ func (n *Node) Retry(ctx context.Context, id string) error {
 		return err
 	}
 	defer n.gate.exit()
-	if owner := n.members.owner(id); owner != n.id && !n.index.holds(id) {
-		return n.relay(ctx, owner, bus.Command{Op: bus.OpRetry, ID: id, From: n.id}, nil)
-	}
-	return n.retryLocal(ctx, id)
+	return n.routed(ctx, id, bus.Command{Op: bus.OpRetry, ID: id, From: n.id}, nil,
+		func() error { return n.retryLocal(ctx, id) })
 }
 
 func (n *Node) retryLocal(ctx context.Context, id string) error {
+	if n.index.isMoving(id) {
+		return errMoving
+	}
 	if !n.index.claimFailed(id) {
 		t, err := n.store.Get(ctx, id)
 		if err != nil || n.expired(t) {

@@ -23,6 +23,11 @@ const (
 type gate struct {
 	state    atomic.Int32
 	inflight atomic.Int64
+	// handoffs admits hand-offs from other nodes: from Start until this
+	// node, leaving, has handed off what it holds. A leaving node still
+	// takes hand-offs (two members leaving at once hand to each other) and
+	// passes them on.
+	handoffs atomic.Bool
 }
 
 // enter admits a command, or refuses it with ErrClosed once the node is
@@ -37,6 +42,17 @@ func (g *gate) enter() error {
 }
 
 func (g *gate) exit() { g.inflight.Add(-1) }
+
+// enterHandoff admits a hand-off from another node (see handoffs); every
+// admitted one calls exit when done.
+func (g *gate) enterHandoff() error {
+	g.inflight.Add(1)
+	if st := g.state.Load(); st != stateRunning && st != stateStarting && !(st == stateClosing && g.handoffs.Load()) {
+		g.inflight.Add(-1)
+		return skyring.ErrClosed
+	}
+	return nil
+}
 
 // wait waits until no admitted command is under way, bounded by ctx.
 func (g *gate) wait(ctx context.Context) {

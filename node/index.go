@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,6 +62,17 @@ type attempt struct {
 // busy marks an id whose fired generation still has storage work under way.
 // It is no entry of the wheel: the driver's Remove refuses it.
 var busy = new(wheel.Entry[string])
+
+// moving marks an id in hand-off: claimed by this node to travel to its
+// owner (until the owner acknowledged it, or it is armed here again), or
+// being stored here from another node's hand-off. Commands on the id wait
+// until it settles (settle), then find it wherever it went. Like busy, it
+// is no entry of the wheel.
+var moving = new(wheel.Entry[string])
+
+// errMoving is claim's answer for an id in hand-off: wait (settle), then
+// route the command again.
+var errMoving = errors.New("node: timer in hand-off")
 
 // newIndex returns an index whose wheel runs on clock and hands the timers
 // that come due to fired (after taking them out of the index). The wheel
@@ -175,26 +187,6 @@ func (x *index) reserve(ctx context.Context, id string) error {
 			return fmt.Errorf("node: waiting for the previous delivery of %s: %w", id, skyring.ErrOwnerTimeout)
 		}
 	}
-}
-
-// reserveNew reserves the ids of ts that the index does not hold yet and
-// returns those timers; the others keep the copy this node has.
-func (x *index) reserveNew(ts []*skyring.Timer) []*skyring.Timer {
-	fresh := make([]*skyring.Timer, 0, len(ts))
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, t := range ts {
-		if _, ok := x.timers[t.ID]; ok {
-			continue
-		}
-		if _, ok := x.failed[t.ID]; ok {
-			continue
-		}
-		x.timers[t.ID] = nil
-		x.supersede(t.ID)
-		fresh = append(fresh, t)
-	}
-	return fresh
 }
 
 // supersede records a new generation of id: every attempt of id under way
@@ -335,11 +327,42 @@ func (x *index) claim(id string) (*wheel.Entry[string], error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	e := x.timers[id]
-	if e == nil || !x.driver.Remove(e) {
+	if e == moving {
+		return nil, errMoving
+	}
+	if e == nil || e == busy || !x.driver.Remove(e) {
 		return nil, skyring.ErrTimerNotFound
 	}
 	x.timers[id] = nil
 	return e, nil
+}
+
+// isMoving reports whether id is in hand-off.
+func (x *index) isMoving(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.timers[id] == moving
+}
+
+// settle waits while id is in hand-off, bounded by ctx.
+func (x *index) settle(ctx context.Context, id string) error {
+	for {
+		x.mu.Lock()
+		if x.timers[id] != moving {
+			x.mu.Unlock()
+			return nil
+		}
+		if x.freed == nil {
+			x.freed = make(chan struct{})
+		}
+		freed := x.freed
+		x.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return fmt.Errorf("node: waiting for the hand-off of %s: %w", id, skyring.ErrOwnerTimeout)
+		}
+	}
 }
 
 // release forgets ids (reservations or entries already out of the wheel).
@@ -400,9 +423,10 @@ type claimed struct {
 	failed bool // a dead letter
 }
 
-// claimSome claims each of ids that is still armed or a dead letter and
-// returns them, leaving reservations; those cancelled, reserved, retried
-// or handed out meanwhile are skipped. unclaim puts one back.
+// claimSome claims each of ids that is still armed or a dead letter for a
+// hand-off and returns them, marked moving; those cancelled, reserved,
+// retried or handed out meanwhile are skipped. unclaim puts one back,
+// releaseMoved forgets those the owner acknowledged.
 func (x *index) claimSome(ids []string) []claimed {
 	out := make([]claimed, 0, len(ids))
 	x.mu.Lock()
@@ -410,15 +434,15 @@ func (x *index) claimSome(ids []string) []claimed {
 	for _, id := range ids {
 		if _, ok := x.failed[id]; ok {
 			delete(x.failed, id)
-			x.timers[id] = nil
+			x.timers[id] = moving
 			out = append(out, claimed{id: id, failed: true})
 			continue
 		}
 		e := x.timers[id]
-		if e == nil || e == busy || !x.driver.Remove(e) {
+		if e == nil || e == busy || e == moving || !x.driver.Remove(e) {
 			continue
 		}
-		x.timers[id] = nil
+		x.timers[id] = moving
 		out = append(out, claimed{id: id, due: e.Due()})
 	}
 	return out
@@ -427,14 +451,97 @@ func (x *index) claimSome(ids []string) []claimed {
 // unclaim puts back what claimSome took: armed again, or a dead letter
 // again.
 func (x *index) unclaim(c claimed) {
-	if !c.failed {
-		x.arm(c.id, c.due)
-		return
-	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	delete(x.timers, c.id)
-	x.failed[c.id] = struct{}{}
+	if c.failed {
+		delete(x.timers, c.id)
+		x.failed[c.id] = struct{}{}
+	} else {
+		x.timers[c.id] = x.driver.Add(c.due, c.id)
+	}
+	x.wake()
+}
+
+// releaseMoved forgets ids in hand-off (acknowledged by their owner) and
+// wakes the commands waiting for them.
+func (x *index) releaseMoved(ids ...string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		if x.timers[id] == moving {
+			delete(x.timers, id)
+		}
+	}
+	x.wake()
+}
+
+// takeResult is what the index says of a timer offered by a hand-off.
+type takeResult int
+
+const (
+	takeFresh takeResult = iota // not known here: reserved (moving) for storing
+	takeKnown                   // known here (armed, a dead letter, an attempt under way): compare generations
+	takeLater                   // a command or hand-off of the id is under way here: not now
+)
+
+// offer sorts the timers of a hand-off (see takeResult).
+func (x *index) offer(ts []*skyring.Timer) []takeResult {
+	out := make([]takeResult, len(ts))
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for i, t := range ts {
+		e, held := x.timers[t.ID]
+		_, failed := x.failed[t.ID]
+		switch {
+		case held && (e == nil || e == busy || e == moving):
+			out[i] = takeLater
+		case held || failed || x.attempts[t.ID] != nil:
+			out[i] = takeKnown
+		default:
+			x.timers[t.ID] = moving
+			out[i] = takeFresh
+		}
+	}
+	return out
+}
+
+// claimForReplace takes the timer id, armed or a dead letter, out of the
+// wheel (or the dead letters) and marks it moving, so that a newer
+// generation can replace it; false if it is neither any more.
+func (x *index) claimForReplace(id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.failed[id]; ok {
+		delete(x.failed, id)
+		x.timers[id] = moving
+		return true
+	}
+	e, held := x.timers[id]
+	if !held || e == nil || e == busy || e == moving || !x.driver.Remove(e) {
+		return false
+	}
+	x.timers[id] = moving
+	return true
+}
+
+// place arms or files a stored timer that was moving (taken or replaced):
+// pending ones go in the wheel, dead letters to the dead letters, finished
+// ones nowhere. Attempts of the id under way are superseded.
+func (x *index) place(t *skyring.Timer) {
+	id := strings.Clone(t.ID)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.supersede(id)
+	switch t.State {
+	case skyring.StatePending:
+		x.timers[id] = x.driver.Add(t.FireAt(), id)
+	case skyring.StateFailed:
+		delete(x.timers, id)
+		x.failed[id] = struct{}{}
+	default:
+		delete(x.timers, id)
+	}
+	x.wake()
 }
 
 // failedAll returns the ids of every dead letter (a snapshot).

@@ -34,7 +34,20 @@ type membership struct {
 	rebalance func()             // asks for a rebalance (never blocks)
 
 	leaving atomic.Pointer[leaveRing] // set once the node leaves the ring
+	changed atomic.Int64              // Unix ns of the last ring change seen here
 	loop    sync.WaitGroup
+}
+
+// ringChanged notes a change of the ring and asks for a rebalance.
+func (m *membership) ringChanged() {
+	m.changed.Store(time.Now().UnixNano())
+	m.rebalance()
+}
+
+// changedWithin reports whether the ring changed in the last d (or the
+// node started then): timers may still be on their way to their owners.
+func (m *membership) changedWithin(d time.Duration) bool {
+	return time.Since(time.Unix(0, m.changed.Load())) < d
 }
 
 // leaveRing is the ring without this node, used once it leaves; rebuilt
@@ -60,6 +73,7 @@ func newMembership(n *Node, rebalance func()) *membership {
 
 // start runs the expiry loop until ctx ends; stop waits for it.
 func (m *membership) start(ctx context.Context) {
+	m.changed.Store(time.Now().UnixNano())
 	m.view.SetSelf(m.local())
 	m.loop.Add(1)
 	go m.expireLoop(ctx)
@@ -80,7 +94,7 @@ func (m *membership) expireLoop(ctx context.Context) {
 			for _, id := range m.view.Expire(now, m.timeout) {
 				m.log.Warn("member dropped: no heartbeat", "member", id, "after", m.timeout)
 				m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeLeave, Node: m.self, Member: id, Message: "heartbeat timeout"})
-				m.rebalance()
+				m.ringChanged()
 			}
 		}
 	}
@@ -104,7 +118,7 @@ func (m *membership) seen(mb ring.Member) bool {
 	default:
 		return false
 	}
-	m.rebalance()
+	m.ringChanged()
 	return true
 }
 
@@ -113,7 +127,7 @@ func (m *membership) left(id string) {
 	if m.view.Leave(id) {
 		m.log.Info("member left", "member", id, "members", len(m.view.Members()))
 		m.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeLeave, Node: m.self, Member: id})
-		m.rebalance()
+		m.ringChanged()
 	}
 }
 

@@ -45,10 +45,12 @@ func (p *peer) HandleRelay(_ context.Context, cmd bus.Command) bus.Reply {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	acked := make([]string, 0, len(cmd.Timers))
 	for _, t := range cmd.Timers {
 		p.received[t.ID] = true
+		acked = append(acked, t.ID)
 	}
-	return bus.Reply{Status: http.StatusOK}
+	return bus.Reply{Status: http.StatusOK, Acked: acked}
 }
 
 func (p *peer) has() int {

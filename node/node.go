@@ -31,14 +31,15 @@ type Node struct {
 	log   *slog.Logger
 	clock wheel.Clock
 
-	id         string
-	started    time.Time
-	store      storage.Store
-	storePath  string
-	transports *transports.Registry
-	bus        *bus.Bus
-	http       *skyhttp.Server
-	natsURL    atomic.Pointer[string] // set once the bus runs
+	id          string
+	incarnation uint64 // starts on this storage, this one included (storage.go)
+	started     time.Time
+	store       storage.Store
+	storePath   string
+	transports  *transports.Registry
+	bus         *bus.Bus
+	http        *skyhttp.Server
+	natsURL     atomic.Pointer[string] // set once the bus runs
 
 	index     *index
 	delivery  *delivery
@@ -130,6 +131,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.openStorage(ctx); err != nil {
 		return err
 	}
+	if err := n.bumpIncarnation(ctx); err != nil {
+		return err
+	}
 	if err := n.loadIdentity(ctx); err != nil {
 		return err
 	}
@@ -149,6 +153,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	natsURL := n.bus.ClientURL()
 	n.natsURL.Store(&natsURL)
+	n.gate.handoffs.Store(true)
 	n.members.start(n.ctx)
 	n.rebalance.start(n.ctx, n.members.owner)
 	n.sweeper.start(n.ctx)
@@ -289,13 +294,16 @@ func (n *Node) leave(ctx context.Context) {
 		return
 	}
 	n.bus.PublishNodeEvent(bus.NodeEvent{Type: bus.NodePurge, Node: n.id, Count: n.Len()})
-	// Two passes: the second takes what relays brought in meanwhile.
-	for range 2 {
-		if n.rebalance.handOff(ctx) == 0 || ctx.Err() != nil {
+	// Hand off until nothing is left, or the deadline: what other leaving
+	// members hand to this one meanwhile is taken and passed on too.
+	for ctx.Err() == nil {
+		if moved, left := n.rebalance.handOff(ctx); left == 0 && moved == 0 && n.index.len()+n.index.nfailed() == 0 {
 			break
 		}
+		sleepCtx(ctx, backoffMin)
 	}
-	if left := n.Len(); left > 0 {
-		n.log.Warn("timers kept on disk after leaving", "count", left)
+	n.gate.handoffs.Store(false) // from here on, hand-offs to this node are refused
+	if left := n.index.len() + n.index.nfailed(); left > 0 {
+		n.log.Warn("timers kept on disk after leaving: they fire when this node starts again", "count", left)
 	}
 }

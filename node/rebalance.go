@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,17 +17,43 @@ const (
 	// rebalanceSettle lets a burst of membership changes settle before
 	// timers move.
 	rebalanceSettle = 200 * time.Millisecond
-	// handoffBatch is how many timers one hand-off command carries (the bus
-	// splits a command that would exceed the NATS max payload).
+	// reconcileEvery is how often the rebalancer looks at what it keeps
+	// but does not own (kept for an unreachable owner, refused, or in a
+	// hand-off whose answer never came); fullEvery how often it checks
+	// every timer it holds, on top of every ring change.
+	reconcileEvery = 2 * time.Second
+	fullEvery      = time.Minute
+	// handoffBatch is how many timers are claimed at once for one owner;
+	// they travel in pieces that each fit a NATS message (bus.HandoffPieces).
 	handoffBatch = 1000
-	// handoffTimeout bounds one hand-off command.
+	// handoffTimeout bounds one hand-off message.
 	handoffTimeout = 10 * time.Second
+	// Backoff of an owner whose hand-off failed: the next try waits this
+	// long, doubling up to the max. With reconcileEvery it bounds how
+	// long a timer kept for a reachable owner stays on the wrong node.
+	backoffMin = 250 * time.Millisecond
+	backoffMax = 10 * time.Second
 )
 
-// rebalancer moves the timers this node holds but does not own to their
-// owners: after every change of the ring (a member joined, restarted, left
-// or was dropped), after a create it had to keep for an unreachable owner,
-// and when the node leaves. It also takes the timers other nodes hand to it.
+// rebalancer moves the timers (pending ones and dead letters) this node
+// holds but does not own to their owners, and takes those other nodes
+// hand to it.
+//
+// When: at once (after rebalanceSettle) on every ring change, a member that
+// restarted included; every reconcileEvery for the timers it knows it
+// keeps for someone else; every fullEvery for everything it holds.
+//
+// How a hand-off goes: the timers are claimed (out of the wheel, marked
+// moving, so that commands on them wait instead of answering 404), read,
+// and sent in pieces that each fit one message. The owner stores them
+// idempotently and acknowledges, by id, exactly what it holds afterwards
+// (take); this node deletes exactly those. What the owner refused (the
+// answer says so, or no node listens) is armed here again and retried
+// after a backoff of that owner. What got no answer in time may be stored
+// there or not: it stays claimed and unarmed here (limbo) and is sent
+// again on the next pass; the owner's idempotence makes that safe, so a
+// timed-out hand-off never delivers twice. On shutdown, what is still here
+// at the deadline stays on disk and fires after a restart.
 type rebalancer struct {
 	self   string
 	log    *slog.Logger
@@ -37,11 +65,20 @@ type rebalancer struct {
 		eventPublisher
 		nodeEventPublisher
 	}
-
 	fault func(op string, err error) error // a storage write failed (Node.storageFault)
 
 	trigger chan struct{}
 	loop    sync.WaitGroup
+
+	mu      sync.Mutex
+	kept    map[string]struct{} // ids held but (possibly) not owned: retried every reconcileEvery
+	limbo   map[string]claimed  // claimed ids whose hand-off got no answer
+	backoff map[string]ownerBackoff
+}
+
+type ownerBackoff struct {
+	wait  time.Duration
+	until time.Time
 }
 
 func newRebalancer(n *Node) *rebalancer {
@@ -54,16 +91,27 @@ func newRebalancer(n *Node) *rebalancer {
 		events:  n.bus,
 		fault:   n.storageFault,
 		trigger: make(chan struct{}, 1),
+		kept:    map[string]struct{}{},
+		limbo:   map[string]claimed{},
+		backoff: map[string]ownerBackoff{},
 	}
 }
 
-// request asks for a rebalance soon; it never blocks, and requests made
-// while one is pending make one.
+// request asks for a full rebalance soon (the ring changed); it never
+// blocks, and requests made while one is pending make one.
 func (r *rebalancer) request() {
 	select {
 	case r.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// keep records that this node holds id for another owner (it was
+// unreachable): the next reconcile pass, within reconcileEvery, moves it.
+func (r *rebalancer) keep(id string) {
+	r.mu.Lock()
+	r.kept[id] = struct{}{}
+	r.mu.Unlock()
 }
 
 // start runs the rebalance loop until ctx ends; stop waits for it.
@@ -77,129 +125,383 @@ func (r *rebalancer) stop() { r.loop.Wait() }
 
 func (r *rebalancer) run(ctx context.Context) {
 	defer r.loop.Done()
+	tick := time.NewTicker(reconcileEvery)
+	defer tick.Stop()
+	lastFull := time.Now()
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.trigger:
+			if !sleepCtx(ctx, rebalanceSettle) {
+				return
+			}
+			full = true
+			r.mu.Lock()
+			clear(r.backoff) // the ring changed: every owner gets a fresh chance
+			r.mu.Unlock()
+		case <-tick.C:
+			full = time.Since(lastFull) >= fullEvery
 		}
-		settle := time.NewTimer(rebalanceSettle)
-		select {
-		case <-ctx.Done():
-			settle.Stop()
-			return
-		case <-settle.C:
+		if full {
+			lastFull = time.Now()
 		}
-		if moved := r.handOff(ctx); moved > 0 {
+		if moved, _ := r.pass(ctx, full); moved > 0 {
 			r.events.PublishNodeEvent(bus.NodeEvent{Type: bus.NodeRebalance, Node: r.self, Count: moved})
 		}
 	}
 }
 
-// handOff moves every timer this node holds but no longer owns to its
-// owner, dead letters included, in batches, and returns how many moved. Each timer is taken out of
-// the wheel just before its batch travels (so it is never armed on two
-// nodes) and deleted here only once the owner has stored it; a batch the
-// owner does not take is armed here again and waits for the next rebalance.
-func (r *rebalancer) handOff(ctx context.Context) int {
-	// Find the timers to move without holding the index lock: the owner
-	// lookup (a hash per timer) is the slow part, and creates and fires go
-	// on meanwhile.
+// sleepCtx sleeps d unless ctx ends first (then false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// handOff moves every timer this node holds but does not own; it returns
+// how many moved and how many it still holds for another owner.
+func (r *rebalancer) handOff(ctx context.Context) (moved, left int) { return r.pass(ctx, true) }
+
+// pass moves the timers this node holds but does not own: all of them
+// (full), or those it knows it keeps for someone else and those in limbo.
+// It stops early when ctx ends. It returns how many moved and how many it
+// still holds for another owner.
+func (r *rebalancer) pass(ctx context.Context, full bool) (moved, left int) {
 	byOwner := map[string][]string{}
-	for _, ids := range [][]string{r.index.armedIDs(), r.index.failedAll()} {
+	var limbo []claimed
+	r.mu.Lock()
+	kept := make([]string, 0, len(r.kept))
+	for id := range r.kept {
+		kept = append(kept, id)
+	}
+	clear(r.kept)
+	for id, c := range r.limbo {
+		limbo = append(limbo, c)
+		delete(r.limbo, id)
+	}
+	r.mu.Unlock()
+	lists := [][]string{kept}
+	if full {
+		lists = append(lists, r.index.armedIDs(), r.index.failedAll())
+	}
+	// The owner lookup (a hash per timer) runs without the index lock:
+	// creates and fires go on meanwhile.
+	for _, ids := range lists {
 		for _, id := range ids {
 			if owner := r.owner(id); owner != r.self {
 				byOwner[owner] = append(byOwner[owner], id)
 			}
 		}
 	}
-	moved := 0
-	for owner, ids := range byOwner {
-		for len(ids) > 0 {
-			k := min(len(ids), handoffBatch)
-			moved += r.sendBatch(ctx, owner, ids[:k])
-			ids = ids[k:]
+	limboBy := map[string][]claimed{}
+	for _, c := range limbo {
+		if owner := r.owner(c.id); owner == r.self {
+			// The ring changed under the hand-off: this node owns it now.
+			// (If the other node stored it anyway, both deliver; the
+			// other's copy carries the higher fence.)
+			r.index.unclaim(c)
+		} else {
+			limboBy[owner] = append(limboBy[owner], c)
 		}
 	}
-	if moved > 0 {
-		r.log.Info("handed off timers", "count", moved)
+	for owner := range limboBy {
+		if _, ok := byOwner[owner]; !ok {
+			byOwner[owner] = nil
+		}
 	}
-	return moved
+	for owner, ids := range byOwner {
+		if ctx.Err() != nil || !r.ready(owner) {
+			r.keepAll(ids)
+			r.toLimbo(limboBy[owner])
+			left += len(ids) + len(limboBy[owner])
+			continue
+		}
+		m, l := r.sendTo(ctx, owner, ids, limboBy[owner])
+		moved, left = moved+m, left+l
+	}
+	if moved > 0 {
+		r.log.Info("handed off timers", "count", moved, "left", left)
+	}
+	return moved, left
 }
 
-// sendBatch claims ids, sends those still armed to owner, and returns how
-// many the owner took.
-func (r *rebalancer) sendBatch(ctx context.Context, owner string, ids []string) int {
-	ctx = context.WithoutCancel(ctx)
-	batch := r.index.claimSome(ids)
+// ready reports whether owner is out of its backoff.
+func (r *rebalancer) ready(owner string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Now().After(r.backoff[owner].until)
+}
+
+// failedOwner backs owner off; succeededOwner forgets its backoff.
+func (r *rebalancer) failedOwner(owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.backoff[owner]
+	b.wait = min(max(2*b.wait, backoffMin), backoffMax)
+	b.until = time.Now().Add(b.wait)
+	r.backoff[owner] = b
+}
+
+func (r *rebalancer) succeededOwner(owner string) {
+	r.mu.Lock()
+	delete(r.backoff, owner)
+	r.mu.Unlock()
+}
+
+func (r *rebalancer) keepAll(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, id := range ids {
+		r.kept[id] = struct{}{}
+	}
+	r.mu.Unlock()
+}
+
+func (r *rebalancer) toLimbo(cs []claimed) {
+	if len(cs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, c := range cs {
+		r.limbo[c.id] = c
+	}
+	r.mu.Unlock()
+}
+
+// sendTo hands ids (to be claimed) and limbo (claimed already) to owner,
+// in batches, and returns how many the owner took and how many are still
+// here.
+func (r *rebalancer) sendTo(ctx context.Context, owner string, ids []string, limbo []claimed) (moved, left int) {
+	for len(ids) > 0 || len(limbo) > 0 {
+		if ctx.Err() != nil {
+			r.keepAll(ids)
+			r.toLimbo(limbo)
+			return moved, left + len(ids) + len(limbo)
+		}
+		k := min(len(ids), handoffBatch)
+		batch := append(r.index.claimSome(ids[:k]), limbo...)
+		ids, limbo = ids[k:], nil
+		m, l, ok := r.sendBatch(ctx, owner, batch)
+		moved, left = moved+m, left+l
+		if !ok {
+			r.failedOwner(owner)
+			r.keepAll(ids)
+			return moved, left + len(ids)
+		}
+	}
+	r.succeededOwner(owner)
+	return moved, left
+}
+
+// sendBatch sends the claimed timers of batch to owner, in pieces that
+// each fit one message, and settles each: what the owner acknowledged is
+// deleted here, what it refused is armed again, what got no answer stays
+// in limbo. It returns how many moved, how many are left here, and false
+// once a piece failed (the rest of the batch is then not sent).
+func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claimed) (moved, left int, ok bool) {
+	ctx = context.WithoutCancel(ctx) // a piece under way is answered, even at the deadline
 	timers := make([]*skyring.Timer, 0, len(batch))
-	kept := batch[:0]
+	byID := make(map[string]claimed, len(batch))
 	for _, c := range batch {
 		t, err := r.store.Get(ctx, c.id)
 		if err != nil {
 			r.log.Error("reading a timer to hand off failed; keeping it", "timer_id", c.id, "err", err)
 			r.index.unclaim(c)
+			left++
 			continue
 		}
 		timers = append(timers, t)
-		kept = append(kept, c)
+		byID[c.id] = c
 	}
-	batch = kept
-	if len(batch) == 0 {
-		return 0
-	}
-	rctx, cancel := context.WithTimeout(ctx, handoffTimeout)
-	rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: timers, From: r.self})
-	cancel()
-	if err == nil {
-		err = rep.Err()
-	}
-	if err != nil {
-		r.log.Warn("hand-off failed; keeping the timers", "to", owner, "count", len(batch), "err", err)
-		for _, c := range batch {
-			r.index.unclaim(c)
+	pieces := r.bus.HandoffPieces(timers)
+	for i, piece := range pieces {
+		rctx, cancel := context.WithTimeout(ctx, handoffTimeout)
+		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self})
+		cancel()
+		// Refused for sure: no node listens, or the owner answered an
+		// error (it stored nothing). Any other error got no answer: the
+		// owner may have stored the piece.
+		refused := errors.Is(err, bus.ErrNodeUnreachable)
+		if err == nil {
+			err = rep.Err()
+			refused = true
 		}
+		switch {
+		case err == nil:
+			m := r.settleAcked(owner, piece, rep.Acked, byID)
+			moved, left = moved+m, left+len(piece)-m
+		case errors.Is(err, bus.ErrTooLarge):
+			// One timer too large for any message: it stays here, and
+			// the others go on.
+			r.log.Error("a timer is too large to hand off over NATS; keeping it", "timer_id", piece[0].ID, "to", owner, "err", err)
+			for _, t := range piece {
+				r.index.unclaim(byID[t.ID])
+			}
+			left += len(piece)
+		default:
+			rest := piece
+			for _, p := range pieces[i+1:] {
+				rest = append(rest, p...)
+			}
+			r.unsettled(owner, rest, byID, err, refused)
+			return moved, left + len(rest), false
+		}
+	}
+	return moved, left, true
+}
+
+// settleAcked deletes here the timers of piece that owner acknowledged
+// and arms the others again (kept for the next pass). It returns how many
+// were acknowledged.
+func (r *rebalancer) settleAcked(owner string, piece []*skyring.Timer, acked []string, byID map[string]claimed) int {
+	ok := make(map[string]bool, len(acked))
+	for _, id := range acked {
+		ok[id] = true
+	}
+	sent := make([]string, 0, len(acked))
+	var refused []string
+	for _, t := range piece {
+		if ok[t.ID] {
+			sent = append(sent, t.ID)
+			continue
+		}
+		refused = append(refused, t.ID)
+		r.index.unclaim(byID[t.ID])
+	}
+	r.keepAll(refused)
+	if len(sent) == 0 {
 		return 0
 	}
-	sent := make([]string, len(batch))
-	for i, c := range batch {
-		sent[i] = c.id
-	}
-	if err := r.store.Delete(ctx, sent...); err != nil {
+	if err := r.store.Delete(context.Background(), sent...); err != nil {
 		r.log.Error("deleting handed-off timers failed; they may fire twice after a restart", "count", len(sent), "err", err)
 		r.fault("remove handed-off", err)
 	}
-	r.index.release(sent...)
-	for _, c := range batch {
-		r.events.PublishTimerEvent(bus.TimerEvent{Type: bus.EventEvict, Timer: c.id, Node: r.self, To: owner, Due: ms(c.due)})
+	r.index.releaseMoved(sent...)
+	for _, id := range sent {
+		r.events.PublishTimerEvent(bus.TimerEvent{Type: bus.EventEvict, Timer: id, Node: r.self, To: owner, Due: ms(byID[id].due)})
 	}
-	return len(batch)
+	return len(sent)
 }
 
-// take stores and arms timers handed over by another node (dead letters
-// are kept as such). A timer whose id this node already holds keeps the
-// copy it has.
-func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer) error {
-	fresh := r.index.reserveNew(timers)
-	if err := r.store.Put(context.WithoutCancel(ctx), fresh...); err != nil {
-		ids := make([]string, len(fresh))
-		for i, t := range fresh {
+// unsettled handles a piece (and what followed it) that owner did not
+// acknowledge: refused for sure (no node listens, or it answered an
+// error) means armed here again; no answer in time means maybe stored
+// there, so it stays claimed and unarmed here until the next pass sends it
+// again.
+func (r *rebalancer) unsettled(owner string, timers []*skyring.Timer, byID map[string]claimed, err error, refused bool) {
+	if refused {
+		r.log.Warn("hand-off refused; keeping the timers for a later try", "to", owner, "count", len(timers), "err", err)
+		ids := make([]string, len(timers))
+		for i, t := range timers {
 			ids[i] = t.ID
+			r.index.unclaim(byID[t.ID])
 		}
-		r.index.release(ids...)
-		return r.fault("take hand-off", err)
+		r.keepAll(ids)
+		return
+	}
+	r.log.Warn("hand-off got no answer; the timers wait, unarmed, to be sent again", "to", owner, "count", len(timers), "err", err)
+	cs := make([]claimed, len(timers))
+	for i, t := range timers {
+		cs[i] = byID[t.ID]
+	}
+	r.toLimbo(cs)
+}
+
+// take stores the timers another node hands to this one and returns the
+// ids it acknowledges: those it stored, those it already had (same
+// generation: a hand-off sent again is a no-op), and those that lost to
+// the timer of the same id it holds (the rule of newer). Ids with a command
+// or hand-off under way here are not acknowledged: the sender keeps them
+// and tries again.
+func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer) ([]string, error) {
+	ctx = context.WithoutCancel(ctx)
+	results := r.index.offer(timers)
+	acked := make([]string, 0, len(timers))
+	var fresh []*skyring.Timer
+	for i, t := range timers {
+		switch results[i] {
+		case takeFresh:
+			t.Moves++
+			fresh = append(fresh, t)
+		case takeKnown:
+			if r.takeKnown(ctx, from, t) {
+				acked = append(acked, t.ID)
+			}
+		}
+	}
+	if err := r.store.Put(ctx, fresh...); err != nil {
+		for _, t := range fresh {
+			r.index.releaseMoved(t.ID)
+		}
+		return nil, r.fault("take hand-off", err)
 	}
 	for _, t := range fresh {
-		switch t.State {
-		case skyring.StatePending:
-			r.index.arm(t.ID, t.FireAt()) // a timer between attempts: its next attempt
-		case skyring.StateFailed:
-			r.index.release(t.ID)
-			r.index.addFailed(t.ID)
-		default:
-			r.index.release(t.ID) // a finished timer: kept for its fate
-		}
+		r.index.place(t)
+		acked = append(acked, t.ID)
 	}
-	r.log.Debug("took hand-off", "from", from, "count", len(fresh))
-	return nil
+	r.log.Debug("took hand-off", "from", from, "stored", len(fresh), "acked", len(acked), "offered", len(timers))
+	return acked, nil
+}
+
+// takeKnown settles a handed-off timer whose id this node holds: the same
+// generation is acknowledged as it is; of two generations the newer wins
+// (newer), and the loser is reported with its data (a conflict event),
+// never dropped in silence. It reports whether the timer is acknowledged.
+func (r *rebalancer) takeKnown(ctx context.Context, from string, t *skyring.Timer) bool {
+	mine, err := r.store.Get(ctx, t.ID)
+	if err != nil {
+		return false
+	}
+	if mine.Created == t.Created {
+		return true // the same generation: stored already
+	}
+	if !newer(t, mine) {
+		r.conflict(t, mine, from)
+		return true
+	}
+	if !r.index.claimForReplace(t.ID) {
+		return false // under way here (fired, a command): not now
+	}
+	t.Moves = max(t.Moves, mine.Moves) + 1
+	if err := r.store.Put(ctx, t); err != nil {
+		r.index.place(mine)
+		r.fault("take hand-off", err)
+		return false
+	}
+	r.index.place(t)
+	r.conflict(mine, t, r.self)
+	return true
+}
+
+// newer reports whether a is a later write than b of the same id: the one
+// accepted later (Created), then, for a tie, the larger encoding, so that
+// every node decides the same.
+func newer(a, b *skyring.Timer) bool {
+	if a.Created != b.Created {
+		return a.Created > b.Created
+	}
+	ea, _ := a.MarshalBinary()
+	eb, _ := b.MarshalBinary()
+	return bytes.Compare(ea, eb) > 0
+}
+
+// conflict reports loser, a timer of the same id as winner that the rule
+// of newer dropped, held until then by node heldBy.
+func (r *rebalancer) conflict(loser, winner *skyring.Timer, heldBy string) {
+	r.log.Warn("two timers under one id: the later write wins", "timer_id", loser.ID,
+		"lost_created", time.Unix(0, loser.Created), "won_created", time.Unix(0, winner.Created), "lost_held_by", heldBy)
+	r.events.PublishTimerEvent(bus.TimerEvent{
+		Type: bus.EventConflict, Timer: loser.ID, Node: r.self, From: heldBy,
+		Created: ms(loser.Created), Due: ms(loser.Due), Payload: loser.Data,
+		Message: "dropped: a later write of the same id won",
+	})
 }

@@ -2,14 +2,50 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/storage"
 )
 
-// metaNodeID is the storage meta key of the node's stable identity.
-const metaNodeID = "node-id"
+// Storage meta keys: the node's stable identity, and how many times it
+// started on this storage (its incarnation, part of every delivery's fence).
+const (
+	metaNodeID      = "node-id"
+	metaIncarnation = "incarnation"
+)
+
+// fenceLowBits is how many low bits of a fence hold the delivering node's
+// incarnation; the bits above hold the timer's owner changes (Moves).
+const fenceLowBits = 20
+
+// fence is the fencing token of a delivery of t by this node: it grows
+// with every owner change of t (Moves, high bits) and, for one owner,
+// with every restart of the node (its incarnation, low bits, saturating at
+// 2^20-1 restarts).
+func (n *Node) fence(t *skyring.Timer) uint64 {
+	return uint64(t.Moves)<<fenceLowBits | min(n.incarnation, 1<<fenceLowBits-1)
+}
+
+// bumpIncarnation counts this start in storage: a delivery repeated after
+// a crash carries a higher fence than the one under way at the crash.
+func (n *Node) bumpIncarnation(ctx context.Context) error {
+	v, err := n.store.Meta(ctx, metaIncarnation)
+	if err != nil {
+		return fmt.Errorf("node: reading the incarnation: %w", err)
+	}
+	var inc uint64
+	if len(v) == 8 {
+		inc = binary.BigEndian.Uint64(v)
+	}
+	inc++
+	if err := n.store.SetMeta(ctx, metaIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+		return fmt.Errorf("node: storing the incarnation: %w", n.storageFault("incarnation", err))
+	}
+	n.incarnation = inc
+	return nil
+}
 
 // openStorage opens the configured store (or takes Options.Store).
 func (n *Node) openStorage(ctx context.Context) error {
