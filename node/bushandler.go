@@ -40,12 +40,7 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 	case bus.OpCancel:
 		return withStatus(bus.ReplyFromError(n.settled(ctx, cmd.ID, func() error { return n.cancelLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	case bus.OpGet:
-		var info skyring.Info
-		err := n.settled(ctx, cmd.ID, func() error {
-			var err error
-			info, err = n.getLocal(cmd.ID)
-			return err
-		})
+		info, err := n.getLocal(cmd.ID) // a copy in hand-off is stored until acknowledged
 		if err != nil {
 			return bus.ReplyFromError(err)
 		}

@@ -48,10 +48,10 @@ func startCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-func (c *cluster) add(t *testing.T) *node.Node {
+func (c *cluster) add(t *testing.T, opts ...node.Option) *node.Node {
 	t.Helper()
 	rec := transportstest.NewRecorder("rec")
-	nd, err := node.New(node.WithOptions(node.Options{
+	nd, err := node.New(append([]node.Option{node.WithOptions(node.Options{
 		HTTPAddr:          "127.0.0.1:0",
 		NATSHosts:         []string{c.url},
 		Store:             memstore.New(),
@@ -60,7 +60,7 @@ func (c *cluster) add(t *testing.T) *node.Node {
 		MemberTimeout:     time.Second,
 		Clock:             c.clock,
 		Logger:            testLogger(t),
-	}), node.WithTransport(rec))
+	}), node.WithTransport(rec)}, opts...)...)
 	require.NoError(t, err)
 	id := len(c.nodes)
 	rec.SetFunc(func(ctx context.Context, tm *skyring.Timer) error {

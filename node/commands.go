@@ -223,17 +223,21 @@ const (
 // way answers as what it is, not 404.
 func (n *Node) routed(ctx context.Context, id string, cmd bus.Command, info *skyring.Info, local func() error) error {
 	for range 3 {
-		sctx, cancel := context.WithTimeout(ctx, settleWait)
-		err := n.index.settle(sctx, id)
-		cancel()
-		if err != nil {
-			return err
+		// A read needs no waiting: the copy here is stored until the
+		// owner acknowledged it.
+		if cmd.Op != bus.OpGet {
+			sctx, cancel := context.WithTimeout(ctx, settleWait)
+			err := n.index.settle(sctx, id)
+			cancel()
+			if err != nil {
+				return err
+			}
 		}
 		owner := n.members.owner(id)
 		if owner != n.id && !n.index.holds(id) {
 			return n.relay(ctx, owner, cmd, info)
 		}
-		err = local()
+		err := local()
 		if errors.Is(err, errMoving) {
 			continue
 		}

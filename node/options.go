@@ -29,6 +29,7 @@ const (
 	DefaultDeliveryMaxBackoff = time.Hour
 	DefaultShutdownTimeout    = 15 * time.Second
 	DefaultTimerRetention     = 24 * time.Hour
+	DefaultHandoffTimeout     = 10 * time.Second
 	DefaultHeartbeatInterval  = bus.DefaultHeartbeatInterval
 	DefaultMemberTimeout      = 5 * time.Second
 	DefaultMaxBodyBytes       = skyring.DefaultMaxBodyBytes
@@ -127,6 +128,11 @@ type Options struct {
 	// DefaultTimerRetention (24h); negative keeps none: a delivered or
 	// cancelled timer is removed at once, as the original did.
 	TimerRetention time.Duration
+	// HandoffTimeout bounds one hand-off message: a piece not answered in
+	// time may have been stored by the owner; it stays here, unarmed, and
+	// is sent again on the next pass (the owner's store is idempotent).
+	// Default 10s.
+	HandoffTimeout time.Duration
 	// ShutdownTimeout bounds Close: in-flight deliveries and hand-off.
 	ShutdownTimeout time.Duration
 
@@ -161,6 +167,7 @@ func (o Options) WithDefaults() Options {
 		o.Transports = DefaultTransportNames
 	}
 	o.TimerRetention = cmp.Or(o.TimerRetention, DefaultTimerRetention)
+	o.HandoffTimeout = cmp.Or(o.HandoffTimeout, DefaultHandoffTimeout)
 	o.DeliveryTimeout = cmp.Or(o.DeliveryTimeout, DefaultDeliveryTimeout)
 	o.DeliveryWorkers = cmp.Or(o.DeliveryWorkers, DefaultDeliveryWorkers)
 	o.DeliveryAttempts = cmp.Or(o.DeliveryAttempts, DefaultDeliveryAttempts)

@@ -21,13 +21,11 @@ const (
 	// but does not own (kept for an unreachable owner, refused, or in a
 	// hand-off whose answer never came); fullEvery how often it checks
 	// every timer it holds, on top of every ring change.
-	reconcileEvery = 2 * time.Second
+	reconcileEvery = 500 * time.Millisecond
 	fullEvery      = time.Minute
 	// handoffBatch is how many timers are claimed at once for one owner;
 	// they travel in pieces that each fit a NATS message (bus.HandoffPieces).
 	handoffBatch = 1000
-	// handoffTimeout bounds one hand-off message.
-	handoffTimeout = 10 * time.Second
 	// Backoff of an owner whose hand-off failed: the next try waits this
 	// long, doubling up to the max. With reconcileEvery it bounds how
 	// long a timer kept for a reachable owner stays on the wrong node.
@@ -41,7 +39,8 @@ const (
 //
 // When: at once (after rebalanceSettle) on every ring change, a member that
 // restarted included; every reconcileEvery for the timers it knows it
-// keeps for someone else; every fullEvery for everything it holds.
+// keeps for someone else (a pass over none costs nothing); every fullEvery
+// for everything it holds.
 //
 // How a hand-off goes: the timers are claimed (out of the wheel, marked
 // moving, so that commands on them wait instead of answering 404), read,
@@ -65,7 +64,8 @@ type rebalancer struct {
 		eventPublisher
 		nodeEventPublisher
 	}
-	fault func(op string, err error) error // a storage write failed (Node.storageFault)
+	fault   func(op string, err error) error // a storage write failed (Node.storageFault)
+	timeout time.Duration                    // Options.HandoffTimeout: one hand-off message
 
 	trigger chan struct{}
 	loop    sync.WaitGroup
@@ -90,6 +90,7 @@ func newRebalancer(n *Node) *rebalancer {
 		bus:     n.bus,
 		events:  n.bus,
 		fault:   n.storageFault,
+		timeout: n.opts.HandoffTimeout,
 		trigger: make(chan struct{}, 1),
 		kept:    map[string]struct{}{},
 		limbo:   map[string]claimed{},
@@ -324,7 +325,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claime
 	}
 	pieces := r.bus.HandoffPieces(timers)
 	for i, piece := range pieces {
-		rctx, cancel := context.WithTimeout(ctx, handoffTimeout)
+		rctx, cancel := context.WithTimeout(ctx, r.timeout)
 		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self})
 		cancel()
 		// Refused for sure: no node listens, or the owner answered an
@@ -359,25 +360,26 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claime
 	return moved, left, true
 }
 
-// settleAcked deletes here the timers of piece that owner acknowledged
-// and arms the others again (kept for the next pass). It returns how many
-// were acknowledged.
+// settleAcked deletes here the timers of piece that owner acknowledged.
+// The others had a command or hand-off of their id under way there, which
+// may end with the owner holding them: they stay claimed and unarmed here
+// (limbo) and are sent again on the next pass. It returns how many were
+// acknowledged.
 func (r *rebalancer) settleAcked(owner string, piece []*skyring.Timer, acked []string, byID map[string]claimed) int {
 	ok := make(map[string]bool, len(acked))
 	for _, id := range acked {
 		ok[id] = true
 	}
 	sent := make([]string, 0, len(acked))
-	var refused []string
+	var later []claimed
 	for _, t := range piece {
 		if ok[t.ID] {
 			sent = append(sent, t.ID)
 			continue
 		}
-		refused = append(refused, t.ID)
-		r.index.unclaim(byID[t.ID])
+		later = append(later, byID[t.ID])
 	}
-	r.keepAll(refused)
+	r.toLimbo(later)
 	if len(sent) == 0 {
 		return 0
 	}
@@ -430,6 +432,13 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 	for i, t := range timers {
 		switch results[i] {
 		case takeFresh:
+			// Not held here, but maybe finished here: a generation this
+			// node already delivered or cancelled is not stored again.
+			if mine, err := r.store.Get(ctx, t.ID); err == nil && mine.Created == t.Created {
+				r.index.releaseMoved(t.ID)
+				acked = append(acked, t.ID)
+				continue
+			}
 			t.Moves++
 			fresh = append(fresh, t)
 		case takeKnown:
@@ -438,7 +447,9 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 			}
 		}
 	}
-	if err := r.store.Put(ctx, fresh...); err != nil {
+	if len(fresh) == 0 {
+		// Nothing new to write.
+	} else if err := r.store.Put(ctx, fresh...); err != nil {
 		for _, t := range fresh {
 			r.index.releaseMoved(t.ID)
 		}
