@@ -146,8 +146,16 @@ func FuzzParseTimer(f *testing.F) {
 			if _, ok := fields["timeout"]; !ok {
 				t.Fatal("accepted a timer with neither timeout nor at")
 			}
-		} else if tt, ok := fields["timeout"]; ok && string(tt) != "null" {
-			t.Fatal("accepted a body with both timeout and at")
+			if !tm.Relative {
+				t.Fatal("a timer given with timeout is not relative")
+			}
+		} else {
+			if tt, ok := fields["timeout"]; ok && string(tt) != "null" {
+				t.Fatal("accepted a body with both timeout and at")
+			}
+			if tm.Relative {
+				t.Fatal("a timer given with at is relative")
+			}
 		}
 		if err := skyring.ValidateID(tm.ID); err != nil {
 			t.Fatalf("invalid id %q: %v", tm.ID, err)

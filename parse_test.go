@@ -71,6 +71,7 @@ func TestParseTimerTimeout(t *testing.T) {
 		require.Equal(t, now.UnixNano(), tm.Created, "timeout %s", tc.raw)
 		require.Equal(t, now.UnixNano()+tc.want*msInNano, tm.Due, "timeout %s", tc.raw)
 		require.Equal(t, tc.want, tm.Info("n").Timeout, "timeout %s", tc.raw)
+		require.True(t, tm.Relative, "a timeout is relative: timeout %s", tc.raw)
 	}
 
 	bad := []string{
@@ -172,6 +173,7 @@ func TestParseTimerAt(t *testing.T) {
 		require.NoError(t, err, tc.name)
 		require.Equal(t, now.UnixNano(), tm.Created, tc.name)
 		require.Equal(t, now.UnixNano()+int64(tc.want), tm.Due, tc.name)
+		require.False(t, tm.Relative, "at is absolute: %s", tc.name)
 	}
 
 	bad := []struct {
@@ -237,6 +239,7 @@ func TestParseTimerTimeoutAndAt(t *testing.T) {
 	tm, err := skyring.ParseTimer(withCB(`"timeout":1000,"at":null`), params())
 	require.NoError(t, err)
 	require.Equal(t, now.UnixNano()+1000*msInNano, tm.Due)
+	require.True(t, tm.Relative)
 	_, err = skyring.ParseTimer(withCB(`"at":null`), params())
 	requireInvalid(t, err, "timeout", "required")
 
@@ -244,6 +247,7 @@ func TestParseTimerTimeoutAndAt(t *testing.T) {
 	tm, err = skyring.ParseTimer(withCB(`"timeout":null,"at":`+at), params())
 	require.NoError(t, err)
 	require.Equal(t, now.UnixNano()+5000*msInNano, tm.Due)
+	require.False(t, tm.Relative)
 
 	// Both null: no due time at all.
 	_, err = skyring.ParseTimer(withCB(`"timeout":null,"at":null`), params())
@@ -442,7 +446,7 @@ func TestParseTimerBody(t *testing.T) {
 	body := "\n {\"timeout\": 1000, \"foo\": [1, {\"bar\": null}], \"node\": \"x\", \"due\": 1, " + cbJSON + "} \n"
 	tm, err = skyring.ParseTimer([]byte(body), params())
 	require.NoError(t, err)
-	require.Equal(t, &skyring.Timer{ID: "t1", Created: now.UnixNano(), Due: now.UnixNano() + 1000*msInNano, Callback: wantCallback}, tm)
+	require.Equal(t, &skyring.Timer{ID: "t1", Created: now.UnixNano(), Due: now.UnixNano() + 1000*msInNano, Callback: wantCallback, Relative: true}, tm)
 }
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -558,6 +562,7 @@ func TestParseTimerResult(t *testing.T) {
 		Due:      now.UnixNano() + 2500*msInNano,
 		Data:     []byte(`{"order":42}`),
 		Callback: skyring.Callback{Transport: "nats", Method: "publish", URI: "orders.due"},
+		Relative: true,
 	}, tm)
 }
 

@@ -59,6 +59,15 @@ type Timer struct {
 	// owner or its node restarts, so a receiver that remembers the highest
 	// fence it saw per timer can drop a stale duplicate. Not stored.
 	Fence uint64
+	// Relative marks a timer given with a timeout rather than at
+	// (ParseTimer sets it): the node that owns it counts the timeout
+	// (Due - Created) again from when it stores the timer, by its own
+	// clock, so that a relayed timer is never early by the clock of the
+	// node that accepted it. It is a property of a create or update
+	// request only: the relay encoding carries it, the storage encoding
+	// (AppendBinary) does not, and a stored or handed-off timer is always
+	// absolute.
+	Relative bool
 }
 
 // State is where a timer's life stands, as stored. A pending timer with
@@ -399,7 +408,7 @@ func (t *Timer) UnmarshalBinary(b []byte) error {
 	t.Callback.Method, strs = strs[:len(method)], strs[len(method):]
 	t.Callback.URI, t.LastError = strs[:len(uri)], strs[len(uri):]
 	t.State, t.Finished, t.LastStatus, t.Moves = fs.state, fs.finished, fs.lastStatus, fs.moves
-	t.Fence = 0
+	t.Fence, t.Relative = 0, false // neither is stored: a decoded timer is absolute
 	t.Callback.Retry = rs.policy
 	t.Created, t.Due = created, due
 	t.Attempts, t.Next = rs.attempts, rs.next

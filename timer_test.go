@@ -198,6 +198,27 @@ func TestTimerBinaryRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTimerBinaryRelativeNotStored: Relative is a request-time property;
+// the storage encoding neither carries nor changes for it, and a decoded
+// timer is absolute, even when decoded into a relative one.
+func TestTimerBinaryRelativeNotStored(t *testing.T) {
+	t.Parallel()
+	for name, tm := range binaryCases() {
+		abs, err := tm.MarshalBinary()
+		require.NoError(t, err, name)
+		rel := tm
+		rel.Relative = true
+		b, err := rel.MarshalBinary()
+		require.NoError(t, err, name)
+		require.Equal(t, abs, b, name)
+
+		got := skyring.Timer{Relative: true}
+		require.NoError(t, got.UnmarshalBinary(b), name)
+		require.False(t, got.Relative, name)
+		require.Equal(t, tm, got, name)
+	}
+}
+
 func TestTimerBinaryEmptyDataDecodesNil(t *testing.T) {
 	t.Parallel()
 	b, err := (&skyring.Timer{ID: "x", Data: json.RawMessage{}}).MarshalBinary()

@@ -49,8 +49,10 @@ type ParseParams struct {
 }
 
 // ParseTimer decodes and validates a create or update body (API.md section
-// 1) and returns the timer it describes, created at p.Now. Every rejection is
-// a *ValidationError whose Reason is meant for the client.
+// 1) and returns the timer it describes, created at p.Now. A timer given
+// with timeout is Relative (its owner counts the timeout again from when it
+// stores it); one given with at is not. Every rejection is a
+// *ValidationError whose Reason is meant for the client.
 func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 	fields, err := decodeObject(body)
 	if err != nil {
@@ -114,6 +116,7 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 			return nil, invalid("timeout", "timeout must be between 1 and %d milliseconds", max)
 		}
 		t.Due = now + int64(ms)*int64(time.Millisecond)
+		t.Relative = true
 	default:
 		return nil, invalid("timeout", "timeout is required")
 	}

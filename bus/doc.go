@@ -58,13 +58,22 @@
 // Relays are binary, small and cheap to encode. A command is
 //
 //	version byte (1), op byte, flags byte (bit 0: the first timer is
-//	Command.Timer), uvarint timeout ms (0: none),
+//	Command.Timer; bit 1: Command.Timer is relative),
+//	uvarint timeout ms (0: none),
 //	uvarint len + From, uvarint len + ID,
 //	uvarint n, then n times: big-endian uint32 len + skyring.Timer binary
 //	encoding (Timer.AppendBinary)
 //
 // where Command.Timer travels as the first timer (create, update), and
-// Command.Timers as the rest (a handoff batch). The timeout is what was
+// Command.Timers as the rest (a handoff batch). Bit 1 carries
+// skyring.Timer.Relative, which the timer's own encoding does not: the
+// timer was given with a timeout, and the owner counts it again from when it
+// stores it (Due - Created from the owner's now), so that a relayed timeout
+// is never early by the clock of the node that accepted it, whatever the
+// skew between the two. It is set only with bit 0. A command without it
+// (every one from a build before it) carries an absolute timer, and a build
+// before it ignores the bit and stores the timer as sent: a cluster of mixed
+// builds behaves as the older one. Hand-off batches are always absolute. The timeout is what was
 // left of the sender's context deadline; the receiver's handler gets it as
 // its own deadline. Op 0 is a ping the bus answers itself: Start sends one
 // to its own relay subject and fails with ErrDuplicateNode if another node

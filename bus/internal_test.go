@@ -25,7 +25,9 @@ func TestCommandRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, cmd := range []Command{
 		{Op: OpCreate, Timer: testTimer("a"), From: "n1"},
+		{Op: OpCreate, Timer: relative(testTimer("a2")), From: "n1"},
 		{Op: OpUpdate, Timer: &skyring.Timer{ID: "b"}, From: "n1"},
+		{Op: OpUpdate, Timer: relative(testTimer("b2")), From: "n1"},
 		{Op: OpCancel, ID: "c", From: "n2"},
 		{Op: OpGet, ID: "d"},
 		{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e"), testTimer("f")}, From: "n3"},
@@ -38,6 +40,58 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.EqualValues(t, 1234, timeout)
 		require.Equal(t, cmd, got)
 	}
+}
+
+func relative(t *skyring.Timer) *skyring.Timer { t.Relative = true; return t }
+
+// TestCommandRelativeFlag: Command.Timer's Relative travels as bit 1 of the
+// flags byte, outside the timer's own encoding; a command without the bit
+// (as every build before it sent) carries an absolute timer.
+func TestCommandRelativeFlag(t *testing.T) {
+	t.Parallel()
+	abs := Command{Op: OpCreate, Timer: testTimer("a"), From: "n1"}
+	rel := Command{Op: OpCreate, Timer: relative(testTimer("a")), From: "n1"}
+	absData := appendCommand(nil, &abs, 1234)
+	relData := appendCommand(nil, &rel, 1234)
+	require.Equal(t, byte(flagTimer), absData[2])
+	require.Equal(t, byte(flagTimer|flagRelative), relData[2])
+	// Only the flags byte differs: the timer's encoding is the same.
+	require.Equal(t, absData[:2], relData[:2])
+	require.Equal(t, absData[3:], relData[3:])
+
+	got, _, err := decodeCommand(relData)
+	require.NoError(t, err)
+	require.True(t, got.Timer.Relative)
+	got, _, err = decodeCommand(absData)
+	require.NoError(t, err)
+	require.False(t, got.Timer.Relative, "a command without the bit is absolute")
+	require.Equal(t, abs, got)
+
+	// A create as builds before the bit encoded it decodes as absolute.
+	const golden = "010101d209026e310001000000120101670204000468747470047" +
+		"06f73740175"
+	data, err := hex.DecodeString(golden)
+	require.NoError(t, err)
+	got, timeout, err := decodeCommand(data)
+	require.NoError(t, err)
+	require.EqualValues(t, 1234, timeout)
+	require.Equal(t, Command{
+		Op:    OpCreate,
+		Timer: &skyring.Timer{ID: "g", Created: 1, Due: 2, Callback: skyring.Callback{Transport: "http", Method: "post", URI: "u"}},
+		From:  "n1",
+	}, got)
+
+	// A hand-off batch is absolute: the bit belongs to Command.Timer alone.
+	batch := Command{Op: OpHandoff, Timers: []*skyring.Timer{relative(testTimer("h"))}}
+	got, _, err = decodeCommand(appendCommand(nil, &batch, 0))
+	require.NoError(t, err)
+	require.False(t, got.Timers[0].Relative)
+
+	// The bit without a timer is corrupt.
+	noTimer := appendCommand(nil, &Command{Op: OpGet, ID: "x"}, 0)
+	noTimer[2] |= flagRelative
+	_, _, err = decodeCommand(noTimer)
+	require.ErrorIs(t, err, errCorrupt)
 }
 
 // TestCommandGolden: a command encoded before the codec moved to
@@ -169,6 +223,7 @@ func TestDecodeCorrupt(t *testing.T) {
 
 func FuzzDecodeCommand(f *testing.F) {
 	f.Add(appendCommand(nil, &Command{Op: OpCreate, Timer: testTimer("a"), From: "n1"}, 10))
+	f.Add(appendCommand(nil, &Command{Op: OpUpdate, Timer: relative(testTimer("a")), From: "n1"}, 10))
 	f.Add(appendCommand(nil, &Command{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e"), testTimer("f")}}, 0))
 	f.Add(appendCommand(nil, &Command{Op: OpGet, ID: "x"}, 0))
 	f.Fuzz(func(t *testing.T, data []byte) {

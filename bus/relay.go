@@ -59,8 +59,8 @@ func (o Op) String() string {
 type Command struct {
 	Op     Op
 	ID     string           // cancel, get
-	Timer  *skyring.Timer   // create, update
-	Timers []*skyring.Timer // handoff batch: the receiver stores them all, then replies 200
+	Timer  *skyring.Timer   // create, update; its Relative travels with it
+	Timers []*skyring.Timer // handoff batch: the receiver stores them all, then replies 200; always absolute
 	From   string           // sender node id; Relay fills it in when empty
 	State  string           // list: the state name to keep ("" all)
 	Limit  int              // list: the most timers to return
@@ -237,6 +237,7 @@ const (
 	commandVersion   = 1
 	replyVersion     = 3      // 2 added the code, 3 the fate and list fields; a node that reads another version rejects the reply as corrupt
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
+	flagRelative     = 1 << 1 // Command.Timer is relative (skyring.Timer.Relative); only with flagTimer
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
 
@@ -263,6 +264,9 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 	n := len(cmd.Timers)
 	if cmd.Timer != nil {
 		flags |= flagTimer
+		if cmd.Timer.Relative {
+			flags |= flagRelative
+		}
 		n++
 	}
 	b = append(b, commandVersion, byte(cmd.Op), flags)
@@ -344,6 +348,9 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 			return Command{}, 0, fmt.Errorf("%w: missing timer", errCorrupt)
 		}
 		cmd.Timer, timers = timers[0], timers[1:]
+		cmd.Timer.Relative = flags&flagRelative != 0
+	} else if flags&flagRelative != 0 {
+		return Command{}, 0, fmt.Errorf("%w: relative flag without a timer", errCorrupt)
 	}
 	if len(timers) > 0 {
 		cmd.Timers = timers

@@ -778,6 +778,7 @@ func TestParseTimerDoesNotAliasBody(t *testing.T) {
 				Method:    strings.Clone(tm.Callback.Method),
 				URI:       strings.Clone(tm.Callback.URI),
 			},
+			Relative: tm.Relative,
 		}
 		for i := range buf {
 			buf[i] = 'Z'

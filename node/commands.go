@@ -51,6 +51,7 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	if err := n.index.reserve(ctx, t.ID); err != nil {
 		return err
 	}
+	n.startCount(t) // a timeout counts from now, by this node's clock
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
 		n.index.release(t.ID)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("create", err))
@@ -85,6 +86,7 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	if err != nil {
 		return err
 	}
+	n.startCount(t) // a timeout counts from now, by this node's clock
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
 		n.index.arm(t.ID, old.Due()) // keep the old one
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("update", err))

@@ -18,7 +18,10 @@
 // # Guarantees
 //
 // A create is answered only once the timer is in storage (fsynced unless
-// NoSync). A timer never fires before its due time. A fired timer is removed
+// NoSync). A timer never fires before its due time. A timer given with a
+// timeout (skyring.Timer.Relative) gets its due time on the node that owns
+// it, counted from when that node stores it (skew.go), so a relayed timeout
+// is never early by the clock of the node that accepted it. A fired timer is removed
 // from storage only after its transport returned, so a crash can repeat a
 // delivery that was under way but never loses one.
 //
