@@ -96,4 +96,3 @@ func TestClusterTwoLeaveTogether(t *testing.T) {
 	require.Equal(t, 400, stay[0].Len()+stay[1].Len(), "every timer of the leaving nodes ended on those that stay")
 	c.waitDelivered(t, ids, due.Add(time.Second))
 }
-
