@@ -35,6 +35,10 @@ var (
 	ErrUnknownTransport = errors.New("skyring: unknown transport")
 	// ErrInvalid is matched by every *ValidationError (HTTP 400).
 	ErrInvalid = errors.New("skyring: invalid request")
+	// ErrStaleRing: a hand-off came from a node whose view of the ring
+	// differs from the receiver's; nothing was stored, and the sender tries
+	// again once the views agree. HTTP 409 (between nodes only).
+	ErrStaleRing = errors.New("skyring: the sender's view of the ring differs from the receiver's")
 	// ErrNotFailed: a retry named a timer that exists but has not failed
 	// (it is pending, retrying, delivered or cancelled). HTTP 409.
 	ErrNotFailed = errors.New("skyring: timer has not failed")
@@ -97,6 +101,7 @@ const (
 	CodeClosed                       // "closed": ErrClosed (503)
 	CodeOwnerTimeout                 // "owner_timeout": ErrOwnerTimeout (504)
 	CodeNotFailed                    // "not_failed": ErrNotFailed (409)
+	CodeStaleRing                    // "stale_ring": ErrStaleRing (409)
 )
 
 // codes is the one table from a code to its name, sentinel, status and
@@ -124,6 +129,7 @@ var codes = [...]struct {
 	CodeOwnerTimeout: {"owner_timeout", ErrOwnerTimeout, http.StatusGatewayTimeout,
 		"The owning node did not answer in time; the command may have been carried out: retry with the same id", true},
 	CodeNotFailed: {"not_failed", ErrNotFailed, http.StatusConflict, "Only a failed timer can be retried", false},
+	CodeStaleRing: {"stale_ring", ErrStaleRing, http.StatusConflict, "The sender's view of the ring differs from the receiver's; retry once they agree", false},
 }
 
 // String returns the code's stable name, e.g. "not_found"; "" for

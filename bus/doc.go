@@ -92,7 +92,8 @@
 //	uvarint count of Acked ids, each uvarint len + bytes.
 //
 // A list command (OpList) carries, after its ID (the id to list after),
-// its State (uvarint len + bytes) and Limit (uvarint).
+// its State (uvarint len + bytes) and Limit (uvarint); a handoff command,
+// after its ID, its Ring (uvarint).
 //
 // The code is what the receiving side branches on (Reply.Err,
 // skyring.ErrorFromCode): the reason is for people. Version 1 replies had

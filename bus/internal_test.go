@@ -98,13 +98,14 @@ func TestCommandRelativeFlag(t *testing.T) {
 // internal/wire decodes, and encodes to the same bytes.
 func TestCommandGolden(t *testing.T) {
 	t.Parallel()
-	const golden = "010501d209026e310269640200000012010167020400046874747004706f737401750000000c010168000003227822000000"
+	const golden = "010501d209026e31026964070200000012010167020400046874747004706f737401750000000c010168000003227822000000"
 	want := Command{
 		Op:     OpHandoff,
 		Timer:  &skyring.Timer{ID: "g", Created: 1, Due: 2, Callback: skyring.Callback{Transport: "http", Method: "post", URI: "u"}},
 		Timers: []*skyring.Timer{{ID: "h", Data: json.RawMessage(`"x"`)}},
 		From:   "n1",
 		ID:     "id",
+		Ring:   7,
 	}
 	data, err := hex.DecodeString(golden)
 	require.NoError(t, err)

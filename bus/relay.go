@@ -64,6 +64,7 @@ type Command struct {
 	From   string           // sender node id; Relay fills it in when empty
 	State  string           // list: the state name to keep ("" all)
 	Limit  int              // list: the most timers to return
+	Ring   uint64           // handoff: the checksum of the ring by which the sender chose the receiver (0: none)
 }
 
 // Reply is the answer to a Command. Build error replies with
@@ -277,6 +278,9 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 		b = wire.AppendString(b, cmd.State)
 		b = wire.AppendUvarint(b, uint64(max(cmd.Limit, 0)))
 	}
+	if cmd.Op == OpHandoff {
+		b = wire.AppendUvarint(b, cmd.Ring)
+	}
 	b = wire.AppendUvarint(b, uint64(n))
 	if cmd.Timer != nil {
 		b = appendTimer(b, cmd.Timer)
@@ -311,6 +315,9 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 			return Command{}, 0, fmt.Errorf("%w: bad limit", errCorrupt)
 		}
 		cmd.State, cmd.Limit = string(state), int(limit)
+	}
+	if cmd.Op == OpHandoff {
+		cmd.Ring = r.Uvarint()
 	}
 	n := r.Uvarint()
 	if err := r.Err(); err != nil {

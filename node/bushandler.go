@@ -46,6 +46,12 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		}
 		return bus.Reply{Status: http.StatusOK, Info: &info}
 	case bus.OpHandoff:
+		// Timers move only between nodes that agree on the ring: a sender
+		// with another view (it missed a join or a leave, or this node
+		// did) tries again once the membership messages have gone round.
+		if !n.members.agrees(cmd.Ring) {
+			return bus.ReplyFromError(skyring.ErrStaleRing)
+		}
 		acked, err := n.rebalance.take(ctx, cmd.From, cmd.Timers)
 		if err != nil {
 			return bus.ReplyFromError(err)

@@ -134,3 +134,23 @@ func TestNewer(t *testing.T) {
 	require.NotEqual(t, newer(p, q), newer(q, p), "a tie is broken the same way on every node")
 	require.False(t, newer(p, p))
 }
+
+// Timers move only between nodes that agree on the ring: a hand-off chosen
+// by another view of the ring is refused, nothing stored; the same one
+// stamped with this node's ring is taken.
+func TestHandoffRefusedOnAnotherRing(t *testing.T) {
+	t.Parallel()
+	n, clock := startTestNode(t)
+	ctx := context.Background()
+	h := busHandler{n}
+	tm := handedTimer("r", clock.Now(), "r")
+	rep := h.HandleRelay(ctx, bus.Command{Op: bus.OpHandoff, From: "peer", Ring: n.members.ringChecksum() + 1, Timers: []*skyring.Timer{tm}})
+	require.ErrorIs(t, rep.Err(), skyring.ErrStaleRing)
+	require.Equal(t, 409, rep.Status)
+	require.Empty(t, rep.Acked)
+	require.Zero(t, n.Len(), "nothing stored")
+	rep = h.HandleRelay(ctx, bus.Command{Op: bus.OpHandoff, From: "peer", Ring: n.members.ringChecksum(), Timers: []*skyring.Timer{tm}})
+	require.NoError(t, rep.Err())
+	require.Equal(t, []string{"r"}, rep.Acked)
+	require.Equal(t, 1, n.Len())
+}

@@ -149,6 +149,23 @@ func (m *membership) owner(id string) string {
 	return owner
 }
 
+// ringChecksum is the checksum of the ring owner() answers by: the view's,
+// or, once the node leaves, the view's without this node.
+func (m *membership) ringChecksum() uint64 {
+	if lr := m.leaving.Load(); lr != nil {
+		m.owner("") // rebuilds the leave ring if the view changed
+		return m.leaving.Load().ring.Checksum()
+	}
+	return m.view.Ring().Checksum()
+}
+
+// agrees reports whether a hand-off chosen by the ring with checksum sum
+// agrees with this node's view: the same members. A leaving node takes
+// any hand-off (it passes them on).
+func (m *membership) agrees(sum uint64) bool {
+	return sum == 0 || m.leaving.Load() != nil || sum == m.view.Ring().Checksum()
+}
+
 // leave makes the node own nothing from now on; it returns how many other
 // members remain.
 func (m *membership) leave() int {

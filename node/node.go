@@ -155,7 +155,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.natsURL.Store(&natsURL)
 	n.gate.handoffs.Store(true)
 	n.members.start(n.ctx)
-	n.rebalance.start(n.ctx, n.members.owner)
+	n.rebalance.start(n.ctx, n.members.owner, n.members.ringChecksum)
 	n.sweeper.start(n.ctx)
 	n.delivery.start(n.ctx.Done(), n.opts.DeliveryWorkers)
 	if err := n.index.start(n.ctx); err != nil {

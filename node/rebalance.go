@@ -60,6 +60,7 @@ type rebalancer struct {
 	store  storage.Store
 	bus    *bus.Bus
 	owner  func(id string) string
+	ring   func() uint64 // the checksum of the ring owner answers by
 	events interface {
 		eventPublisher
 		nodeEventPublisher
@@ -116,8 +117,8 @@ func (r *rebalancer) keep(id string) {
 }
 
 // start runs the rebalance loop until ctx ends; stop waits for it.
-func (r *rebalancer) start(ctx context.Context, owner func(string) string) {
-	r.owner = owner
+func (r *rebalancer) start(ctx context.Context, owner func(string) string, ring func() uint64) {
+	r.owner, r.ring = owner, ring
 	r.loop.Add(1)
 	go r.run(ctx)
 }
@@ -326,7 +327,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claime
 	pieces := r.bus.HandoffPieces(timers)
 	for i, piece := range pieces {
 		rctx, cancel := context.WithTimeout(ctx, r.timeout)
-		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self})
+		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self, Ring: r.ring()})
 		cancel()
 		// Refused for sure: no node listens, or the owner answered an
 		// error (it stored nothing). Any other error got no answer: the
