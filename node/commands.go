@@ -249,8 +249,8 @@ func (n *Node) routed(ctx context.Context, id string, cmd bus.Command, info *sky
 		if ferr, found := n.findElsewhere(ctx, cmd, info); found {
 			return ferr
 		}
-		if !n.index.holds(id) {
-			return err // not here, not elsewhere
+		if !n.index.armed(id) && !n.index.isMoving(id) {
+			return err // not here (fired, or never), not elsewhere
 		}
 		// It arrived here meanwhile: again.
 	}

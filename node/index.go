@@ -386,12 +386,13 @@ func (x *index) holds(id string) bool {
 	return ok
 }
 
-// armed reports whether id is armed (pending, not reserved or busy).
+// armed reports whether id is armed (pending, not reserved, busy or
+// moving).
 func (x *index) armed(id string) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	e := x.timers[id]
-	return e != nil && e != busy
+	return e != nil && e != busy && e != moving
 }
 
 // len is how many timers the index holds, reservations included, those
@@ -408,7 +409,7 @@ func (x *index) armedIDs() []string {
 	defer x.mu.Unlock()
 	ids := make([]string, 0, len(x.timers))
 	for id, e := range x.timers {
-		if e != nil && e != busy {
+		if e != nil && e != busy && e != moving {
 			ids = append(ids, id)
 		}
 	}
