@@ -238,3 +238,24 @@ func (t *fakeTimer) drain() {
 	default:
 	}
 }
+
+// OffsetClock returns a clock that reads base's time shifted by d (which may
+// be negative): Now is base.Now().Add(d), and timers wait as base's do, for
+// a duration. It models a node whose clock is set wrong, for fault tests
+// (the hidden `skyring run --debug:clock-offset` flag); a zero d returns
+// base itself.
+func OffsetClock(base Clock, d time.Duration) Clock {
+	if d == 0 {
+		return base
+	}
+	return offsetClock{base: base, d: d}
+}
+
+type offsetClock struct {
+	base Clock
+	d    time.Duration
+}
+
+func (c offsetClock) Now() time.Time { return c.base.Now().Add(c.d) }
+
+func (c offsetClock) NewTimer(d time.Duration) Timer { return c.base.NewTimer(d) }

@@ -98,3 +98,51 @@ func TestSystemClock(t *testing.T) {
 		t.Fatal("system timer did not fire")
 	}
 }
+
+func TestOffsetClock(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		offset time.Duration
+	}{
+		{"zero", 0},
+		{"ahead", 30 * time.Second},
+		{"behind", -30 * time.Second},
+		{"a nanosecond behind", -1},
+		{"a day ahead", 24 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := wheel.NewFakeClock(t0)
+			c := wheel.OffsetClock(base, tc.offset)
+			require.Equal(t, t0.Add(tc.offset), c.Now(), "Now reads the base time plus the offset")
+			base.Advance(time.Minute)
+			require.Equal(t, t0.Add(time.Minute+tc.offset), c.Now(), "the offset clock moves with its base")
+
+			// Timers wait a duration of the base clock: the offset does
+			// not make them fire sooner or later.
+			tm := c.NewTimer(time.Second)
+			base.Advance(time.Second - 1)
+			_, ok := received(tm.C())
+			require.False(t, ok, "fired early")
+			base.Advance(1)
+			_, ok = received(tm.C())
+			require.True(t, ok, "fired on time")
+			require.False(t, tm.Reset(time.Second), "a fired timer is not waiting")
+			require.True(t, tm.Stop())
+		})
+	}
+}
+
+func TestOffsetClockSystem(t *testing.T) {
+	t.Parallel()
+	const offset = -90 * time.Second
+	c := wheel.OffsetClock(wheel.SystemClock(), offset)
+	before := time.Now()
+	got := c.Now()
+	after := time.Now()
+	require.False(t, got.Before(before.Add(offset)), "%v is before %v", got, before.Add(offset))
+	require.False(t, got.After(after.Add(offset)), "%v is after %v", got, after.Add(offset))
+	// Wall clock, as the node stamps timers with it.
+	require.InDelta(t, before.Add(offset).UnixMilli(), got.UnixMilli(), float64(after.Sub(before).Milliseconds()+1))
+}
