@@ -115,6 +115,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps accepted NATS API creates and updates; default time.Now.
 	Now func() time.Time
+
+	// DropRelayReply is fault injection for tests (the hidden
+	// --debug:drop-relay-replies flag); never set it in production. If set,
+	// it is asked once a relayed command was carried out, before the reply
+	// is sent; true drops the reply, so the sender gets no answer (a relay
+	// timeout) although the command took effect: a lost reply.
+	DropRelayReply func(Op) bool
 }
 
 func (o Options) withDefaults() Options {

@@ -220,6 +220,10 @@ func (b *Bus) serveRelay(m *nats.Msg) {
 		b.log.Error("relay handler returned no status", "op", cmd.Op, "from", cmd.From)
 		rep = ReplyFromError(errors.New("no status"))
 	}
+	if drop := b.opts.DropRelayReply; drop != nil && drop(cmd.Op) {
+		b.log.Debug("dropping a relay reply (fault injection)", "op", cmd.Op, "from", cmd.From, "status", rep.Status)
+		return
+	}
 	b.respondRelay(m, rep)
 }
 
