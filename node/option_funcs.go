@@ -81,3 +81,8 @@ func WithPrefix(prefix string) Option {
 func WithClock(c wheel.Clock) Option {
 	return func(o *Options) error { o.Clock = c; return nil }
 }
+
+// WithFaults sets Options.Faults (fault-injection tests only).
+func WithFaults(f Faults) Option {
+	return func(o *Options) error { o.Faults = f; return nil }
+}

@@ -140,6 +140,25 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock drives the timing wheel and stamps timers. Default: real time.
 	Clock wheel.Clock
+
+	// Faults are fault-injection hooks for tests and the hidden
+	// `skyring run --debug:*` flags. The zero value injects nothing; never
+	// set them in production.
+	Faults Faults
+}
+
+// Faults are the fault-injection hooks of Options.Faults.
+type Faults struct {
+	// WrapStore, if set, wraps the node's store (the backend it opened, or
+	// Options.Store) before the node uses it, e.g. to slow its writes
+	// (--debug:slow-writes). The node closes what it returns.
+	WrapStore func(storage.Store) storage.Store
+	// DropRelayReply, if set, is asked before the node answers a command
+	// another node relayed to it, once the command was carried out; true
+	// drops the answer, so the sender sees no reply (a relay timeout), as a
+	// lost message would (--debug:drop-relay-replies). See
+	// bus.Options.DropRelayReply.
+	DropRelayReply func(bus.Op) bool
 }
 
 // Option sets one field of Options.

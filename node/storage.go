@@ -47,8 +47,19 @@ func (n *Node) bumpIncarnation(ctx context.Context) error {
 	return nil
 }
 
-// openStorage opens the configured store (or takes Options.Store).
+// openStorage opens the configured store (or takes Options.Store), wrapped
+// by Options.Faults.WrapStore when that is set.
 func (n *Node) openStorage(ctx context.Context) error {
+	if err := n.openStore(ctx); err != nil {
+		return err
+	}
+	if wrap := n.opts.Faults.WrapStore; wrap != nil {
+		n.store = wrap(n.store)
+	}
+	return nil
+}
+
+func (n *Node) openStore(ctx context.Context) error {
 	if n.opts.Store != nil {
 		n.store = n.opts.Store
 		n.storePath = n.opts.StoragePath

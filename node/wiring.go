@@ -81,6 +81,7 @@ func (n *Node) busOptions() bus.Options {
 		MaxPayload:        int32(min(max(n.opts.MaxBodyBytes+64<<10, bus.DefaultMaxPayload), 1<<30)),
 		Logger:            n.opts.Logger,
 		Now:               n.clock.Now,
+		DropRelayReply:    n.opts.Faults.DropRelayReply,
 	}
 }
 
