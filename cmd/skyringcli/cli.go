@@ -135,7 +135,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 		Usage: "run a Skyring node",
 		Description: "With no flags: HTTP on :3000, an embedded NATS server on 127.0.0.1:4222 whose cluster\n" +
 			"port is 127.0.0.1:3455, durable goleveldb storage in the user's data directory.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: flagPort, Aliases: []string{"p"}, Value: skyring.DefaultHTTPPort, EnvVars: env(flagPort), Usage: "HTTP port (-1 picks a free one)"},
 			&cli.StringFlag{Name: "host", Value: "", EnvVars: env("host"), Usage: "HTTP listen host (empty: every interface)"},
 			&cli.StringSliceFlag{Name: flagSeeds, Aliases: []string{"s"}, EnvVars: env(flagSeeds), Usage: "host:port of a seed node's cluster (channel) port; repeatable (default 127.0.0.1:3455 and 127.0.0.1:3456)"},
@@ -162,7 +162,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.DefaultShutdownTimeout, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
 			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
 			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
-		},
+		}, debugFlags()...),
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
 	}
 }
@@ -180,6 +180,7 @@ func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 		return err
 	}
 	opts.Logger = logger
+	warnDebug(c, logger)
 
 	if addr := c.String(flagPprof); addr != "" {
 		if err := servePprof(addr, logger); err != nil {
@@ -241,6 +242,9 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	}
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
+	}
+	if err := debugOptions(c, &o); err != nil {
+		return o, err
 	}
 	switch r := c.Duration(flagTimerRetention); {
 	case r < 0:
