@@ -46,6 +46,11 @@ func TestSlowWrites(t *testing.T) {
 		require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { return nil }))
 		require.Zero(t, time.Since(start))
 
+		// Nor are writes of nothing.
+		require.NoError(t, s.Put(ctx))
+		require.NoError(t, s.Delete(ctx))
+		require.Zero(t, time.Since(start))
+
 		// A done context ends the wait with nothing written.
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
