@@ -114,12 +114,14 @@ func newExternalCluster(t *testing.T, bin string, natsURLs []string) *cluster {
 	return c
 }
 
-// start starts the next node (its slot's channel port on embedded NATS)
-// and waits until it is ready.
-func (c *cluster) start() *cnode {
+// start starts the next node (its slot's channel port on embedded NATS),
+// with extra args of its own after the cluster's, and waits until it is
+// ready.
+func (c *cluster) start(extra ...string) *cnode {
 	c.t.Helper()
 	i := len(c.nodes)
 	args := append([]string{"--channel:host", "127.0.0.1"}, c.args...)
+	args = append(args, extra...)
 	if c.ports != nil {
 		require.Less(c.t, i, len(c.ports), "no channel port slot left")
 		args = append(args, "--channel:port", strconv.Itoa(c.ports[i]))

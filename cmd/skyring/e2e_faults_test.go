@@ -1,0 +1,228 @@
+package main_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The fault scenarios of the normal suite: each a few hundred timers over
+// a few seconds with one fault, judged by the runner's check
+// (e2e_faults_runner_test.go): every acknowledged timer delivered, none
+// early, duplicates only across a crash.
+
+// skipShortFault skips a fault scenario under -short.
+func skipShortFault(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process fault scenario")
+	}
+}
+
+// smallLoad is the load of most scenarios: 300 timers created over 3s,
+// each due 1 to 5s after its create, so that creates, deliveries and the
+// fault overlap.
+func smallLoad(sc faultScenario) faultScenario {
+	sc.Timers = 300
+	sc.Spread = 3 * time.Second
+	sc.Delay = [2]time.Duration{time.Second, 5 * time.Second}
+	return sc
+}
+
+// kill -9 of one of three nodes while timers are created and delivered;
+// restarted on its data directory once the others dropped it.
+func TestFaultKill9(t *testing.T) {
+	skipShortFault(t)
+	runFaults(t, smallLoad(faultScenario{
+		Nodes: 3,
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "kill -9 n2", Do: kill9(2)},
+			{Name: "n0 and n1 drop n2", Do: awaitMembers(0, 1)},
+			{Name: "restart n2", Do: restart(2)},
+			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
+		},
+	}))
+}
+
+// SIGTERM of one of three nodes (it hands its timers to the others and
+// exits 0), restarted a moment later (the others hand them back).
+func TestFaultSIGTERM(t *testing.T) {
+	skipShortFault(t)
+	runFaults(t, smallLoad(faultScenario{
+		Nodes: 3,
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "SIGTERM n2", Do: sigterm(2)},
+			{At: 3 * time.Second, Name: "restart n2", Do: restart(2)},
+			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
+		},
+	}))
+}
+
+// SIGSTOP of one of three nodes for longer than --member:timeout (the
+// others drop it and take over its part of the ring), then SIGCONT: it
+// comes back with the timers it held, and delivers those that came due
+// meanwhile, late.
+func TestFaultSIGSTOPPastMemberTimeout(t *testing.T) {
+	skipShortFault(t)
+	runFaults(t, smallLoad(faultScenario{
+		Nodes: 3,
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "SIGSTOP n2 for 4.5s (member timeout 3s), then SIGCONT", Do: pause(2, 4500*time.Millisecond)},
+			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
+		},
+	}))
+}
+
+// kill -9 of one of three nodes, restarted at once: back before the others
+// drop it (they see its new start time: a restart).
+func TestFaultKill9RestartWithinMemberTimeout(t *testing.T) {
+	skipShortFault(t)
+	runFaults(t, smallLoad(faultScenario{
+		Nodes: 3,
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "kill -9 n2 and restart it at once", Do: killRestart(2)},
+			{Name: "three members", Do: awaitMembers(0, 1, 2)},
+		},
+	}))
+}
+
+// SIGTERM of one of three nodes, restarted at once: it hands its timers
+// off as it leaves and gets them back as it rejoins, within the member
+// timeout.
+func TestFaultSIGTERMRestartWithinMemberTimeout(t *testing.T) {
+	skipShortFault(t)
+	runFaults(t, smallLoad(faultScenario{
+		Nodes: 3,
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "SIGTERM n2 and restart it at once", Do: stopRestart(2)},
+			{Name: "three members", Do: awaitMembers(0, 1, 2)},
+		},
+	}))
+}
+
+// Two of four nodes get SIGTERM at the same moment. Both must exit 0
+// within the shutdown deadline having handed every timer they held to the
+// two that stay (not to each other): GET /cluster on the two shows every
+// pending timer, and every timer is delivered.
+func TestFaultTwoOfFourStopTogether(t *testing.T) {
+	skipShortFault(t)
+	var before int
+	var held map[string]int
+	runFaults(t, faultScenario{
+		Nodes:  4,
+		Timers: 400,
+		Spread: time.Second,
+		// Due well after the stop: every timer is still pending when the
+		// counts are read.
+		Delay: [2]time.Duration{12 * time.Second, 14 * time.Second},
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "every create answered; count", Do: func(r *faultRun) {
+				r.waitLoad()
+				before, held = clusterTimerSum(r.t, r.c.nodes)
+				r.t.Logf("before the stop: %d timers pending %v", before, held)
+			}},
+			{Name: "SIGTERM n2 and n3 together", Do: sigtermTogether(2, 3)},
+			{Name: "n0 and n1 hold every timer", Do: func(r *faultRun) {
+				awaitMembers(0, 1)(r)
+				delivered := r.s.Count(r.path)
+				after, counts := clusterTimerSum(r.t, r.c.nodes[:2])
+				if r.s.Count(r.path) != delivered || delivered > 0 {
+					r.t.Logf("%d timers were delivered around the count: the count is not judged (%d held by n0 and n1: %v)", r.s.Count(r.path), after, counts)
+					return
+				}
+				if after != before {
+					r.t.Errorf("n0 and n1 hold %d timers %v after n2 and n3 stopped together; the four held %d %v before", after, counts, before, held)
+				} else {
+					r.t.Logf("n0 and n1 hold all %d timers %v", after, counts)
+				}
+				for _, n := range r.c.nodes[2:] {
+					if strings.Contains(n.Output(), "timers kept on disk after leaving") {
+						r.t.Errorf("%s kept timers on disk after leaving", n.Name)
+					}
+					for _, line := range strings.Split(n.Output(), "\n") {
+						if strings.Contains(line, "hand") {
+							r.t.Logf("%s: %s", n.Name, strings.TrimSpace(line))
+						}
+					}
+				}
+			}},
+		},
+	})
+}
+
+// A slow disk on the receiver of a hand-off: a node whose every write
+// takes 11s joins, so each hand-off to it outlasts the sender's hand-off
+// timeout (10s) while the receiver still stores (and arms) what it was
+// sent. No timer may be delivered twice (there is no crash), none lost.
+func TestFaultSlowDiskHandoffReceiver(t *testing.T) {
+	skipShortFault(t)
+	knownBug(t, "a hand-off that outlasts the sender's timeout leaves the timers armed on both nodes: the sender keeps and fires them, the receiver stored and fires them too")
+	// The joiner's data directory gets its node id first, in a life of its
+	// own (alone), so that its start does not wait on the slow disk.
+	dir := t.TempDir()
+	prep := startNode(t, "--storage:path", dir, "-s", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	prep.Stop()
+	runFaults(t, faultScenario{
+		Nodes: 3, Slots: 4,
+		Timers: 300,
+		Spread: time.Second,
+		// Due after the first hand-off to the joiner timed out (about 12s
+		// after the start) and its slow write went through.
+		Delay: [2]time.Duration{14 * time.Second, 18 * time.Second},
+		Entry: []int{0, 1, 2}, // not through the slow node: each create there takes 11s
+		Faults: []faultStep{
+			{At: 1500 * time.Millisecond, Name: "n3 joins with --debug:slow-writes 11s", Do: func(r *faultRun) {
+				n := r.startNode("--storage:path", dir, "--debug:slow-writes", "11s")
+				r.event(n, "joined with slow writes", false)
+			}},
+			{Name: "four members", Do: awaitMembers(0, 1, 2, 3)},
+		},
+	})
+}
+
+// Each node drops a fifth of its replies to relayed commands, having
+// carried them out: a relayed create then answers 504, and is sent again
+// with the same id (409: it was stored). Every acknowledged timer is
+// delivered once.
+func TestFaultDroppedRelayReplies(t *testing.T) {
+	skipShortFault(t)
+	drop := []string{"--debug:drop-relay-replies", "0.2"}
+	runFaults(t, faultScenario{
+		Nodes:    3,
+		NodeArgs: map[int][]string{0: drop, 1: drop, 2: drop},
+		Timers:   300,
+		Spread:   3 * time.Second,
+		// A dropped reply costs the relay timeout (5s) before the 504; the
+		// create is sent again only while its timer is 2s from due.
+		Delay:   [2]time.Duration{9 * time.Second, 12 * time.Second},
+		Workers: 64,
+	})
+}
+
+// Clock skew: one of three nodes reads 30s ahead (or behind) of the
+// others. A relative timer ("timeout") must never arrive before its
+// timeout has passed by the clock of the node that accepted it, whichever
+// node owns it. Depends on the skew-proof relative timers (another change
+// under way); until then the skewed owner fires early.
+func TestFaultClockSkew(t *testing.T) {
+	skipShortFault(t)
+	for _, tc := range []struct {
+		name   string
+		offset string
+	}{{"ahead", "30s"}, {"behind", "-30s"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			knownBug(t, "relative timers are stamped with the accepting node's clock and fired by the owner's: a skewed owner fires them early")
+			runFaults(t, faultScenario{
+				Nodes:    3,
+				NodeArgs: map[int][]string{1: {"--debug:clock-offset", tc.offset}},
+				Timers:   300,
+				Spread:   2 * time.Second,
+				Delay:    [2]time.Duration{2 * time.Second, 5 * time.Second},
+				// Timers fired 30s late (accepted by a node behind the
+				// owner) arrive before the check: they are late, not lost.
+				Slack: 40 * time.Second,
+			})
+		})
+	}
+}
