@@ -429,8 +429,15 @@ func killRestart(i int) func(r *faultRun) {
 		r.t.Helper()
 		kill9(i)(r)
 		restart(i)(r)
-		r.t.Logf("%s back %v after the kill", r.node(i).Name, time.Since(r.lastEvent(r.node(i), "kill -9")).Round(time.Millisecond))
+		back := time.Since(r.lastEvent(r.node(i), "kill -9"))
+		r.t.Logf("%s back %v after the kill (member timeout %s)", r.node(i).Name, back.Round(time.Millisecond), memberTimeout())
 	}
+}
+
+// memberTimeout is the --member:timeout of the test clusters.
+func memberTimeout() string {
+	v, _ := flagValue(fastMembership, "member:timeout")
+	return v
 }
 
 // stopRestart stops node i with SIGTERM and starts it again at once.

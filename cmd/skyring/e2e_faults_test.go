@@ -22,8 +22,11 @@ func skipShortFault(t *testing.T) {
 
 // smallLoad is the load of most scenarios: 300 timers created over 3s,
 // each due 1 to 5s after its create, so that creates, deliveries and the
-// fault overlap.
+// fault overlap. Light enough for the race-built binary, so that the
+// fault paths (recovery, hand-off, rejoin) run under the race detector
+// too.
 func smallLoad(sc faultScenario) faultScenario {
+	sc.Race = true
 	sc.Timers = 300
 	sc.Spread = 3 * time.Second
 	sc.Delay = [2]time.Duration{time.Second, 5 * time.Second}
