@@ -22,6 +22,7 @@ const (
 	flagDebugClockOffset = "debug:clock-offset"
 	flagDebugSlowWrites  = "debug:slow-writes"
 	flagDebugDropReplies = "debug:drop-relay-replies"
+	flagDebugHandoff     = "debug:handoff-timeout"
 )
 
 func debugFlags() []cli.Flag {
@@ -32,6 +33,8 @@ func debugFlags() []cli.Flag {
 			Usage: "DEBUG/TESTING ONLY: every storage write (put, delete, meta) takes this much longer: a slow disk"},
 		&cli.Float64Flag{Name: flagDebugDropReplies, Hidden: true, EnvVars: env(flagDebugDropReplies),
 			Usage: "DEBUG/TESTING ONLY: drop this fraction (0 to 1) of the replies to commands other nodes relay here, after carrying them out: lost replies"},
+		&cli.DurationFlag{Name: flagDebugHandoff, Hidden: true, EnvVars: env(flagDebugHandoff),
+			Usage: "DEBUG/TESTING ONLY: bound on one hand-off message (node.Options.HandoffTimeout, default 10s), so that a fault test can outlast it quickly"},
 	}
 }
 
@@ -46,6 +49,10 @@ func debugOptions(c *cli.Context, o *node.Options) error {
 	case d > 0:
 		o.Faults.WrapStore = func(s storage.Store) storage.Store { return faultinject.SlowWrites(s, d) }
 	}
+	o.HandoffTimeout = c.Duration(flagDebugHandoff) // 0: the default
+	if o.HandoffTimeout < 0 {
+		return fmt.Errorf("--%s must not be negative", flagDebugHandoff)
+	}
 	switch p := c.Float64(flagDebugDropReplies); {
 	case !(p >= 0 && p <= 1): // NaN too
 		return fmt.Errorf("--%s must be a fraction between 0 and 1, got %v", flagDebugDropReplies, p)
@@ -59,7 +66,7 @@ func debugOptions(c *cli.Context, o *node.Options) error {
 // mistakes such a node for a healthy one.
 func warnDebug(c *cli.Context, logger *slog.Logger) {
 	var set []any
-	for _, f := range []string{flagDebugClockOffset, flagDebugSlowWrites, flagDebugDropReplies} {
+	for _, f := range []string{flagDebugClockOffset, flagDebugSlowWrites, flagDebugDropReplies, flagDebugHandoff} {
 		if c.IsSet(f) {
 			set = append(set, f, c.Value(f))
 		}

@@ -41,6 +41,15 @@ func TestDebugFlagsOff(t *testing.T) {
 	require.Nil(t, o.Clock, "the node's default clock")
 	require.Nil(t, o.Faults.WrapStore)
 	require.Nil(t, o.Faults.DropRelayReply)
+	require.Zero(t, o.HandoffTimeout, "the node's default")
+}
+
+func TestDebugHandoffTimeout(t *testing.T) {
+	o, err := parseRun(t, "--debug:handoff-timeout", "2s")
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, o.HandoffTimeout)
+	_, err = parseRun(t, "--debug:handoff-timeout=-1s")
+	require.ErrorContains(t, err, "debug:handoff-timeout")
 }
 
 func TestDebugClockOffset(t *testing.T) {
