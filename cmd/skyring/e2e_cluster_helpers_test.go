@@ -9,6 +9,8 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,12 +100,39 @@ func newEmbeddedCluster(t *testing.T, bin string, slots int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: bin}
 	for range slots {
-		port := freePort(t)
+		port := slotPort(t)
 		c.ports = append(c.ports, port)
 		c.args = append(c.args, "-s", "127.0.0.1:"+strconv.Itoa(port))
 	}
 	c.args = append(c.args, fastMembership...)
 	return c
+}
+
+// slotPort returns a free port below the kernel's ephemeral range, for a
+// channel port that is reserved now and listened on later: a port the
+// kernel hands out for a listen on port 0 (a node's own free HTTP or NATS
+// port, here or in another test) is never one of these, so it cannot be
+// taken in between.
+func slotPort(t testing.TB) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
+		}
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		require.NoError(t, l.Close())
+		return port
+	}
+	return freePort(t)
 }
 
 // newExternalCluster prepares nodes that use the given NATS servers.
