@@ -83,7 +83,11 @@ const (
 )
 
 // knownBug skips a scenario that fails on main because of a known bug,
-// unless SKYRING_E2E_KNOWN_BUGS=1 asks to run it anyway.
+// unless SKYRING_E2E_KNOWN_BUGS=1 asks to run it anyway. Call it first
+// thing in the scenario with the bug's story, and remove the call with
+// the fix. (No scenario is a known bug at the moment: the slow-disk
+// hand-off, the clock skew and the stale relayed create were, until the
+// acknowledged hand-off and the skew-proof relative timers.)
 func knownBug(t *testing.T, why string) {
 	t.Helper()
 	if os.Getenv("SKYRING_E2E_KNOWN_BUGS") == "" {
