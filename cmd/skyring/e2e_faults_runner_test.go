@@ -171,6 +171,7 @@ type faultRun struct {
 	ev *events // execute and evict events, through any node
 
 	mu      sync.Mutex
+	nodes   []*cnode // r.c.nodes as the load goroutines may read them
 	rng     *rand.Rand
 	entry   map[*cnode]bool // may take creates
 	down    map[*cnode]bool // taken out by a fault
@@ -223,7 +224,7 @@ func runFaults(t *testing.T, sc faultScenario) (*faultRun, faultReport) {
 		}
 	}
 	for _, i := range entry {
-		r.entry[r.c.nodes[i]] = true
+		r.entry[r.node(i)] = true
 	}
 
 	r.start = time.Now()
@@ -242,7 +243,7 @@ func runFaults(t *testing.T, sc faultScenario) (*faultRun, faultReport) {
 	if t.Failed() {
 		return r, faultReport{}
 	}
-	for _, n := range r.c.nodes {
+	for _, n := range r.all() {
 		if !n.Running() {
 			t.Logf("%s is down at the end: the timers it stored cannot be delivered", n.Name)
 		}
@@ -268,6 +269,9 @@ func runFaults(t *testing.T, sc faultScenario) (*faultRun, faultReport) {
 func (r *faultRun) startNode(extra ...string) *cnode {
 	r.t.Helper()
 	n := r.c.start(extra...)
+	r.mu.Lock()
+	r.nodes = append(r.nodes, n)
+	r.mu.Unlock()
 	if v, ok := flagValue(extra, "debug:clock-offset"); ok {
 		d, err := time.ParseDuration(v)
 		require.NoError(r.t, err)
@@ -279,14 +283,25 @@ func (r *faultRun) startNode(extra ...string) *cnode {
 }
 
 // node returns n<i>.
-func (r *faultRun) node(i int) *cnode { return r.c.nodes[i] }
+func (r *faultRun) node(i int) *cnode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes[i]
+}
+
+// all returns every node started so far.
+func (r *faultRun) all() []*cnode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.nodes)
+}
 
 // live returns the nodes running and not paused.
 func (r *faultRun) live() []*cnode {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*cnode
-	for _, n := range r.c.nodes {
+	for _, n := range r.nodes {
 		if n.Running() && !r.down[n] {
 			out = append(out, n)
 		}
@@ -299,7 +314,7 @@ func (r *faultRun) pick() *cnode {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var up []*cnode
-	for _, n := range r.c.nodes {
+	for _, n := range r.nodes {
 		if r.entry[n] && !r.down[n] {
 			up = append(up, n)
 		}
@@ -840,7 +855,7 @@ func (r *faultRun) executors(evs []event) map[string]bool {
 		if out == nil {
 			out = map[string]bool{}
 		}
-		for _, n := range r.c.nodes {
+		for _, n := range r.all() {
 			if n.Node == e.Node {
 				out[n.Name] = true
 			}
@@ -853,7 +868,7 @@ func (r *faultRun) executors(evs []event) map[string]bool {
 // it, and where it was handed.
 func (r *faultRun) story(evs []event) string {
 	names := map[string]string{}
-	for _, n := range r.c.nodes {
+	for _, n := range r.all() {
 		names[n.Node] = n.Name
 	}
 	name := func(id string) string {
@@ -1019,7 +1034,7 @@ func (r *faultRun) whyLost(id string) string {
 			why = append(why, fmt.Sprintf("GET via %s: %d", n.Name, res.Status))
 		}
 	}
-	for _, n := range r.c.nodes {
+	for _, n := range r.all() {
 		k := 0
 		for _, line := range strings.Split(n.Output(), "\n") {
 			if strings.Contains(line, "timer_id="+id+" ") || strings.HasSuffix(line, "timer_id="+id) {

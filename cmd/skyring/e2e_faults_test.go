@@ -95,7 +95,7 @@ func TestFaultSIGSTOPPastRelayTimeoutThenKill(t *testing.T) {
 		Spread: 2500 * time.Millisecond,
 		// Long enough for a create that got 504 after the relay timeout to
 		// be sent again.
-		Delay: [2]time.Duration{7500 * time.Millisecond, 11 * time.Second},
+		Delay: [2]time.Duration{7500 * time.Millisecond, 10 * time.Second},
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "SIGSTOP n2 for 6.5s, then SIGCONT", Do: pause(2, 6500*time.Millisecond)},
 			{At: 8100 * time.Millisecond, Name: "kill -9 n2 (100ms after SIGCONT)", Do: kill9(2)},
@@ -154,14 +154,14 @@ func TestFaultTwoOfFourStopTogether(t *testing.T) {
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "every create answered; count", Do: func(r *faultRun) {
 				r.waitLoad()
-				before, held = clusterTimerSum(r.t, r.c.nodes)
+				before, held = clusterTimerSum(r.t, r.all())
 				r.t.Logf("before the stop: %d timers pending %v", before, held)
 			}},
 			{Name: "SIGTERM n2 and n3 together", Do: sigtermTogether(2, 3)},
 			{Name: "n0 and n1 hold every timer", Do: func(r *faultRun) {
 				awaitMembers(0, 1)(r)
 				delivered := r.s.Count(r.path)
-				after, counts := clusterTimerSum(r.t, r.c.nodes[:2])
+				after, counts := clusterTimerSum(r.t, r.all()[:2])
 				if r.s.Count(r.path) != delivered || delivered > 0 {
 					r.t.Logf("%d timers were delivered around the count: the count is not judged (%d held by n0 and n1: %v)", r.s.Count(r.path), after, counts)
 					return
@@ -171,7 +171,7 @@ func TestFaultTwoOfFourStopTogether(t *testing.T) {
 				} else {
 					r.t.Logf("n0 and n1 hold all %d timers %v", after, counts)
 				}
-				for _, n := range r.c.nodes[2:] {
+				for _, n := range r.all()[2:] {
 					if strings.Contains(n.Output(), "timers kept on disk after leaving") {
 						r.t.Errorf("%s kept timers on disk after leaving", n.Name)
 					}
@@ -220,7 +220,7 @@ func TestFaultSlowDiskHandoffReceiver(t *testing.T) {
 	})
 	// The premise: a hand-off to the slow node outlasted its timeout.
 	timedOut := 0
-	for _, n := range r.c.nodes[:3] {
+	for _, n := range r.all()[:3] {
 		for _, line := range strings.Split(n.Output(), "\n") {
 			if strings.Contains(line, "hand-off") && strings.Contains(line, "deadline exceeded") {
 				timedOut++
