@@ -91,6 +91,9 @@
 //	its binary encoding, uvarint len + Cursor, More byte (0 or 1),
 //	uvarint count of Acked ids, each uvarint len + bytes.
 //
+// The flags byte: bit 0, the first timer is Command.Timer; bit 1, that
+// timer is relative; bit 2, Command.Resend.
+//
 // A list command (OpList) carries, after its ID (the id to list after),
 // its State (uvarint len + bytes) and Limit (uvarint); a handoff command,
 // after its ID, its Ring (uvarint).

@@ -324,3 +324,14 @@ func TestOpString(t *testing.T) {
 	require.Equal(t, "handoff", OpHandoff.String())
 	require.Equal(t, "op(9)", Op(9).String())
 }
+
+// A hand-off sent again says so (Resend), and only then.
+func TestCommandResendFlag(t *testing.T) {
+	t.Parallel()
+	for _, resend := range []bool{false, true} {
+		cmd := Command{Op: OpHandoff, From: "n1", Ring: 9, Resend: resend, Timers: []*skyring.Timer{testTimer("r1")}}
+		got, _, err := decodeCommand(appendCommand(nil, &cmd, 5))
+		require.NoError(t, err)
+		require.Equal(t, cmd, got)
+	}
+}

@@ -65,6 +65,9 @@ type Command struct {
 	State  string           // list: the state name to keep ("" all)
 	Limit  int              // list: the most timers to return
 	Ring   uint64           // handoff: the checksum of the ring by which the sender chose the receiver (0: none)
+	// Resend marks a hand-off that carries timers sent before without an
+	// answer: the receiver may have stored (and even delivered) them.
+	Resend bool
 }
 
 // Reply is the answer to a Command. Build error replies with
@@ -243,6 +246,7 @@ const (
 	replyVersion     = 3      // 2 added the code, 3 the fate and list fields; a node that reads another version rejects the reply as corrupt
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
 	flagRelative     = 1 << 1 // Command.Timer is relative (skyring.Timer.Relative); only with flagTimer
+	flagResend       = 1 << 2 // Command.Resend
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
 
@@ -273,6 +277,9 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 			flags |= flagRelative
 		}
 		n++
+	}
+	if cmd.Resend {
+		flags |= flagResend
 	}
 	b = append(b, commandVersion, byte(cmd.Op), flags)
 	b = wire.AppendUvarint(b, uint64(timeoutMs))
@@ -366,6 +373,7 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 	if len(timers) > 0 {
 		cmd.Timers = timers
 	}
+	cmd.Resend = flags&flagResend != 0
 	return cmd, timeoutMs, nil
 }
 

@@ -52,7 +52,7 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		if !n.members.agrees(cmd.Ring) {
 			return bus.ReplyFromError(skyring.ErrStaleRing)
 		}
-		acked, err := n.rebalance.take(ctx, cmd.From, cmd.Timers)
+		acked, err := n.rebalance.take(ctx, cmd.From, cmd.Timers, cmd.Resend)
 		if err != nil {
 			return bus.ReplyFromError(err)
 		}

@@ -75,11 +75,11 @@ func TestTakeIdempotentAndConflicts(t *testing.T) {
 
 	// The same generation twice.
 	a1 := handedTimer("a", now, "a1")
-	acked, err := n.rebalance.take(ctx, "peer", []*skyring.Timer{a1})
+	acked, err := n.rebalance.take(ctx, "peer", []*skyring.Timer{a1}, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, acked)
 	again := handedTimer("a", now, "a1")
-	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{again})
+	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{again}, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, acked, "a hand-off sent again is acknowledged")
 	require.Equal(t, 1, n.Len())
@@ -89,7 +89,7 @@ func TestTakeIdempotentAndConflicts(t *testing.T) {
 
 	// A newer generation replaces the held one; the held one is reported.
 	a2 := handedTimer("a", now.Add(time.Second), "a2")
-	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{a2})
+	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{a2}, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, acked)
 	stored, err = n.store.Get(ctx, "a")
@@ -104,7 +104,7 @@ func TestTakeIdempotentAndConflicts(t *testing.T) {
 
 	// An older generation loses: acknowledged, not stored, reported.
 	a0 := handedTimer("a", now.Add(-time.Second), "a0")
-	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{a0})
+	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{a0}, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a"}, acked)
 	stored, err = n.store.Get(ctx, "a")
@@ -116,7 +116,7 @@ func TestTakeIdempotentAndConflicts(t *testing.T) {
 
 	// A command under way on the id: not now.
 	require.NoError(t, n.index.reserve(ctx, "b"))
-	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{handedTimer("b", now, "b"), handedTimer("c", now, "c")})
+	acked, err = n.rebalance.take(ctx, "peer", []*skyring.Timer{handedTimer("b", now, "b"), handedTimer("c", now, "c")}, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{"c"}, acked, "b is not acknowledged while a create of it is under way")
 	n.index.release("b")

@@ -290,9 +290,10 @@ func (r *rebalancer) sendTo(ctx context.Context, owner string, ids []string, lim
 			return moved, left + len(ids) + len(limbo)
 		}
 		k := min(len(ids), handoffBatch)
+		resend := len(limbo) > 0
 		batch := append(r.index.claimSome(ids[:k]), limbo...)
 		ids, limbo = ids[k:], nil
-		m, l, ok := r.sendBatch(ctx, owner, batch)
+		m, l, ok := r.sendBatch(ctx, owner, batch, resend)
 		moved, left = moved+m, left+l
 		if !ok {
 			r.failedOwner(owner)
@@ -309,7 +310,7 @@ func (r *rebalancer) sendTo(ctx context.Context, owner string, ids []string, lim
 // deleted here, what it refused is armed again, what got no answer stays
 // in limbo. It returns how many moved, how many are left here, and false
 // once a piece failed (the rest of the batch is then not sent).
-func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claimed) (moved, left int, ok bool) {
+func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claimed, resend bool) (moved, left int, ok bool) {
 	ctx = context.WithoutCancel(ctx) // a piece under way is answered, even at the deadline
 	timers := make([]*skyring.Timer, 0, len(batch))
 	byID := make(map[string]claimed, len(batch))
@@ -326,9 +327,7 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claime
 	}
 	pieces := r.bus.HandoffPieces(timers)
 	for i, piece := range pieces {
-		rctx, cancel := context.WithTimeout(ctx, r.timeout)
-		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self, Ring: r.ring()})
-		cancel()
+		rep, err := r.relayPiece(ctx, owner, piece, resend)
 		// Refused for sure: no node listens, or the owner answered an
 		// error (it stored nothing). Any other error got no answer: the
 		// owner may have stored the piece.
@@ -359,6 +358,24 @@ func (r *rebalancer) sendBatch(ctx context.Context, owner string, batch []claime
 		}
 	}
 	return moved, left, true
+}
+
+// relayPiece sends one piece. A refusal because the two views of the ring
+// differ (a member joined or left a moment ago and the membership messages
+// are still going round) is tried again a few times in quick succession
+// before it counts as a failure of the owner.
+func (r *rebalancer) relayPiece(ctx context.Context, owner string, piece []*skyring.Timer, resend bool) (bus.Reply, error) {
+	wait := 20 * time.Millisecond
+	for try := 0; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, r.timeout)
+		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self, Ring: r.ring(), Resend: resend})
+		cancel()
+		if err != nil || !errors.Is(rep.Err(), skyring.ErrStaleRing) || try == 4 {
+			return rep, err
+		}
+		time.Sleep(wait) // 20, 40, 80, 160 ms: membership messages go round in milliseconds
+		wait *= 2
+	}
 }
 
 // settleAcked deletes here the timers of piece that owner acknowledged.
@@ -425,7 +442,7 @@ func (r *rebalancer) unsettled(owner string, timers []*skyring.Timer, byID map[s
 // the timer of the same id it holds (the rule of newer). Ids with a command
 // or hand-off under way here are not acknowledged: the sender keeps them
 // and tries again.
-func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer) ([]string, error) {
+func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer, resend bool) ([]string, error) {
 	ctx = context.WithoutCancel(ctx)
 	results := r.index.offer(timers)
 	acked := make([]string, 0, len(timers))
@@ -433,8 +450,17 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 	for i, t := range timers {
 		switch results[i] {
 		case takeFresh:
-			// Not held here, but maybe finished here: a generation this
-			// node already delivered or cancelled is not stored again.
+			// Not held here, but, when sent before without an answer,
+			// maybe stored here then and finished since: a generation
+			// this node already delivered or cancelled is not stored
+			// again. (A first hand-off cannot have been here before: a
+			// timer leaves a node only once acknowledged, and its record
+			// goes with it.)
+			if !resend {
+				t.Moves++
+				fresh = append(fresh, t)
+				continue
+			}
 			if mine, err := r.store.Get(ctx, t.ID); err == nil && mine.Created == t.Created {
 				r.index.releaseMoved(t.ID)
 				acked = append(acked, t.ID)
