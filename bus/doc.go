@@ -92,7 +92,7 @@
 //	uvarint count of Acked ids, each uvarint len + bytes.
 //
 // The flags byte: bit 0, the first timer is Command.Timer; bit 1, that
-// timer is relative; bit 2, Command.Resend.
+// timer is relative; bit 2, Command.Resend; bit 3, Command.Probe.
 //
 // A list command (OpList) carries, after its ID (the id to list after),
 // its State (uvarint len + bytes) and Limit (uvarint); a handoff command,

@@ -68,6 +68,10 @@ type Command struct {
 	// Resend marks a hand-off that carries timers sent before without an
 	// answer: the receiver may have stored (and even delivered) them.
 	Resend bool
+	// Probe marks a command sent to look for a timer the owner does not
+	// have (yet): the receiver carries it out only on its own copy and
+	// never looks further itself.
+	Probe bool
 }
 
 // Reply is the answer to a Command. Build error replies with
@@ -247,6 +251,7 @@ const (
 	flagTimer        = 1 << 0 // the first timer of the list is Command.Timer
 	flagRelative     = 1 << 1 // Command.Timer is relative (skyring.Timer.Relative); only with flagTimer
 	flagResend       = 1 << 2 // Command.Resend
+	flagProbe        = 1 << 3 // Command.Probe
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
 
@@ -280,6 +285,9 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 	}
 	if cmd.Resend {
 		flags |= flagResend
+	}
+	if cmd.Probe {
+		flags |= flagProbe
 	}
 	b = append(b, commandVersion, byte(cmd.Op), flags)
 	b = wire.AppendUvarint(b, uint64(timeoutMs))
@@ -374,6 +382,7 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 		cmd.Timers = timers
 	}
 	cmd.Resend = flags&flagResend != 0
+	cmd.Probe = flags&flagProbe != 0
 	return cmd, timeoutMs, nil
 }
 

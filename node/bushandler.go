@@ -36,15 +36,22 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		if cmd.Timer == nil {
 			return bus.ReplyFromError(errMissingTimer)
 		}
-		return bus.ReplyFromError(n.settled(ctx, cmd.Timer.ID, func() error { return n.updateLocal(ctx, cmd.Timer) }))
+		return bus.ReplyFromError(n.served(ctx, cmd, nil, func() error { return n.updateLocal(ctx, cmd.Timer) }))
 	case bus.OpCancel:
-		return withStatus(bus.ReplyFromError(n.settled(ctx, cmd.ID, func() error { return n.cancelLocal(ctx, cmd.ID) })), http.StatusAccepted)
+		return withStatus(bus.ReplyFromError(n.served(ctx, cmd, nil, func() error { return n.cancelLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	case bus.OpGet:
-		info, err := n.getLocal(cmd.ID) // a copy in hand-off is stored until acknowledged
+		var info skyring.Info
+		err := n.served(ctx, cmd, &info, func() error {
+			var err error
+			info, err = n.getLocal(cmd.ID) // a copy in hand-off is stored until acknowledged
+			return err
+		})
 		if err != nil {
 			return bus.ReplyFromError(err)
 		}
 		return bus.Reply{Status: http.StatusOK, Info: &info}
+	case bus.OpRetry:
+		return withStatus(bus.ReplyFromError(n.served(ctx, cmd, nil, func() error { return n.retryLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	case bus.OpHandoff:
 		// Timers move only between nodes that agree on the ring: a sender
 		// with another view (it missed a join or a leave, or this node
@@ -59,25 +66,42 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		return bus.Reply{Status: http.StatusOK, Acked: acked}
 	case bus.OpList:
 		return n.listReply(ctx, cmd)
-	case bus.OpRetry:
-		return withStatus(bus.ReplyFromError(n.settled(ctx, cmd.ID, func() error { return n.retryLocal(ctx, cmd.ID) })), http.StatusAccepted)
 	default:
 		return bus.ReplyFromError(&skyring.ValidationError{Reason: "unknown command " + cmd.Op.String()})
 	}
 }
 
-// settled runs a relayed command on this node's copy of timer id; if a
-// hand-off of it is under way here, it waits for that first (bounded by
-// settleWait), and a timer that left meanwhile is not found here.
-func (n *Node) settled(ctx context.Context, id string, local func() error) error {
+// served runs a command another node relayed on this node's copy of its
+// timer; if a hand-off of it is under way here, it waits for that first
+// (bounded by settleWait; a read does not wait). A timer this node owns
+// but does not have is looked for on the other members within missWindow
+// of a ring change (it may be on its way here), unless the command is
+// itself such a probe.
+func (n *Node) served(ctx context.Context, cmd bus.Command, info *skyring.Info, local func() error) error {
+	id := cmd.ID
+	if cmd.Timer != nil {
+		id = cmd.Timer.ID
+	}
 	for range 3 {
-		sctx, cancel := context.WithTimeout(ctx, settleWait)
-		err := n.index.settle(sctx, id)
-		cancel()
-		if err != nil {
+		if cmd.Op != bus.OpGet {
+			sctx, cancel := context.WithTimeout(ctx, settleWait)
+			err := n.index.settle(sctx, id)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		err := local()
+		if errors.Is(err, errMoving) {
+			continue
+		}
+		if cmd.Probe || !errors.Is(err, skyring.ErrTimerNotFound) || n.members.owner(id) != n.id || !n.members.changedWithin(missWindow) {
 			return err
 		}
-		if err = local(); !errors.Is(err, errMoving) {
+		if ferr, found := n.findElsewhere(ctx, cmd, info); found {
+			return ferr
+		}
+		if !n.index.armed(id) && !n.index.isMoving(id) {
 			return err
 		}
 	}

@@ -273,6 +273,7 @@ func (n *Node) findElsewhere(ctx context.Context, cmd bus.Command, info *skyring
 	if len(others) == 0 {
 		return nil, false
 	}
+	cmd.Probe = true // the others look at their own copy only
 	answers := make(chan answer, len(others))
 	for _, m := range others {
 		go func() {

@@ -170,14 +170,16 @@ type faultRun struct {
 
 	ev *events // execute and evict events, through any node
 
-	mu      sync.Mutex
-	nodes   []*cnode // r.c.nodes as the load goroutines may read them
-	rng     *rand.Rand
-	entry   map[*cnode]bool // may take creates
-	down    map[*cnode]bool // taken out by a fault
-	offsets map[string]time.Duration
-	events  []faultEvent
-	timers  []*ftimer
+	mu    sync.Mutex
+	nodes []*cnode // r.c.nodes as the load goroutines may read them
+	rng   *rand.Rand
+	entry map[*cnode]bool // may take creates
+	down  map[*cnode]bool // taken out by a fault
+	// notFound: 404s probeTransfer got for acknowledged timers not yet due.
+	notFound []string
+	offsets  map[string]time.Duration
+	events   []faultEvent
+	timers   []*ftimer
 
 	loadDone chan struct{}
 	answered atomic.Int64
@@ -725,6 +727,10 @@ type faultReport struct {
 
 	Lost, Early, Duplicates, Explained, Fences, Unexpected, CreateErrors []string
 	Fenced                                                               int // arrivals with x-skyring-fence
+	// NotFound: GETs answered 404 for an acknowledged timer not yet due
+	// (probeTransfer); Cancelled: timers a DELETE answered 202 for.
+	NotFound  []string
+	Cancelled int
 
 	P50, P99, Max time.Duration // lateness of the first arrival of acknowledged timers
 	CrashGap      time.Duration // longest time from an arrival to the crash that explains its repeat
@@ -752,6 +758,8 @@ func (r *faultRun) check() faultReport {
 		}
 		byID[ft.ID] = ft
 		switch ft.State {
+		case "cancelled":
+			rep.Cancelled++
 		case "acked":
 			rep.Acked++
 		case "maybe":
@@ -781,8 +789,8 @@ func (r *faultRun) check() faultReport {
 	var late []time.Duration
 	for id, as := range arrivals {
 		ft := byID[id]
-		if ft == nil || ft.State == "failed" {
-			rep.Unexpected = append(rep.Unexpected, fmt.Sprintf("%q arrived %d times, first at %s", id, len(as), r.rel(as[0].At)))
+		if ft == nil || ft.State == "failed" || ft.State == "cancelled" {
+			rep.Unexpected = append(rep.Unexpected, fmt.Sprintf("%q (%s) arrived %d times, first at %s", id, stateOf(ft), len(as), r.rel(as[0].At)))
 			continue
 		}
 		due := r.dueReal(ft)
@@ -978,6 +986,15 @@ func (r *faultRun) judge(rep faultReport) {
 	if len(rep.Explained) > 0 {
 		t.Logf("%d duplicates explained by a crash, e.g.:\n  %s", len(rep.Explained), show(rep.Explained))
 	}
+	r.mu.Lock()
+	rep.NotFound = append(rep.NotFound, r.notFound...)
+	r.mu.Unlock()
+	if len(rep.NotFound) > 0 {
+		t.Errorf("%d GETs of acknowledged timers not yet due answered 404, e.g.:\n  %s", len(rep.NotFound), show(rep.NotFound))
+	}
+	if rep.Cancelled > 0 {
+		t.Logf("%d timers cancelled (202) during the run; none may arrive", rep.Cancelled)
+	}
 	if len(rep.CreateErrors) > 0 {
 		t.Errorf("%d creates answered neither 201, 409, 503 nor 504, e.g.:\n  %s", len(rep.CreateErrors), show(rep.CreateErrors))
 	}
@@ -1056,4 +1073,69 @@ func clusterTimerSum(t testing.TB, nodes []*cnode) (int, map[string]int) {
 		sum += c
 	}
 	return sum, counts
+}
+
+func stateOf(ft *ftimer) string {
+	if ft == nil {
+		return "never created"
+	}
+	return ft.State
+}
+
+// probeTransfer, for d, asks every 50 ms, through a random live node, GET
+// of a random acknowledged timer not due for another 2 s: a timer that
+// exists must never answer 404, whatever is moving where (a 504, "retry",
+// is allowed). It also cancels up to cancels of them (DELETE); each one
+// answered 202 must never arrive (check reports it as unexpected). The
+// load must be over (awaitLoad) before it runs.
+func probeTransfer(d time.Duration, cancels int) func(r *faultRun) {
+	return func(r *faultRun) {
+		r.t.Helper()
+		var pool []*ftimer
+		for _, ft := range r.timers {
+			if ft != nil && ft.State == "acked" {
+				pool = append(pool, ft)
+			}
+		}
+		require.NotEmpty(r.t, pool)
+		gets, cancelled := 0, 0
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) { // a probe every 50 ms
+			ft := pool[r.intn(len(pool))]
+			if ft.State != "acked" || time.Until(r.dueReal(ft)) < 2*time.Second {
+				continue
+			}
+			n := r.pick()
+			if n == nil {
+				continue
+			}
+			if cancelled < cancels && r.intn(4) == 0 {
+				res, err := n.try(http.MethodDelete, timerPath(ft.ID), nil)
+				switch {
+				case err == nil && res.Status == http.StatusAccepted:
+					ft.State = "cancelled"
+					cancelled++
+				case err == nil && res.Status == http.StatusNotFound:
+					r.mu.Lock()
+					r.notFound = append(r.notFound, fmt.Sprintf("DELETE %s through %s at %s: 404", ft.ID, n.Name, r.rel(time.Now())))
+					r.mu.Unlock()
+				default:
+					// No answer, or a 504: the cancel may have been carried
+					// out. The timer may arrive or not.
+					ft.State = "maybe"
+				}
+				continue
+			}
+			res, err := n.try(http.MethodGet, timerPath(ft.ID), nil)
+			if err != nil {
+				continue
+			}
+			gets++
+			if res.Status == http.StatusNotFound {
+				r.mu.Lock()
+				r.notFound = append(r.notFound, fmt.Sprintf("GET %s through %s at %s: 404", ft.ID, n.Name, r.rel(time.Now())))
+				r.mu.Unlock()
+			}
+		}
+		r.t.Logf("probed %d GETs and %d cancels during the transfer", gets, cancelled)
+	}
 }

@@ -216,6 +216,10 @@ func TestFaultSlowDiskHandoffReceiver(t *testing.T) {
 				r.event(n, "joined with slow writes", false)
 			}},
 			{Name: "four members", Do: awaitMembers(0, 1, 2, 3)},
+			{Name: "creates done", Do: awaitLoad},
+			// While the hand-offs to the slow node time out and are sent
+			// again: no 404 for a pending timer, no delivery after a 202.
+			{Name: "probe GET and DELETE during the transfer", Do: probeTransfer(3*time.Second, 10)},
 		},
 	})
 	// The premise: a hand-off to the slow node outlasted its timeout.
