@@ -31,7 +31,15 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		if cmd.Timer == nil {
 			return bus.ReplyFromError(errMissingTimer)
 		}
-		return withStatus(bus.ReplyFromError(n.createLocal(ctx, cmd.Timer)), http.StatusCreated)
+		err := n.createLocal(ctx, cmd.Timer)
+		if err == nil && n.members.owner(cmd.Timer.ID) != n.id {
+			// The sender's view of the ring differs from this node's (a
+			// member joined or left a moment ago): stored here as asked,
+			// it moves to its owner by this node's view within a
+			// reconcile period.
+			n.rebalance.keep(cmd.Timer.ID)
+		}
+		return withStatus(bus.ReplyFromError(err), http.StatusCreated)
 	case bus.OpUpdate:
 		if cmd.Timer == nil {
 			return bus.ReplyFromError(errMissingTimer)

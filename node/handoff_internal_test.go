@@ -14,6 +14,7 @@ import (
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/ring"
 	"github.com/skyring/skyring/storage/memstore"
 	"github.com/skyring/skyring/transports/transportstest"
 	"github.com/skyring/skyring/wheel"
@@ -26,7 +27,8 @@ func startTestNode(t *testing.T) (*Node, *wheel.FakeClock) {
 	n, err := New(WithOptions(Options{
 		HTTPAddr: "127.0.0.1:0", NATSPort: -1, ChannelPort: -1,
 		Store: memstore.New(), Transports: []string{"http"}, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ShutdownTimeout: time.Second, // a test member that never answers holds a leave up to this
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}), WithTransport(transportstest.NewRecorder("rec")))
 	require.NoError(t, err)
 	require.NoError(t, n.Start(context.Background()))
@@ -153,4 +155,34 @@ func TestHandoffRefusedOnAnotherRing(t *testing.T) {
 	require.NoError(t, rep.Err())
 	require.Equal(t, []string{"r"}, rep.Acked)
 	require.Equal(t, 1, n.Len())
+}
+
+// A create relayed by a node whose view of the ring differs (here: this
+// node knows a member that owns the id) is stored as asked and queued to
+// move to its owner by this node's view at the next reconcile pass.
+func TestRelayedCreateForAnotherOwnerIsKept(t *testing.T) {
+	t.Parallel()
+	n, clock := startTestNode(t)
+	ctx := context.Background()
+	n.members.view.Seen(ring.Member{ID: "ghost", Started: 1}, time.Now())
+	var id string
+	for i := 0; ; i++ {
+		id = fmt.Sprintf("k-%d", i)
+		if n.members.owner(id) == "ghost" {
+			break
+		}
+	}
+	tm := handedTimer(id, clock.Now(), "k")
+	rep := busHandler{n}.HandleRelay(ctx, bus.Command{Op: bus.OpCreate, Timer: tm, From: "peer"})
+	require.NoError(t, rep.Err())
+	require.Equal(t, 201, rep.Status)
+	// Kept for the next pass (and again after each try: ghost does not
+	// answer).
+	require.Eventually(t, func() bool {
+		n.rebalance.mu.Lock()
+		defer n.rebalance.mu.Unlock()
+		_, kept := n.rebalance.kept[id]
+		return kept
+	}, 10*time.Second, 5*time.Millisecond, "the create is kept for its owner by this node's view")
+	require.True(t, n.index.armed(id), "still armed here while its owner does not answer")
 }
