@@ -245,6 +245,7 @@ func (n *Node) close() error {
 	if was == stateRunning {
 		n.leave(ctx)
 	}
+	n.gate.handoffs.Store(false)
 	n.cancel(skyring.ErrClosed)
 	if n.members != nil {
 		n.members.stop()
@@ -283,6 +284,8 @@ func (n *Node) close() error {
 // leave says goodbye to the ring and hands every timer to the remaining
 // members. The last member keeps its timers on disk.
 func (n *Node) leave(ctx context.Context) {
+	// From the end of the leave on, hand-offs to this node are refused.
+	defer n.gate.handoffs.Store(false)
 	// Other nodes in the API queue group take the NATS API from here on.
 	if err := n.bus.StopAPI(ctx); err != nil {
 		n.log.Warn("stopping the NATS API", "err", err)
@@ -302,7 +305,6 @@ func (n *Node) leave(ctx context.Context) {
 		}
 		sleepCtx(ctx, backoffMin)
 	}
-	n.gate.handoffs.Store(false) // from here on, hand-offs to this node are refused
 	if left := n.index.len() + n.index.nfailed(); left > 0 {
 		n.log.Warn("timers kept on disk after leaving: they fire when this node starts again", "count", left)
 	}
