@@ -21,9 +21,14 @@
 // NoSync). A timer never fires before its due time. A timer given with a
 // timeout (skyring.Timer.Relative) gets its due time on the node that owns
 // it, counted from when that node stores it (skew.go), so a relayed timeout
-// is never early by the clock of the node that accepted it. A fired timer is removed
-// from storage only after its transport returned, so a crash can repeat a
-// delivery that was under way but never loses one.
+// is never early by the clock of the node that accepted it. A fired timer
+// stops being pending in storage only after its transport returned (it is
+// then stored as delivered or failed: its fate, fate.go), so a crash can
+// repeat a delivery that was under way but never loses one; the repeat
+// carries a higher fence (skyring.Timer.Fence). A hand-off deletes a timer
+// here only once its new owner acknowledged it, and the owner stores a
+// hand-off idempotently, so a hand-off never loses a timer nor, without a
+// crash, delivers one twice (rebalance.go).
 //
 // # Parts
 //
@@ -31,19 +36,23 @@
 // goroutines it starts and stopping them in Close:
 //
 //   - index (index.go): the timers this node holds and the timing wheel that
-//     arms them; the reservation rule (an id maps to nil while a command on
-//     it is being written) lives there alone;
+//     arms them, the dead letters, and the attempts under way; the rules of
+//     an id (reserved, busy, moving in a hand-off, superseded by a new
+//     generation) live there alone;
 //   - delivery (delivery.go): the workers that run fired timers' callbacks,
-//     and the remover that deletes delivered timers in batches before their
-//     outcome events go out; retry.go holds the retry policy and backoff,
-//     and the remover's other half: it stores a failed timer's next attempt
-//     and arms it again (busy until that write is done);
+//     and the remover that writes their outcomes in batches (the fate, or
+//     the next attempt) before their events go out; retry.go holds the
+//     retry policy and backoff;
 //   - membership (membership.go): the ring view, the one judge of which
 //     members are alive (expiry, goodbyes, restarts), and who owns an id;
-//   - rebalancer (rebalance.go): hands timers to their owners after every
-//     change of the ring and takes hand-offs from other nodes;
-//   - gate (gate.go): admits commands while the node runs and lets a
-//     leaving node wait for those under way.
+//   - rebalancer (rebalance.go): hands timers to their owners (acknowledged,
+//     idempotent, reconciled every 500 ms and on every ring change) and
+//     takes hand-offs from other nodes;
+//   - sweeper (sweeper.go): removes delivered and cancelled timers once
+//     their retention is over; fate.go holds retry-on-request and the
+//     cluster-wide list;
+//   - gate (gate.go): admits commands while the node runs (hand-offs also
+//     while it leaves) and lets a leaving node wait for those under way.
 //
 // Start and Close document the order in which the parts start and stop.
 //
@@ -52,6 +61,7 @@
 // index.mu guards the timer index. It may be held while calling into the
 // wheel driver (which takes its own lock), never the other way round: the
 // driver calls index.fire without holding its lock. ring.View has its own
-// lock, a leaf. No lock is held across storage writes, relays or transport
-// calls.
+// lock, a leaf; rebalancer.mu guards its kept, limbo and backoff sets and
+// is never held while calling anything else. No lock is held across
+// storage writes, relays or transport calls.
 package node
