@@ -43,7 +43,11 @@
 // http.DefaultClient); a NATSClient uses the *nats.Conn it is given, which
 // the caller connects and closes.
 //
-// This package imports only the standard library, nats.go and the root
-// package skyring; the server side never imports it. Its API is meant for
+// [VerifyWebhook] checks a signed delivery (Standard Webhooks headers, a node
+// started with --webhook:secret) on the receiver's side.
+//
+// This package imports only the standard library, nats.go, the root
+// package skyring and its internal webhook primitives (standard library
+// only); the server side never imports it. Its API is meant for
 // embedders and is kept stable.
 package client

@@ -12,6 +12,7 @@ import (
 	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
+	"github.com/skyring/skyring/transports/httptransport"
 	"github.com/skyring/skyring/wheel"
 )
 
@@ -107,6 +108,13 @@ type Options struct {
 	TransportCatalog *transports.Catalog
 	// CustomTransports are extra transport values, enabled in addition.
 	CustomTransports []transports.Transport
+	// WebhookSecrets, if any, sign every delivery of the http transport
+	// with the Standard Webhooks headers (webhook-id, webhook-timestamp,
+	// webhook-signature; see package httptransport): each "whsec_<base64>"
+	// decoding to at least 24 bytes, the first the current one, the others
+	// (during a rotation) adding one more v1 signature each. A malformed one
+	// fails New. They are never logged.
+	WebhookSecrets []string
 	// DeliveryTimeout bounds one delivery. Default 10s.
 	DeliveryTimeout time.Duration
 	// DeliveryWorkers is how many deliveries run at once. Default 256.
@@ -218,6 +226,9 @@ func (o *Options) validate() error {
 		if p < -1 || p > 65535 {
 			return fmt.Errorf("node: %s port %d is not a port (0: the default, -1: a free one)", name, p)
 		}
+	}
+	if _, err := httptransport.NewSigner(o.WebhookSecrets); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	if o.DeliveryWorkers < 1 {
 		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)

@@ -60,7 +60,32 @@ func (n *Node) buildTransports() error {
 			return fmt.Errorf("node: enabling transport %q: %w", t.Name(), err)
 		}
 	}
+	if err := n.signWebhooks(reg); err != nil {
+		return err
+	}
 	n.transports = reg
+	return nil
+}
+
+// signWebhooks hands the signer of Options.WebhookSecrets to the http
+// transport. Secrets with an http transport that is not the built-in one
+// are an error: they would silently sign nothing.
+func (n *Node) signWebhooks(reg *transports.Registry) error {
+	signer, err := httptransport.NewSigner(n.opts.WebhookSecrets)
+	if err != nil || signer == nil {
+		return err // checked by validate already
+	}
+	t, err := reg.Lookup(httptransport.Name)
+	if err != nil {
+		n.opts.Logger.Warn("webhook secrets set but the http transport is not enabled: nothing is signed")
+		return nil
+	}
+	ht, ok := t.(*httptransport.Transport)
+	if !ok {
+		return fmt.Errorf("node: webhook secrets need the built-in http transport, got %T", t)
+	}
+	ht.SetSigner(signer)
+	n.opts.Logger.Info("signing http deliveries (Standard Webhooks)", "secrets", len(n.opts.WebhookSecrets))
 	return nil
 }
 

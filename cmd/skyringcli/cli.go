@@ -34,6 +34,7 @@ import (
 	"github.com/skyring/skyring/node"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
+	"github.com/skyring/skyring/transports/httptransport"
 )
 
 // App is the skyring command line with the transports and storage backends
@@ -127,6 +128,7 @@ const (
 	flagShutdownTimeout    = "shutdown:timeout"
 	flagMaxBody            = "http:max-body"
 	flagPprof              = "debug:pprof"
+	flagWebhookSecret      = "webhook:secret"
 )
 
 func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
@@ -161,6 +163,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.DefaultMemberTimeout, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
 			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.DefaultShutdownTimeout, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
 			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
+			&cli.StringSliceFlag{Name: flagWebhookSecret, EnvVars: env(flagWebhookSecret), Usage: "sign every http delivery (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) with this secret, whsec_<base64 of at least 24 bytes>; repeatable or comma-separated for a rotation, the current one first"},
 			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
 		}, debugFlags()...),
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
@@ -239,6 +242,10 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		DeliveryMinBackoff: c.Duration(flagDeliveryMinBackoff),
 		DeliveryMaxBackoff: c.Duration(flagDeliveryMaxBackoff),
 		ShutdownTimeout:    c.Duration(flagShutdownTimeout),
+		WebhookSecrets:     splitList(c.StringSlice(flagWebhookSecret)),
+	}
+	if _, err := httptransport.NewSigner(o.WebhookSecrets); err != nil {
+		return o, fmt.Errorf("--%s: %w", flagWebhookSecret, err) // never the secret itself
 	}
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)

@@ -15,6 +15,14 @@
 //   - Headers: "User-Agent: skyring/<version>", "x-skyring-timer-id: <id>"
 //     "x-skyring-attempt: <n>", the 1-based delivery attempt, and
 //     "x-skyring-fence: <f>", the fencing token (skyring.Timer.Fence).
+//   - Signature (Options.Signer, the node's --webhook:secret): the Standard
+//     Webhooks headers (https://www.standardwebhooks.com/)
+//     "webhook-id: msg_<timer id>_<created ns>" (the same for every attempt
+//     of one timer generation, see MessageID), "webhook-timestamp: <Unix
+//     seconds of the attempt>" and "webhook-signature: v1,<sig> [v1,<sig>
+//     ...]", one per secret, where sig is the standard base64 of
+//     HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>"). Without
+//     a Signer none of the three is sent.
 //   - A 2xx answer is success; any other status is a *StatusError (matching
 //     ErrStatus), redirects included (they are not followed); a network error
 //     or the timeout is an error too. A 4xx other than 408 and 429 also
@@ -47,6 +55,7 @@ import (
 	"time"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/internal/webhook"
 	"github.com/skyring/skyring/transports"
 )
 
@@ -62,11 +71,14 @@ const (
 
 // Header names and content types the transport sends.
 const (
-	HeaderTimerID   = "X-Skyring-Timer-Id" // canonical form of x-skyring-timer-id
-	HeaderAttempt   = "X-Skyring-Attempt"  // canonical form of x-skyring-attempt
-	HeaderFence     = "X-Skyring-Fence"    // canonical form of x-skyring-fence
-	ContentTypeText = "text/plain; charset=utf-8"
-	ContentTypeJSON = "application/json"
+	HeaderTimerID          = "X-Skyring-Timer-Id"    // canonical form of x-skyring-timer-id
+	HeaderAttempt          = "X-Skyring-Attempt"     // canonical form of x-skyring-attempt
+	HeaderFence            = "X-Skyring-Fence"       // canonical form of x-skyring-fence
+	HeaderWebhookID        = webhook.HeaderID        // canonical form of webhook-id
+	HeaderWebhookTimestamp = webhook.HeaderTimestamp // canonical form of webhook-timestamp
+	HeaderWebhookSignature = webhook.HeaderSignature // canonical form of webhook-signature
+	ContentTypeText        = "text/plain; charset=utf-8"
+	ContentTypeJSON        = "application/json"
 )
 
 // drainLimit bounds how much of a response body is read so the connection
@@ -129,6 +141,23 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	return max(at.Sub(now), 0), true
 }
 
+// Signer signs deliveries (Options.Signer) with the Standard Webhooks
+// scheme: one "v1,<sig>" per secret, the first secret the current one. It
+// never prints its secrets.
+type Signer = webhook.Signer
+
+// NewSigner parses secrets, each "whsec_<base64>" decoding to at least 24
+// bytes; the error names a bad secret by its position only. No secrets give
+// a nil Signer (no signing).
+func NewSigner(secrets []string) (*Signer, error) { return webhook.NewSigner(secrets) }
+
+// MessageID is the webhook-id of a delivery of tm: "msg_<timer id>_<created
+// ns>". Every attempt of one timer generation (retries, a retry on request,
+// after a hand-off or a restart) has the same id, so a receiver can drop
+// duplicates by it; an update, or a new create reusing the timer id, is a new
+// generation with a new Created and so a new id.
+func MessageID(tm *skyring.Timer) string { return webhook.MessageID(tm.ID, tm.Created) }
+
 // Options configure a Transport. Zero fields take their defaults.
 type Options struct {
 	// Timeout bounds each delivery, connection wait, dial and response
@@ -155,6 +184,9 @@ type Options struct {
 	// pool options above are then ignored and the caller owns the client
 	// (Shutdown leaves it alone). Its CheckRedirect decides about redirects.
 	Client *http.Client
+	// Signer, if set, signs every delivery (the webhook-* headers); nil
+	// sends none.
+	Signer *Signer
 }
 
 // Transport is the "http" transport. It is safe for concurrent use.
@@ -163,6 +195,8 @@ type Transport struct {
 	own       *http.Transport // nil when Options.Client was given
 	timeout   time.Duration
 	userAgent []string
+	signer    atomic.Pointer[Signer]
+	now       func() time.Time
 	closed    atomic.Bool
 }
 
@@ -193,7 +227,9 @@ func New(opts Options) *Transport {
 		timeout:   opts.Timeout,
 		userAgent: []string{opts.UserAgent},
 		client:    opts.Client,
+		now:       time.Now,
 	}
+	t.SetSigner(opts.Signer)
 	if t.client == nil {
 		dial := opts.DialContext
 		if dial == nil {
@@ -242,6 +278,15 @@ func NewFactory(opts Options) transports.Factory {
 		}
 		return New(o), nil
 	}
+}
+
+// SetSigner replaces the Signer (nil: sign nothing); later deliveries use
+// it. The node sets it from its WebhookSecrets before any delivery.
+func (t *Transport) SetSigner(s *Signer) {
+	if !s.Enabled() {
+		s = nil
+	}
+	t.signer.Store(s)
 }
 
 // Name returns "http".
@@ -366,6 +411,13 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	} else {
 		req.Body = http.NoBody
 		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	if s := t.signer.Load(); s != nil {
+		id := MessageID(tm)
+		ts := t.now().Unix()
+		req.Header[HeaderWebhookID] = []string{id}
+		req.Header[HeaderWebhookTimestamp] = []string{strconv.FormatInt(ts, 10)}
+		req.Header[HeaderWebhookSignature] = []string{s.Sign(id, ts, body)}
 	}
 	req = req.WithContext(ctx)
 
