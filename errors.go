@@ -42,7 +42,29 @@ var (
 	// ErrNotFailed: a retry named a timer that exists but has not failed
 	// (it is pending, retrying, delivered or cancelled). HTTP 409.
 	ErrNotFailed = errors.New("skyring: timer has not failed")
+	// ErrTooManyTimers: the node that owns the timer already holds its
+	// maximum of pending timers (--timer:max-pending); nothing was stored.
+	// HTTP 503. The reason names the maximum.
+	ErrTooManyTimers = errors.New("skyring: node holds its maximum of pending timers")
 )
+
+// TooManyTimersError builds the 503 of a node that holds its maximum of max
+// pending timers; it matches ErrTooManyTimers.
+func TooManyTimersError(max int) error {
+	return &reasonError{err: ErrTooManyTimers, reason: fmt.Sprintf("%s%d pending timers", tooManyTimersPrefix, max)}
+}
+
+const tooManyTimersPrefix = "Node holds its maximum of "
+
+// reasonError is a sentinel with a reason of its own (codes whose table
+// reason is "").
+type reasonError struct {
+	err    error
+	reason string
+}
+
+func (e *reasonError) Error() string { return e.reason }
+func (e *reasonError) Unwrap() error { return e.err }
 
 // ValidationError is a rejected request: which field, and a one-line reason
 // that is sent to the client verbatim (x-skyring-reason on HTTP, "error" on
@@ -102,6 +124,7 @@ const (
 	CodeOwnerTimeout                 // "owner_timeout": ErrOwnerTimeout (504)
 	CodeNotFailed                    // "not_failed": ErrNotFailed (409)
 	CodeStaleRing                    // "stale_ring": ErrStaleRing (409)
+	CodeTooManyTimers                // "too_many_timers": ErrTooManyTimers (503)
 )
 
 // codes is the one table from a code to its name, sentinel, status and
@@ -130,6 +153,8 @@ var codes = [...]struct {
 		"The owning node did not answer in time; the command may have been carried out: retry with the same id", true},
 	CodeNotFailed: {"not_failed", ErrNotFailed, http.StatusConflict, "Only a failed timer can be retried", false},
 	CodeStaleRing: {"stale_ring", ErrStaleRing, http.StatusConflict, "The sender's view of the ring differs from the receiver's; retry once they agree", false},
+	// The reason names the maximum: it is the error's own (TooManyTimersError).
+	CodeTooManyTimers: {"too_many_timers", ErrTooManyTimers, http.StatusServiceUnavailable, "", false},
 }
 
 // String returns the code's stable name, e.g. "not_found"; "" for
@@ -180,7 +205,16 @@ func classify(err error) (Code, int, string) {
 	}
 	for c := CodeNotFound; int(c) < len(codes); c++ {
 		if errors.Is(err, codes[c].err) {
-			return c, codes[c].status, codes[c].reason
+			reason := codes[c].reason
+			if reason == "" {
+				var re *reasonError
+				if errors.As(err, &re) {
+					reason = oneLine(re.reason)
+				} else {
+					reason = oneLine(err.Error())
+				}
+			}
+			return c, codes[c].status, reason
 		}
 	}
 	return CodeInternal, http.StatusInternalServerError, oneLine("Internal error: " + err.Error())
@@ -208,6 +242,9 @@ func ErrorFromCode(code Code, status int, reason string) error {
 	case CodeNone, CodeInternal:
 		return &StatusError{Status: status, Reason: reason}
 	default:
+		if codes[code].reason == "" && reason != "" {
+			return &reasonError{err: codes[code].err, reason: reason}
+		}
 		return codes[code].err
 	}
 }
@@ -231,7 +268,7 @@ func codeOfStatus(status int) Code {
 // x-skyring-reason, or "status" and "error"), so this is the one place that
 // reads a reason: it compares it with the fixed reasons of the table above,
 // which is how a 503 tells ErrClosed from ErrNoOwner, and looks for the
-// prefix of UnknownTransportError. Between nodes use ErrorFromCode.
+// prefixes of UnknownTransportError and TooManyTimersError. Between nodes use ErrorFromCode.
 func ErrorFromStatus(status int, reason string) error {
 	code := CodeNone
 	for c := range codes {
@@ -242,6 +279,9 @@ func ErrorFromStatus(status int, reason string) error {
 	}
 	if status == http.StatusBadRequest && strings.HasPrefix(reason, unknownTransportPrefix) {
 		code = CodeUnknownTransport
+	}
+	if status == http.StatusServiceUnavailable && strings.HasPrefix(reason, tooManyTimersPrefix) {
+		code = CodeTooManyTimers
 	}
 	return ErrorFromCode(code, status, reason)
 }

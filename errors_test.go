@@ -312,3 +312,21 @@ func TestCodeString(t *testing.T) {
 	require.EqualValues(t, 8, skyring.CodeClosed)
 	require.EqualValues(t, 9, skyring.CodeOwnerTimeout)
 }
+
+func TestTooManyTimersCrossesTheWire(t *testing.T) {
+	err := skyring.TooManyTimersError(7)
+	require.ErrorIs(t, err, skyring.ErrTooManyTimers)
+	status, reason := skyring.Status(err)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "Node holds its maximum of 7 pending timers", reason)
+	code := skyring.CodeOf(err)
+	require.Equal(t, "too_many_timers", code.String())
+
+	back := skyring.ErrorFromCode(code, status, reason)
+	require.ErrorIs(t, back, skyring.ErrTooManyTimers)
+	_, again := skyring.Status(back)
+	require.Equal(t, reason, again, "a relayed 503 keeps the reason naming the maximum")
+
+	require.ErrorIs(t, skyring.ErrorFromStatus(status, reason), skyring.ErrTooManyTimers)
+	require.ErrorIs(t, skyring.ErrorFromStatus(status, "No ring member can take the timer"), skyring.ErrNoOwner)
+}

@@ -13,7 +13,9 @@ import (
 // Create stores and arms a new timer, on this node or, if another ring
 // member owns t.ID, on that member. It returns once the timer is stored.
 // Errors: skyring.ErrTimerExists, a *skyring.ValidationError (unknown
-// transport, or a callback its transport rejects), skyring.ErrNoOwner, skyring.ErrClosed, or a storage failure.
+// transport, or a callback its transport rejects), skyring.ErrNoOwner,
+// skyring.ErrTooManyTimers (the owner holds Options.MaxPending timers),
+// skyring.ErrClosed, or a storage failure.
 func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 	if err := n.gate.enter(); err != nil {
 		return err
@@ -47,6 +49,11 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 	if err := n.transports.Check(t.Callback); err != nil {
 		return err
+	}
+	// The cap is checked before the reservation, so concurrent creates may
+	// pass it by a few; hand-offs (place) do not count against it.
+	if max := n.opts.MaxPending; max > 0 && n.index.len() >= max {
+		return skyring.TooManyTimersError(max)
 	}
 	if err := n.index.reserve(ctx, t.ID); err != nil {
 		return err

@@ -208,6 +208,12 @@ func TestNATSTransportStoredBadCallbackFails(t *testing.T) {
 		{"leading-dot", "publish", ".jobs", "subject"},
 		{"star-request", "request", "jobs.*", "subject"},
 		{"bad-method", "shout", "jobs.fired", "method"},
+		// Reserved subjects, refused at create since: not sent, failed.
+		{"members", "publish", "_SKYRING.skyring.members", "reserved"},
+		{"relay", "request", "_SKYRING.skyring.relay.x", "reserved"},
+		{"api", "request", "skyring.timer.create", "reserved"},
+		{"forged-event", "publish", "skyring.events.success", "reserved"},
+		{"sys", "request", "$SYS.REQ.SERVER.PING", "reserved"},
 	}
 	store := memstore.New()
 	ids := make([]string, len(cases))

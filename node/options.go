@@ -69,7 +69,13 @@ type Options struct {
 	NATSHost string
 	NATSPort int
 	// Prefix starts every public subject (API and events). Default "skyring".
+	// The nats transport refuses callbacks to the node's own subjects under
+	// it (and to _SKYRING., _INBOX., $SYS., $JS.).
 	Prefix string
+	// NATSCallbackAllow, when not empty, restricts nats callbacks to the
+	// subjects matching one of these patterns (NATS wildcards "*" and ">";
+	// --nats:callback-allow); others get a 400 at create.
+	NATSCallbackAllow []string
 	// ChannelHost and ChannelPort are this node's cluster address: the
 	// embedded NATS server's route listener. Default 127.0.0.1:3455;
 	// ChannelPort -1 picks a free port.
@@ -100,6 +106,14 @@ type Options struct {
 	// StorageRegistry resolves StorageBackend. Default: the built-in
 	// backends.
 	StorageRegistry *storage.Registry
+
+	// MaxPending caps the timers this node holds pending (--timer:max-pending):
+	// a create beyond it, local or relayed here, answers
+	// skyring.ErrTooManyTimers (503). Hand-offs from other members are let
+	// through (refusing them would strand timers), so the count may exceed
+	// it while the ring changes, as it may by a few under concurrent
+	// creates. 0, the default, is unlimited.
+	MaxPending int
 
 	// Transports are the names of the enabled transports. Default http, nats.
 	Transports []string
@@ -229,6 +243,9 @@ func (o *Options) validate() error {
 	}
 	if _, err := httptransport.NewSigner(o.WebhookSecrets); err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if o.MaxPending < 0 {
+		return fmt.Errorf("node: max pending timers must not be negative (0: unlimited), got %d", o.MaxPending)
 	}
 	if o.DeliveryWorkers < 1 {
 		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)

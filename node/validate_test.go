@@ -29,6 +29,15 @@ var badCallbacks = []struct {
 	{"nats subject with a space", `{"transport":"nats","method":"publish","uri":"a b"}`, "callback.uri"},
 	{"nats wildcard", `{"transport":"nats","method":"request","uri":"jobs.>"}`, "callback.uri"},
 	{"nats method post", `{"transport":"nats","method":"post","uri":"jobs.x"}`, "callback.method"},
+	// The node's own subjects and the server's (natstransport.ReservedPatterns).
+	{"nats membership", `{"transport":"nats","method":"publish","uri":"_SKYRING.skyring.members"}`, "callback.uri"},
+	{"nats relay", `{"transport":"nats","method":"request","uri":"_SKYRING.skyring.relay.n1"}`, "callback.uri"},
+	{"nats api", `{"transport":"nats","method":"request","uri":"skyring.timer.create"}`, "callback.uri"},
+	{"nats events", `{"transport":"nats","method":"publish","uri":"skyring.events.success"}`, "callback.uri"},
+	{"nats node events", `{"transport":"nats","method":"publish","uri":"skyring.node.leave"}`, "callback.uri"},
+	{"nats inbox", `{"transport":"nats","method":"REQUEST","uri":"_INBOX.a.b"}`, "callback.uri"},
+	{"nats system", `{"transport":"nats","method":"request","uri":"$SYS.REQ.SERVER.PING"}`, "callback.uri"},
+	{"nats jetstream", `{"transport":"nats","method":"request","uri":"$JS.API.STREAM.LIST"}`, "callback.uri"},
 }
 
 // goodCallbacks are API.md's and the README's callbacks, and the cases that
@@ -40,8 +49,9 @@ var goodCallbacks = []string{
 	`{"transport":"http","method":"DELETE","uri":"https://user:pw@example.com:8443/a?b=1#c"}`,
 	`{"transport":"http","method":"Head","uri":"http://[::1]:3000/"}`,
 	`{"transport":"nats","method":"publish","uri":"jobs.reminders"}`,
-	`{"transport":"nats","method":"REQUEST","uri":"_INBOX.a.b"}`,
-	`{"transport":"rec","method":"anything","uri":"not even a URL"}`, // no Validator
+	`{"transport":"nats","method":"REQUEST","uri":"jobs.a.b"}`,
+	`{"transport":"nats","method":"publish","uri":"skyring.timers.x"}`, // not under skyring.timer.
+	`{"transport":"rec","method":"anything","uri":"not even a URL"}`,   // no Validator
 }
 
 func TestCreateRejectsBadCallback(t *testing.T) {

@@ -51,6 +51,9 @@ func (n *Node) buildTransports() error {
 		NATS:    lazyNATS{n},
 		Timeout: n.opts.DeliveryTimeout,
 		Version: Version,
+		// The nats transport refuses the node's own subjects.
+		Prefix:    n.opts.Prefix,
+		NATSAllow: n.opts.NATSCallbackAllow,
 	})
 	if err != nil {
 		return fmt.Errorf("node: enabling transports: %w", err)

@@ -35,6 +35,12 @@ type Deps struct {
 	// Version is the Skyring version (User-Agent and similar); "" means the
 	// transport's default.
 	Version string
+	// Prefix is the node's NATS subject prefix (the nats transport refuses
+	// callbacks to the node's own subjects under it); "" when unknown.
+	Prefix string
+	// NATSAllow, when not empty, restricts the nats transport's callbacks
+	// to subjects matching one of these patterns (--nats:callback-allow).
+	NATSAllow []string
 }
 
 // NATSConn is the part of a NATS connection a transport needs.

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -112,6 +113,8 @@ const (
 	flagNATSPrefix         = "nats:prefix"
 	flagTimerMax           = "timer:max"
 	flagTimerRetention     = "timer:retention"
+	flagTimerMaxPending    = "timer:max-pending"
+	flagNATSCallbackAllow  = "nats:callback-allow"
 	flagStorageBackend     = "storage:backend"
 	flagStoragePath        = "storage:path"
 	flagStorageNoSync      = "storage:nosync"
@@ -147,6 +150,8 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.IntFlag{Name: flagNATSPort, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSPrefix, Value: skyring.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
 			&cli.Int64Flag{Name: flagTimerMax, Value: skyring.DefaultMaxTimeout, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
+			&cli.IntFlag{Name: flagTimerMaxPending, EnvVars: env(flagTimerMaxPending), DefaultText: "0: unlimited", Usage: "most timers this node holds pending; a create beyond it gets 503 (hand-offs from other nodes are let through)"},
+			&cli.StringSliceFlag{Name: flagNATSCallbackAllow, EnvVars: env(flagNATSCallbackAllow), Usage: "a subject pattern (NATS wildcards * and >) nats callbacks may target; repeatable; when set, a nats callback matching none gets 400 (default: any subject but the node's own and the server's)"},
 			&cli.DurationFlag{Name: flagTimerRetention, Value: node.DefaultTimerRetention, EnvVars: env(flagTimerRetention), Usage: "how long GET answers for a delivered or cancelled timer (0: not at all; failed timers stay until retried or dropped)"},
 			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
 			&cli.StringFlag{Name: flagStoragePath, EnvVars: env(flagStoragePath), DefaultText: "$XDG_DATA_HOME/skyring/<channel:host>-<channel:port>", Usage: "data directory"},
@@ -247,6 +252,11 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	if _, err := httptransport.NewSigner(o.WebhookSecrets); err != nil {
 		return o, fmt.Errorf("--%s: %w", flagWebhookSecret, err) // never the secret itself
 	}
+	o.MaxPending = c.Int(flagTimerMaxPending)
+	if o.MaxPending < 0 {
+		return o, fmt.Errorf("--%s must not be negative (0: unlimited)", flagTimerMaxPending)
+	}
+	o.NATSCallbackAllow = splitList(c.StringSlice(flagNATSCallbackAllow))
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
 	}
@@ -415,6 +425,25 @@ func servePprof(addr string, logger *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	logger.Info("pprof listening", "addr", ln.Addr().String())
-	go func() { _ = http.Serve(ln, mux) }()
+	srv := pprofServer(mux)
+	go func() { _ = srv.Serve(ln) }()
 	return nil
 }
+
+// pprofServer is the pprof listener's server: a slow or idle client cannot
+// hold a connection open for ever, and a profile or trace (?seconds=N, up
+// to pprofWriteTimeout) still has time to be written.
+func pprofServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      pprofWriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// pprofWriteTimeout bounds one pprof answer; a CPU profile or trace takes
+// as long as its ?seconds= (30s by default), so this leaves room for long
+// ones.
+const pprofWriteTimeout = 2 * time.Minute

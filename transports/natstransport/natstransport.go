@@ -10,9 +10,20 @@
 //   - Any other method is ErrBadMethod; a subject that is empty, holds
 //     whitespace or wildcards is ErrBadSubject. Both are marked
 //     transports.ErrPermanent (retrying cannot fix them).
+//   - A subject the node itself uses is refused (ErrReservedSubject, also
+//     permanent), so that a timer cannot drive the node or the server:
+//     anything under "_SKYRING." (membership, relays), "_INBOX." (request
+//     replies), "$SYS." and "$JS." (the server's system and JetStream
+//     APIs) and, with Options.Prefix p, under "p.timer." (the public API),
+//     "p.events." and "p.node." (events). Subjects compare by tokens and
+//     case-sensitively, as NATS does: "skyring.timers.x" is not under
+//     "skyring.timer.".
+//   - With Options.Allow set, a subject must also match one of its patterns
+//     (NATS wildcards "*" and ">"), else ErrSubjectNotAllowed (permanent).
 //   - Validate (transports.Validator) applies the same method and subject
 //     rules when a timer is created or updated, so such a callback is a 400
-//     then rather than a failure when the timer fires.
+//     then rather than a failure when the timer fires; a timer stored
+//     before a rule existed fails for good when it fires, unsent.
 //
 // The data sent is the timer's body (skyring.Timer.Body): a string verbatim,
 // an object as JSON, nothing for no data. When the connection supports
@@ -71,6 +82,16 @@ var (
 	// ErrBadSubject: callback.uri is not a subject one can publish to. The
 	// error is also marked transports.ErrPermanent.
 	ErrBadSubject = errors.New("natstransport: bad subject")
+	// ErrReservedSubject: callback.uri is a subject Skyring or the NATS
+	// server uses itself (see the package doc). The error is also marked
+	// transports.ErrPermanent.
+	ErrReservedSubject = errors.New("natstransport: reserved subject")
+	// ErrSubjectNotAllowed: Options.Allow is set and callback.uri matches
+	// none of its patterns. The error is also marked transports.ErrPermanent.
+	ErrSubjectNotAllowed = errors.New("natstransport: subject not allowed")
+	// ErrBadPattern: an Options.Allow pattern is not a valid subject
+	// pattern (New fails with it).
+	ErrBadPattern = errors.New("natstransport: bad subject pattern")
 	// ErrNoConn: New or Factory was given no NATS connection.
 	ErrNoConn = errors.New("natstransport: no NATS connection")
 )
@@ -91,13 +112,31 @@ type Options struct {
 	// Timeout bounds a request's wait for its reply (the Execute ctx's
 	// deadline applies too, whichever is earlier). Default DefaultTimeout.
 	Timeout time.Duration
+	// Prefix is the node's subject prefix (node.Options.Prefix): subjects
+	// under "<Prefix>.timer.", "<Prefix>.events." and "<Prefix>.node." are
+	// refused. Empty refuses only the subjects of ReservedPatterns.
+	Prefix string
+	// Allow, when not empty, restricts callbacks to the subjects matching
+	// one of these patterns (NATS wildcards: "*" one token, ">" the rest).
+	// Reserved subjects stay refused even if a pattern matches them.
+	Allow []string
 }
+
+// ReservedPatterns are the subjects the transport refuses whatever the
+// prefix: Skyring's internal subjects, request-reply inboxes, and the NATS
+// server's system and JetStream APIs.
+var ReservedPatterns = []string{"_SKYRING.>", "_INBOX.>", "$SYS.>", "$JS.>"}
+
+// prefixPatterns are the patterns refused under Options.Prefix.
+var prefixPatterns = []string{"timer.>", "events.>", "node.>"}
 
 // Transport is the "nats" transport. It is safe for concurrent use.
 type Transport struct {
 	conn    transports.NATSConn
 	hconn   HeaderConn // conn as a HeaderConn, or nil
 	timeout time.Duration
+	refused [][]string // reserved patterns, by tokens
+	allow   [][]string // Options.Allow, by tokens; nil allows all
 	closed  atomic.Bool
 }
 
@@ -117,13 +156,28 @@ func New(opts Options) (*Transport, error) {
 	}
 	t := &Transport{conn: opts.Conn, timeout: opts.Timeout}
 	t.hconn, _ = opts.Conn.(HeaderConn)
+	for _, p := range ReservedPatterns {
+		t.refused = append(t.refused, strings.Split(p, "."))
+	}
+	if opts.Prefix != "" {
+		for _, p := range prefixPatterns {
+			t.refused = append(t.refused, strings.Split(opts.Prefix+"."+p, "."))
+		}
+	}
+	for _, p := range opts.Allow {
+		if why := patternProblem(p); why != "" {
+			return nil, fmt.Errorf("%w %q: %s", ErrBadPattern, p, why)
+		}
+		t.allow = append(t.allow, strings.Split(p, "."))
+	}
 	return t, nil
 }
 
-// Factory builds the transport for a transports.Catalog from deps.NATS and
-// deps.Timeout; without deps.NATS it fails with ErrNoConn.
+// Factory builds the transport for a transports.Catalog from deps.NATS,
+// deps.Timeout, deps.Prefix and deps.NATSAllow; without deps.NATS it fails
+// with ErrNoConn.
 func Factory(deps transports.Deps) (transports.Transport, error) {
-	return New(Options{Conn: deps.NATS, Timeout: deps.Timeout})
+	return New(Options{Conn: deps.NATS, Timeout: deps.Timeout, Prefix: deps.Prefix, Allow: deps.NATSAllow})
 }
 
 // Name returns "nats".
@@ -141,6 +195,9 @@ func (t *Transport) Execute(ctx context.Context, tm *skyring.Timer) error {
 	subj := tm.Callback.URI
 	if err := ValidateSubject(subj); err != nil {
 		return err
+	}
+	if err := t.checkSubject(subj); err != nil {
+		return transports.Permanent(fmt.Errorf("natstransport: timer %s: %w", tm.ID, err))
 	}
 	data, isJSON := tm.Body()
 
@@ -223,7 +280,90 @@ func (t *Transport) Validate(cb skyring.Callback) error {
 			Err:    ErrBadSubject,
 		}
 	}
+	if err := t.checkSubject(cb.URI); err != nil {
+		return &skyring.ValidationError{
+			Field:  "callback.uri",
+			Reason: fmt.Sprintf("callback.uri %s is refused by the nats transport: %s", transports.Quote(cb.URI), reasonOf(err)),
+			Err:    err,
+		}
+	}
 	return nil
+}
+
+// subjectError is checkSubject's error: a sentinel and the reason.
+type subjectError struct {
+	sentinel error
+	why      string
+}
+
+func (e *subjectError) Error() string { return e.sentinel.Error() + ": " + e.why }
+func (e *subjectError) Unwrap() error { return e.sentinel }
+
+func reasonOf(err error) string {
+	var se *subjectError
+	if errors.As(err, &se) {
+		return se.why
+	}
+	return err.Error()
+}
+
+// checkSubject refuses a well-formed subject that is reserved or, with an
+// allow-list, not allowed.
+func (t *Transport) checkSubject(subj string) error {
+	toks := strings.Split(subj, ".")
+	for _, p := range t.refused {
+		if matchTokens(p, toks) {
+			return &subjectError{ErrReservedSubject, "it is under " + strings.Join(p, ".") + ", which Skyring or the NATS server uses itself"}
+		}
+	}
+	if t.allow == nil {
+		return nil
+	}
+	for _, p := range t.allow {
+		if matchTokens(p, toks) {
+			return nil
+		}
+	}
+	return &subjectError{ErrSubjectNotAllowed, "it matches no subject of --nats:callback-allow"}
+}
+
+// MatchSubject reports whether subject subj matches pattern, NATS style:
+// tokens compare exactly (case-sensitive), "*" matches any one token, a
+// final ">" one or more tokens.
+func MatchSubject(pattern, subj string) bool {
+	return matchTokens(strings.Split(pattern, "."), strings.Split(subj, "."))
+}
+
+func matchTokens(p, s []string) bool {
+	for i, tok := range p {
+		if tok == ">" && i == len(p)-1 {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+// patternProblem says what is wrong with pattern p as a subscription-style
+// subject pattern, or "" if nothing is.
+func patternProblem(p string) string {
+	if p == "" {
+		return "empty"
+	}
+	toks := strings.Split(p, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "":
+			return "empty token"
+		case strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
+			return "whitespace or control character"
+		case tok == ">" && i != len(toks)-1:
+			return "\">\" must be the last token"
+		}
+	}
+	return ""
 }
 
 // ValidateSubject checks that subj is a subject one can publish to: not
