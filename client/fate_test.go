@@ -399,3 +399,27 @@ func TestListAllCursors(t *testing.T) {
 	s = &stubClient{err: skyring.ErrNoOwner}
 	require.ErrorIs(t, client.ListAll(ctx, s, skyring.ListQuery{}, nop), skyring.ErrNoOwner)
 }
+
+// WithToken sends the bearer token a node started with --http:token asks
+// for, on every request; without it the node answers 401.
+func TestHTTPWithToken(t *testing.T) {
+	t.Parallel()
+	svc := newFateService()
+	srv := httptest.NewServer(skyhttp.NewHandler(svc, skyhttp.Options{Logger: testLogger(t), Tokens: []string{"tok"}}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	bare, err := client.NewHTTP(srv.URL, client.WithHTTPClient(srv.Client()))
+	require.NoError(t, err)
+	_, err = bare.List(ctx, skyring.ListQuery{})
+	var se *skyring.StatusError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, 401, se.Status)
+	withTok, err := client.NewHTTP(srv.URL, client.WithHTTPClient(srv.Client()), client.WithToken("tok"))
+	require.NoError(t, err)
+	_, err = withTok.List(ctx, skyring.ListQuery{})
+	require.NoError(t, err)
+	_, err = withTok.Get(ctx, "nobody")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound, "every request carries the token")
+	_, err = client.NewHTTP(srv.URL, client.WithToken(""))
+	require.Error(t, err)
+}

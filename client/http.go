@@ -21,6 +21,19 @@ import (
 type HTTPClient struct {
 	base   string // scheme://host[/path], no trailing slash
 	client *http.Client
+	auth   string // "Bearer <token>", or ""
+}
+
+// WithToken makes the client send "Authorization: Bearer <token>" with
+// every request, for a node started with --http:token.
+func WithToken(token string) HTTPOption {
+	return func(c *HTTPClient) error {
+		if token == "" {
+			return errors.New("client: empty token")
+		}
+		c.auth = "Bearer " + token
+		return nil
+	}
 }
 
 // HTTPOption configures NewHTTP.
@@ -213,6 +226,9 @@ func (c *HTTPClient) getJSON(ctx context.Context, u string, limit int64, v any) 
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return err
@@ -235,6 +251,9 @@ func (c *HTTPClient) getJSON(ctx context.Context, u string, limit int64, v any) 
 // do sends req and turns an error status into the matching error. The body
 // of the answer is read and closed; the headers are returned.
 func (c *HTTPClient) do(req *http.Request) (*http.Response, error) {
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, err

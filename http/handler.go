@@ -60,6 +60,17 @@ type Options struct {
 	// Extra holds additional GET routes by exact path, e.g. "/cluster".
 	// They cannot shadow the timer routes or /ping.
 	Extra map[string]http.Handler
+	// Tokens, when set, are the bearer tokens the API accepts
+	// (Authorization: Bearer <token>); a request without one of them is a
+	// 401. /ping stays open. Several tokens allow a rotation.
+	Tokens []string
+	// AllowOrigins are the browser origins ("https://app.example.com")
+	// whose cross-site requests the API serves; a request with another
+	// Origin header is a 403, so that no web page can create timers
+	// through a visitor's browser. "*" allows any. Requests without an
+	// Origin (curl, servers) and pages of the node itself are not
+	// affected.
+	AllowOrigins []string
 }
 
 func (o Options) withDefaults() Options {
@@ -104,14 +115,14 @@ func NewHandler(svc Service, opts Options) http.Handler {
 			extra[path] = h
 		}
 	}
-	return &handler{
+	return newGuard(&handler{
 		svc:        svc,
 		maxBody:    opts.MaxBodyBytes,
 		maxTimeout: opts.MaxTimeout,
 		now:        opts.Now,
 		log:        opts.Logger.With("component", "http"),
 		extra:      extra,
-	}
+	}, opts.Tokens, opts.AllowOrigins)
 }
 
 type handler struct {

@@ -193,6 +193,8 @@ func (n *Node) build() error {
 		Now:          n.clock.Now,
 		Logger:       n.opts.Logger,
 		Extra:        n.extraRoutes(),
+		Tokens:       n.opts.HTTPTokens,
+		AllowOrigins: n.opts.HTTPAllowOrigins,
 	})
 	return nil
 }

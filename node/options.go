@@ -47,6 +47,14 @@ type Options struct {
 	// node's data, or a new random one (then stored).
 	ID string
 
+	// HTTPTokens, when set, are the bearer tokens the HTTP API accepts
+	// (skyhttp.Options.Tokens): without one a request is a 401; /ping
+	// stays open.
+	HTTPTokens []string
+	// HTTPAllowOrigins are the browser origins whose cross-site requests
+	// the HTTP API serves (skyhttp.Options.AllowOrigins); any other Origin
+	// is a 403.
+	HTTPAllowOrigins []string
 	// HTTPAddr is the public HTTP API's listen address. Default ":3000".
 	// It is a net.Listen address: an empty host listens on every interface,
 	// and port 0 there picks a free port (the CLI's --port -1).

@@ -130,6 +130,9 @@ const (
 	flagMemberTimeout      = "member:timeout"
 	flagShutdownTimeout    = "shutdown:timeout"
 	flagMaxBody            = "http:max-body"
+	flagHTTPToken          = "http:token"
+	flagHTTPTokenFile      = "http:token-file"
+	flagHTTPAllowOrigin    = "http:allow-origin"
 	flagPprof              = "debug:pprof"
 	flagWebhookSecret      = "webhook:secret"
 )
@@ -170,6 +173,9 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
 			&cli.StringSliceFlag{Name: flagWebhookSecret, EnvVars: env(flagWebhookSecret), Usage: "sign every http delivery (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) with this secret, whsec_<base64 of at least 24 bytes>; repeatable or comma-separated for a rotation, the current one first"},
 			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
+			&cli.StringSliceFlag{Name: flagHTTPToken, EnvVars: env(flagHTTPToken), Usage: "require this bearer token on the HTTP API (/ping stays open); repeatable, for a rotation"},
+			&cli.StringFlag{Name: flagHTTPTokenFile, EnvVars: env(flagHTTPTokenFile), Usage: "file of bearer tokens, one per line (re-read at start), added to --http:token"},
+			&cli.StringSliceFlag{Name: flagHTTPAllowOrigin, EnvVars: env(flagHTTPAllowOrigin), Usage: "browser origin (e.g. https://app.example.com) whose cross-site requests the API serves; repeatable; \"*\" allows any; other origins get 403"},
 		}, debugFlags()...),
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
 	}
@@ -226,6 +232,8 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		ID:                 c.String(flagNodeID),
 		HTTPAddr:           joinHostPort(c.String("host"), httpPort(c.Int(flagPort))),
 		MaxBodyBytes:       c.Int64(flagMaxBody),
+		HTTPTokens:         splitList(c.StringSlice(flagHTTPToken)),
+		HTTPAllowOrigins:   splitList(c.StringSlice(flagHTTPAllowOrigin)),
 		MaxTimeout:         c.Int64(flagTimerMax),
 		Prefix:             c.String(flagNATSPrefix),
 		ChannelHost:        c.String(flagChannelHost),
@@ -259,6 +267,22 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	o.NATSCallbackAllow = splitList(c.StringSlice(flagNATSCallbackAllow))
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
+	}
+	if f := c.String(flagHTTPTokenFile); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return o, fmt.Errorf("--%s: %w", flagHTTPTokenFile, err)
+		}
+		n := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				o.HTTPTokens = append(o.HTTPTokens, line)
+				n++
+			}
+		}
+		if n == 0 {
+			return o, fmt.Errorf("--%s %s holds no token", flagHTTPTokenFile, f)
+		}
 	}
 	if err := debugOptions(c, &o); err != nil {
 		return o, err
