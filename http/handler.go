@@ -71,6 +71,9 @@ type Options struct {
 	// Origin (curl, servers) and pages of the node itself are not
 	// affected.
 	AllowOrigins []string
+	// TLSCertFile and TLSKeyFile, when set, make a Server serve HTTPS with
+	// that PEM certificate (chain) and key (TLS 1.2 or later).
+	TLSCertFile, TLSKeyFile string
 }
 
 func (o Options) withDefaults() Options {

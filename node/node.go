@@ -195,6 +195,8 @@ func (n *Node) build() error {
 		Extra:        n.extraRoutes(),
 		Tokens:       n.opts.HTTPTokens,
 		AllowOrigins: n.opts.HTTPAllowOrigins,
+		TLSCertFile:  n.opts.HTTPTLSCertFile,
+		TLSKeyFile:   n.opts.HTTPTLSKeyFile,
 	})
 	return nil
 }

@@ -55,6 +55,9 @@ type Options struct {
 	// the HTTP API serves (skyhttp.Options.AllowOrigins); any other Origin
 	// is a 403.
 	HTTPAllowOrigins []string
+	// HTTPTLSCertFile and HTTPTLSKeyFile, when set, make the HTTP API serve
+	// HTTPS (skyhttp.Options.TLSCertFile).
+	HTTPTLSCertFile, HTTPTLSKeyFile string
 	// HTTPAddr is the public HTTP API's listen address. Default ":3000".
 	// It is a net.Listen address: an empty host listens on every interface,
 	// and port 0 there picks a free port (the CLI's --port -1).

@@ -133,6 +133,8 @@ const (
 	flagHTTPToken          = "http:token"
 	flagHTTPTokenFile      = "http:token-file"
 	flagHTTPAllowOrigin    = "http:allow-origin"
+	flagHTTPTLSCert        = "http:tls-cert"
+	flagHTTPTLSKey         = "http:tls-key"
 	flagPprof              = "debug:pprof"
 	flagWebhookSecret      = "webhook:secret"
 )
@@ -175,6 +177,8 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
 			&cli.StringSliceFlag{Name: flagHTTPToken, EnvVars: env(flagHTTPToken), Usage: "require this bearer token on the HTTP API (/ping stays open); repeatable, for a rotation"},
 			&cli.StringFlag{Name: flagHTTPTokenFile, EnvVars: env(flagHTTPTokenFile), Usage: "file of bearer tokens, one per line (re-read at start), added to --http:token"},
+			&cli.StringFlag{Name: flagHTTPTLSCert, EnvVars: env(flagHTTPTLSCert), Usage: "PEM certificate (chain) file: serve the HTTP API over TLS (with --http:tls-key)"},
+			&cli.StringFlag{Name: flagHTTPTLSKey, EnvVars: env(flagHTTPTLSKey), Usage: "PEM private key file of --http:tls-cert"},
 			&cli.StringSliceFlag{Name: flagHTTPAllowOrigin, EnvVars: env(flagHTTPAllowOrigin), Usage: "browser origin (e.g. https://app.example.com) whose cross-site requests the API serves; repeatable; \"*\" allows any; other origins get 403"},
 		}, debugFlags()...),
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
@@ -234,6 +238,8 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		MaxBodyBytes:       c.Int64(flagMaxBody),
 		HTTPTokens:         splitList(c.StringSlice(flagHTTPToken)),
 		HTTPAllowOrigins:   splitList(c.StringSlice(flagHTTPAllowOrigin)),
+		HTTPTLSCertFile:    c.String(flagHTTPTLSCert),
+		HTTPTLSKeyFile:     c.String(flagHTTPTLSKey),
 		MaxTimeout:         c.Int64(flagTimerMax),
 		Prefix:             c.String(flagNATSPrefix),
 		ChannelHost:        c.String(flagChannelHost),
