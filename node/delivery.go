@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ type delivery struct {
 	index      *index                           // set by Node.build once the index exists
 	fault      func(op string, err error) error // a storage write failed (Node.storageFault)
 	fence      func(*skyring.Timer) uint64      // the fencing token of an attempt (Node.fence)
+	dests      *limiter                         // per-destination slots, parked ids, breakers (isolate.go)
+	openRetry  time.Duration                    // a timer met an open breaker: armed again after this
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -74,6 +77,12 @@ func newDelivery(n *Node) *delivery {
 		fence:      n.fence,
 		queue:      make(chan string, deliverQueueSize),
 		removals:   make(chan outcome, removeQueueSize),
+		openRetry:  n.opts.DeliveryBreakerRetry,
+		dests: newLimiter(n.opts.DeliveryPerDestination, breakerSettings{
+			failures: n.opts.DeliveryBreakerFailures,
+			open:     n.opts.DeliveryBreakerOpen,
+			probes:   n.opts.DeliveryBreakerProbes,
+		}),
 	}
 	d.abandon, d.abandonStop = context.WithCancel(context.Background())
 	return d
@@ -107,6 +116,9 @@ func (d *delivery) stop(ctx context.Context) {
 		<-done
 	}
 	d.abandonStop()
+	// Every parked id had an attempt in flight before it, whose worker
+	// took it over; should one be left, it stays stored.
+	d.index.releaseBusy(d.dests.drain()...)
 	close(d.removals)
 	d.remover.Wait()
 }
@@ -129,11 +141,28 @@ func (d *delivery) enqueue(ids []string) {
 func (d *delivery) work() {
 	defer d.workers.Done()
 	for id := range d.queue {
+		d.run(id)
+	}
+}
+
+// run delivers id, then, while the attempts it made hand their slot on
+// (limiter.release), the ids parked behind them.
+func (d *delivery) run(id string) {
+	slot := ""
+	for {
 		if d.abandon.Err() != nil {
-			d.index.releaseBusy(id)
-			continue // abandoned at shutdown; it stays stored
+			d.index.releaseBusy(id) // abandoned at shutdown; it stays stored
+		} else {
+			slot = d.deliver(id, slot)
 		}
-		d.deliver(id)
+		if slot == "" {
+			return
+		}
+		next, ok := d.dests.release(slot)
+		if !ok {
+			return
+		}
+		id = next
 	}
 }
 
@@ -141,14 +170,19 @@ func (d *delivery) work() {
 // remover: its fate (delivered, failed) or its next attempt (retry.go). If
 // the node gives up on it at shutdown, it stays stored and fires again on
 // restart: a delivery may repeat after a crash, it is never lost.
-func (d *delivery) deliver(id string) {
+//
+// slot is the destination whose slot the caller holds for id (passed on
+// from an attempt that ended), or "". deliver returns the destination
+// whose slot it holds when it returns, for the caller to release, or ""
+// (none, or id was parked).
+func (d *delivery) deliver(id, slot string) string {
 	t, err := d.store.Get(context.Background(), id)
 	if err != nil {
 		// Not delivered and not removed: a storage that cannot be read now
 		// may be readable at restart.
 		d.index.releaseBusy(id)
 		d.log.Error("reading a fired timer failed; it stays stored", "timer_id", id, "err", err)
-		return
+		return slot
 	}
 	executed := d.clock.Now().UnixNano()
 	if at := t.FireAt(); executed < at {
@@ -157,7 +191,24 @@ func (d *delivery) deliver(id string) {
 		// (or next attempt) time.
 		d.index.rearmBusy(id, at)
 		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, at), "now", time.Unix(0, executed))
-		return
+		return slot
+	}
+	if slot == "" {
+		// A busy id's record does not change, so neither does its key: a
+		// slot passed on is always the one of id's destination.
+		slot = d.transports.Key(t.Callback)
+		if !d.dests.acquire(slot, id) {
+			return "" // parked, still busy: an attempt ending takes it
+		}
+	}
+	done, ok := d.dests.allow(slot)
+	if !ok {
+		// The destination's breaker is open: not attempted, no attempt
+		// counted; armed again shortly, the record unchanged.
+		wait := d.openRetry + rand.N(d.openRetry/2+1)
+		d.index.rearmBusy(id, d.clock.Now().Add(wait).UnixNano())
+		d.log.Debug("destination's breaker open: delivery put off", "timer_id", t.ID, "destination", slot, "wait", wait)
+		return slot
 	}
 	// The record is read: a create of the same id may go ahead now, as a
 	// new generation; this attempt carries its own copy, and its outcome
@@ -173,11 +224,13 @@ func (d *delivery) deliver(id string) {
 	cancel()
 	if err != nil && d.abandon.Err() != nil {
 		// Abandoned at shutdown: it stays stored as it was.
+		done(skyring.ErrClosed) // node-side: not held against the destination
 		if d.index.endAttempt(id, token) {
 			d.index.releaseBusy(id)
 		}
-		return
+		return slot
 	}
+	done(err)
 	if pe := (*transports.PanicError)(nil); errors.As(err, &pe) {
 		d.log.Error("transport panicked; counted as a failed attempt", "timer_id", t.ID, "transport", pe.Transport, "panic", pe.Value, "stack", pe.Stack)
 	}
@@ -196,6 +249,7 @@ func (d *delivery) deliver(id string) {
 	// consumer that has seen success or fail knows that no crash can
 	// deliver the timer again.
 	d.removals <- o
+	return slot
 }
 
 // removeLoop writes the outcomes of deliveries in batches: the fate of

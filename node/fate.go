@@ -73,11 +73,13 @@ func (n *Node) retryLocal(ctx context.Context, id string) error {
 		n.index.release(id)
 		return fmt.Errorf("node: retrying timer %s: %w", id, n.storageFault("retry", err))
 	}
-	n.index.arm(id, t.Next)
+	// The event first: once armed, the timer may fire (and its outcome be
+	// published) at once.
 	n.bus.PublishTimerEvent(bus.TimerEvent{
 		Type: bus.EventRetry, Timer: id, Node: n.id, Next: ms(t.Next),
 		Created: ms(t.Created), Due: ms(t.Due), Message: "failed timer retried on request",
 	})
+	n.index.arm(id, t.Next)
 	return nil
 }
 

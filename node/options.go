@@ -154,6 +154,22 @@ type Options struct {
 	// skyring.MaxBackoffLimit ms, Max not below Min. Defaults 1s and 1h.
 	DeliveryMinBackoff time.Duration
 	DeliveryMaxBackoff time.Duration
+	// DeliveryPerDestination bounds the delivery attempts in flight to one
+	// destination (transports.Registry.Key: for http a URL's host:port);
+	// fired timers beyond it wait parked, holding no worker (isolate.go).
+	// Default DefaultDeliveryPerDestination(DeliveryWorkers): max(4,
+	// workers/8), 32 for 256 workers; at most DeliveryWorkers.
+	DeliveryPerDestination int
+	// The circuit breaker per destination: it opens after
+	// DeliveryBreakerFailures consecutive failed attempts (default 20),
+	// stays open DeliveryBreakerOpen (default 5s), then lets
+	// DeliveryBreakerProbes attempts through (default 3). A timer due while
+	// it is open is armed again after DeliveryBreakerRetry (default 1s,
+	// plus up to half of it), costing no attempt.
+	DeliveryBreakerFailures int
+	DeliveryBreakerOpen     time.Duration
+	DeliveryBreakerProbes   int
+	DeliveryBreakerRetry    time.Duration
 	// TimerRetention is how long a delivered or cancelled timer is kept
 	// after it finished, so that GET and lists answer for it (its state,
 	// attempts, last error); then it is swept. Failed timers (dead letters)
@@ -225,6 +241,11 @@ func (o Options) WithDefaults() Options {
 	o.DeliveryAttempts = cmp.Or(o.DeliveryAttempts, DefaultDeliveryAttempts)
 	o.DeliveryMinBackoff = cmp.Or(o.DeliveryMinBackoff, DefaultDeliveryMinBackoff)
 	o.DeliveryMaxBackoff = cmp.Or(o.DeliveryMaxBackoff, max(DefaultDeliveryMaxBackoff, o.DeliveryMinBackoff))
+	o.DeliveryPerDestination = cmp.Or(o.DeliveryPerDestination, DefaultDeliveryPerDestination(o.DeliveryWorkers))
+	o.DeliveryBreakerFailures = cmp.Or(o.DeliveryBreakerFailures, DefaultBreakerFailures)
+	o.DeliveryBreakerOpen = cmp.Or(o.DeliveryBreakerOpen, DefaultBreakerOpen)
+	o.DeliveryBreakerProbes = cmp.Or(o.DeliveryBreakerProbes, DefaultBreakerProbes)
+	o.DeliveryBreakerRetry = cmp.Or(o.DeliveryBreakerRetry, DefaultBreakerRetry)
 	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, DefaultShutdownTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -260,6 +281,15 @@ func (o *Options) validate() error {
 	}
 	if o.DeliveryWorkers < 1 {
 		return fmt.Errorf("node: delivery workers must be at least 1, got %d", o.DeliveryWorkers)
+	}
+	if o.DeliveryPerDestination < 1 {
+		return fmt.Errorf("node: delivery per destination must be at least 1, got %d", o.DeliveryPerDestination)
+	}
+	if o.DeliveryBreakerFailures < 1 || o.DeliveryBreakerProbes < 1 {
+		return fmt.Errorf("node: delivery breaker failures and probes must be at least 1, got %d and %d", o.DeliveryBreakerFailures, o.DeliveryBreakerProbes)
+	}
+	if o.DeliveryBreakerOpen <= 0 || o.DeliveryBreakerRetry <= 0 {
+		return fmt.Errorf("node: delivery breaker open and retry periods must be positive, got %s and %s", o.DeliveryBreakerOpen, o.DeliveryBreakerRetry)
 	}
 	return o.validateRetry()
 }

@@ -305,3 +305,19 @@ func panicStack() string {
 	}
 	return b.String()
 }
+
+// Key is the destination of cb for per-destination limits: the transport's
+// name, then its Keyer's key if it implements Keyer and returns one. An
+// unknown transport's key is its name.
+func (r *Registry) Key(cb skyring.Callback) string {
+	t, ok := r.load().byName[cb.Transport]
+	if !ok {
+		return cb.Transport
+	}
+	if k, ok := t.(Keyer); ok {
+		if key := k.Key(cb); key != "" {
+			return cb.Transport + " " + key
+		}
+	}
+	return cb.Transport
+}

@@ -260,3 +260,12 @@ type shutdowner struct {
 func (s shutdowner) Name() string                                  { return s.name }
 func (s shutdowner) Execute(context.Context, *skyring.Timer) error { return nil }
 func (s shutdowner) Shutdown(ctx context.Context) error            { return s.fn(ctx) }
+
+// TestRegistryKeyWithoutKeyer: a transport without Keyer is one
+// destination, its name.
+func TestRegistryKeyWithoutKeyer(t *testing.T) {
+	t.Parallel()
+	r, err := transports.NewRegistry(namedOnly("plain"))
+	require.NoError(t, err)
+	require.Equal(t, "plain", r.Key(skyring.Callback{Transport: "plain", URI: "http://a/"}))
+}

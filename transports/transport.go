@@ -51,3 +51,15 @@ type Shutdowner interface {
 type Validator interface {
 	Validate(cb skyring.Callback) error
 }
+
+// Keyer is implemented by transports whose callbacks go to distinct
+// destinations (hosts, brokers) that can fail independently. Key names the
+// destination of cb; the node bounds the deliveries in flight per key and
+// backs off a key that keeps failing (a circuit breaker), so one dead or
+// hanging receiver cannot take the delivery workers from the others.
+// Key must be cheap, must not do I/O, and should return the same key for
+// callbacks that share a connection pool or a failure domain. A transport
+// without Keyer is one destination: its name.
+type Keyer interface {
+	Key(cb skyring.Callback) string
+}

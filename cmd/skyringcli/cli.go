@@ -125,6 +125,10 @@ const (
 	flagDeliveryAttempts   = "delivery:attempts"
 	flagDeliveryMinBackoff = "delivery:min-backoff"
 	flagDeliveryMaxBackoff = "delivery:max-backoff"
+	flagDeliveryPerDest    = "delivery:per-destination"
+	flagBreakerFailures    = "delivery:breaker-failures"
+	flagBreakerOpen        = "delivery:breaker-open"
+	flagBreakerProbes      = "delivery:breaker-probes"
 	flagNodeID             = "node:id"
 	flagHeartbeat          = "member:heartbeat"
 	flagMemberTimeout      = "member:timeout"
@@ -168,6 +172,10 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.IntFlag{Name: flagDeliveryAttempts, Value: node.DefaultDeliveryAttempts, EnvVars: env(flagDeliveryAttempts), Usage: "delivery attempts per timer, the first included, unless its callback.retry says otherwise (1: no retry)"},
 			&cli.DurationFlag{Name: flagDeliveryMinBackoff, Value: node.DefaultDeliveryMinBackoff, EnvVars: env(flagDeliveryMinBackoff), Usage: "shortest wait before a retry"},
 			&cli.DurationFlag{Name: flagDeliveryMaxBackoff, Value: node.DefaultDeliveryMaxBackoff, EnvVars: env(flagDeliveryMaxBackoff), Usage: "longest wait before a retry"},
+			&cli.IntFlag{Name: flagDeliveryPerDest, EnvVars: env(flagDeliveryPerDest), DefaultText: "max(4, workers/8)", Usage: "delivery attempts in flight to one destination (http: host:port); fired timers beyond it wait without holding a worker"},
+			&cli.IntFlag{Name: flagBreakerFailures, Value: node.DefaultBreakerFailures, EnvVars: env(flagBreakerFailures), Usage: "consecutive failed attempts to a destination that open its circuit breaker (its timers are then put off, no attempt counted)"},
+			&cli.DurationFlag{Name: flagBreakerOpen, Value: node.DefaultBreakerOpen, EnvVars: env(flagBreakerOpen), Usage: "how long a destination's breaker stays open before it lets probes through"},
+			&cli.IntFlag{Name: flagBreakerProbes, Value: node.DefaultBreakerProbes, EnvVars: env(flagBreakerProbes), Usage: "attempts a half-open breaker lets through; a success closes it"},
 			&cli.StringFlag{Name: flagNodeID, EnvVars: env(flagNodeID), Usage: "node identity (default: the one stored with the data, or a new one)"},
 			&cli.DurationFlag{Name: flagHeartbeat, Value: node.DefaultHeartbeatInterval, EnvVars: env(flagHeartbeat), Usage: "membership heartbeat interval"},
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.DefaultMemberTimeout, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
@@ -271,6 +279,10 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		return o, fmt.Errorf("--%s must not be negative (0: unlimited)", flagTimerMaxPending)
 	}
 	o.NATSCallbackAllow = splitList(c.StringSlice(flagNATSCallbackAllow))
+	o.DeliveryPerDestination = c.Int(flagDeliveryPerDest)
+	o.DeliveryBreakerFailures = c.Int(flagBreakerFailures)
+	o.DeliveryBreakerOpen = c.Duration(flagBreakerOpen)
+	o.DeliveryBreakerProbes = c.Int(flagBreakerProbes)
 	if o.MaxTimeout < 1 {
 		return o, fmt.Errorf("--%s must be at least 1", flagTimerMax)
 	}

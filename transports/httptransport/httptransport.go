@@ -66,6 +66,8 @@ const Name = "http"
 const (
 	DefaultTimeout         = 10 * time.Second
 	DefaultMaxConnsPerHost = 256
+	DefaultMaxIdleConns    = 1024             // idle keep-alive connections over all hosts
+	DefaultIdleConnTimeout = 90 * time.Second // an idle connection is closed after this
 	DefaultVersion         = "dev"
 )
 
@@ -171,6 +173,13 @@ type Options struct {
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
 	// per host. Default MaxConnsPerHost, so a burst leaves a warm pool.
 	MaxIdleConnsPerHost int
+	// MaxIdleConns caps the idle keep-alive connections over all hosts, so
+	// callbacks to many hosts do not keep a socket open each. Default
+	// DefaultMaxIdleConns (1024).
+	MaxIdleConns int
+	// IdleConnTimeout closes a keep-alive connection idle this long.
+	// Default DefaultIdleConnTimeout (90s).
+	IdleConnTimeout time.Duration
 	// Version is the Skyring version, sent as User-Agent "skyring/<Version>".
 	// Default DefaultVersion ("dev").
 	Version string
@@ -204,6 +213,7 @@ var (
 	_ transports.Transport  = (*Transport)(nil)
 	_ transports.Shutdowner = (*Transport)(nil)
 	_ transports.Validator  = (*Transport)(nil)
+	_ transports.Keyer      = (*Transport)(nil)
 )
 
 // New returns a Transport configured by opts.
@@ -216,6 +226,12 @@ func New(opts Options) *Transport {
 	}
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = opts.MaxConnsPerHost
+	}
+	if opts.MaxIdleConns <= 0 {
+		opts.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if opts.IdleConnTimeout <= 0 {
+		opts.IdleConnTimeout = DefaultIdleConnTimeout
 	}
 	if opts.Version == "" {
 		opts.Version = DefaultVersion
@@ -241,8 +257,8 @@ func New(opts Options) *Transport {
 			ForceAttemptHTTP2:     true,
 			MaxConnsPerHost:       opts.MaxConnsPerHost,
 			MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
-			MaxIdleConns:          0, // no global cap; the per-host caps bound it
-			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConns:          opts.MaxIdleConns,
+			IdleConnTimeout:       opts.IdleConnTimeout,
 			TLSHandshakeTimeout:   opts.Timeout,
 			ExpectContinueTimeout: time.Second,
 			// The answer's body is thrown away: do not ask for gzip.
@@ -291,6 +307,25 @@ func (t *Transport) SetSigner(s *Signer) {
 
 // Name returns "http".
 func (t *Transport) Name() string { return Name }
+
+// Key implements transports.Keyer: a callback's destination is its URL's
+// host and port, lower case, the port defaulted from the scheme
+// ("example.com:443"). A URI that does not parse has the key "": the
+// transport's, shared by all such callbacks (they fail at once anyway).
+func (t *Transport) Key(cb skyring.Callback) string {
+	u, err := url.Parse(cb.URI)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
 
 // methods maps the accepted callback methods, lower case, to HTTP methods.
 var methods = map[string]string{
