@@ -58,6 +58,11 @@ type Options struct {
 	// HTTPTLSCertFile and HTTPTLSKeyFile, when set, make the HTTP API serve
 	// HTTPS (skyhttp.Options.TLSCertFile).
 	HTTPTLSCertFile, HTTPTLSKeyFile string
+	// CallbackDeny and CallbackAllow are the callback policy of the http
+	// transport (httptransport.Policy): CIDRs, addresses or host patterns
+	// a callback may not, or only may, reach. Link-local addresses (cloud
+	// metadata) are denied unless allowed by name.
+	CallbackDeny, CallbackAllow []string
 	// HTTPAddr is the public HTTP API's listen address. Default ":3000".
 	// It is a net.Listen address: an empty host listens on every interface,
 	// and port 0 there picks a free port (the CLI's --port -1).

@@ -52,8 +52,10 @@ func (n *Node) buildTransports() error {
 		Timeout: n.opts.DeliveryTimeout,
 		Version: Version,
 		// The nats transport refuses the node's own subjects.
-		Prefix:    n.opts.Prefix,
-		NATSAllow: n.opts.NATSCallbackAllow,
+		Prefix:        n.opts.Prefix,
+		NATSAllow:     n.opts.NATSCallbackAllow,
+		CallbackDeny:  n.opts.CallbackDeny,
+		CallbackAllow: n.opts.CallbackAllow,
 	})
 	if err != nil {
 		return fmt.Errorf("node: enabling transports: %w", err)

@@ -41,6 +41,10 @@ type Deps struct {
 	// NATSAllow, when not empty, restricts the nats transport's callbacks
 	// to subjects matching one of these patterns (--nats:callback-allow).
 	NATSAllow []string
+	// CallbackDeny and CallbackAllow are the callback policy of the
+	// transports that reach addresses (--callback:deny, --callback:allow;
+	// see httptransport.Policy).
+	CallbackDeny, CallbackAllow []string
 }
 
 // NATSConn is the part of a NATS connection a transport needs.

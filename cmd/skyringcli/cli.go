@@ -137,6 +137,8 @@ const (
 	flagHTTPToken          = "http:token"
 	flagHTTPTokenFile      = "http:token-file"
 	flagHTTPAllowOrigin    = "http:allow-origin"
+	flagCallbackDeny       = "callback:deny"
+	flagCallbackAllow      = "callback:allow"
 	flagHTTPTLSCert        = "http:tls-cert"
 	flagHTTPTLSKey         = "http:tls-key"
 	flagPprof              = "debug:pprof"
@@ -187,6 +189,8 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringFlag{Name: flagHTTPTokenFile, EnvVars: env(flagHTTPTokenFile), Usage: "file of bearer tokens, one per line (re-read at start), added to --http:token"},
 			&cli.StringFlag{Name: flagHTTPTLSCert, EnvVars: env(flagHTTPTLSCert), Usage: "PEM certificate (chain) file: serve the HTTP API over TLS (with --http:tls-key)"},
 			&cli.StringFlag{Name: flagHTTPTLSKey, EnvVars: env(flagHTTPTLSKey), Usage: "PEM private key file of --http:tls-cert"},
+			&cli.StringSliceFlag{Name: flagCallbackDeny, EnvVars: env(flagCallbackDeny), Usage: "CIDR, address or host pattern (*.internal) no http callback may reach, checked on the resolved address at dial time; repeatable; link-local (cloud metadata) is always denied unless --callback:allow names it"},
+			&cli.StringSliceFlag{Name: flagCallbackAllow, EnvVars: env(flagCallbackAllow), Usage: "when set, http callbacks may reach only these CIDRs, addresses or host patterns; repeatable"},
 			&cli.StringSliceFlag{Name: flagHTTPAllowOrigin, EnvVars: env(flagHTTPAllowOrigin), Usage: "browser origin (e.g. https://app.example.com) whose cross-site requests the API serves; repeatable; \"*\" allows any; other origins get 403"},
 		}, debugFlags()...),
 		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
@@ -246,6 +250,8 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		MaxBodyBytes:       c.Int64(flagMaxBody),
 		HTTPTokens:         splitList(c.StringSlice(flagHTTPToken)),
 		HTTPAllowOrigins:   splitList(c.StringSlice(flagHTTPAllowOrigin)),
+		CallbackDeny:       splitList(c.StringSlice(flagCallbackDeny)),
+		CallbackAllow:      splitList(c.StringSlice(flagCallbackAllow)),
 		HTTPTLSCertFile:    c.String(flagHTTPTLSCert),
 		HTTPTLSKeyFile:     c.String(flagHTTPTLSKey),
 		MaxTimeout:         c.Int64(flagTimerMax),

@@ -189,6 +189,10 @@ type Options struct {
 	// net.Dialer with a Timeout connect timeout; use it to restrict where
 	// callbacks may go or to observe connections. Ignored with Client.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Policy, if set, says where callbacks may go (see Policy): checked at
+	// create (Validate) and on the resolved address of every dial. Ignored
+	// with DialContext or Client.
+	Policy *Policy
 	// Client, if set, is used instead of the transport's own client; the
 	// pool options above are then ignored and the caller owns the client
 	// (Shutdown leaves it alone). Its CheckRedirect decides about redirects.
@@ -205,6 +209,7 @@ type Transport struct {
 	timeout   time.Duration
 	userAgent []string
 	signer    atomic.Pointer[Signer]
+	policy    *Policy // nil: no callback policy
 	now       func() time.Time
 	closed    atomic.Bool
 }
@@ -245,11 +250,18 @@ func New(opts Options) *Transport {
 		client:    opts.Client,
 		now:       time.Now,
 	}
+	if opts.Client == nil && opts.DialContext == nil {
+		t.policy = opts.Policy
+	}
 	t.SetSigner(opts.Signer)
 	if t.client == nil {
 		dial := opts.DialContext
 		if dial == nil {
-			dial = (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext
+			d := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
+			dial = d.DialContext
+			if opts.Policy != nil {
+				dial = opts.Policy.dialer(d)
+			}
 		}
 		t.own = &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -291,6 +303,13 @@ func NewFactory(opts Options) transports.Factory {
 		}
 		if o.Version == "" {
 			o.Version = deps.Version
+		}
+		if o.Policy == nil {
+			p, err := NewPolicy(deps.CallbackDeny, deps.CallbackAllow)
+			if err != nil {
+				return nil, err
+			}
+			o.Policy = p
 		}
 		return New(o), nil
 	}
@@ -384,7 +403,17 @@ func (t *Transport) Validate(cb skyring.Callback) error {
 			Err:    ErrBadMethod,
 		}
 	}
-	if _, err := parseURI(cb.URI); err != nil {
+	u, err := parseURI(cb.URI)
+	if err == nil {
+		if perr := t.policy.CheckHost(u.Hostname()); perr != nil {
+			return &skyring.ValidationError{
+				Field:  "callback.uri",
+				Reason: fmt.Sprintf("callback.uri %s is refused by the callback policy: %v", transports.Quote(u.Redacted()), perr),
+				Err:    ErrDenied,
+			}
+		}
+	}
+	if err != nil {
 		shown := cb.URI
 		if u, perr := url.Parse(cb.URI); perr == nil && u.User != nil {
 			shown = u.Redacted() // no password in the answer or in logs
