@@ -606,12 +606,26 @@ func (b *Bus) subscribe(nc *nats.Conn) error {
 		}
 		b.subs.api = append(b.subs.api, sub)
 	}
-	// Raise the pending limits: the dispatcher hands messages to the pool,
-	// so a burst waits here rather than being dropped as a slow consumer.
-	for _, s := range append([]*nats.Subscription{b.subs.relay}, b.subs.api...) {
-		if err := s.SetPendingLimits(1<<20, 256<<20); err != nil {
+	// Raise the pending limits above nats.go's defaults: the dispatcher
+	// hands messages to the pool, so a burst waits here rather than being
+	// dropped as a slow consumer. Bounded, so that a flood costs at most
+	// relayPendingBytes + len(apiOps)·apiPendingBytes of memory (320 MiB)
+	// before messages are dropped (logged as a slow consumer).
+	if err := b.subs.relay.SetPendingLimits(relayPendingMsgs, relayPendingBytes); err != nil {
+		return fmt.Errorf("bus: setting pending limits: %w", err)
+	}
+	for _, s := range b.subs.api {
+		if err := s.SetPendingLimits(apiPendingMsgs, apiPendingBytes); err != nil {
 			return fmt.Errorf("bus: setting pending limits: %w", err)
 		}
 	}
 	return nil
 }
+
+// Pending limits of the subscriptions (see subscribe).
+const (
+	relayPendingMsgs  = 1 << 18
+	relayPendingBytes = 128 << 20
+	apiPendingMsgs    = 1 << 17
+	apiPendingBytes   = 32 << 20
+)

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/ring"
 )
 
 func testTimer(id string) *skyring.Timer {
@@ -334,4 +336,41 @@ func TestCommandResendFlag(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, cmd, got)
 	}
+}
+
+// The subscriptions' pending limits are bounded: a flood costs at most
+// what subscribe documents.
+func TestPendingLimitsBounded(t *testing.T) {
+	t.Parallel()
+	b, err := New(Options{NodeID: "pl", NATSPort: -1, ClusterPort: -1})
+	require.NoError(t, err)
+	require.NoError(t, b.Start(context.Background(), nopHandler{}))
+	t.Cleanup(func() { _ = b.Close() })
+	msgs, bytes, err := b.subs.relay.PendingLimits()
+	require.NoError(t, err)
+	require.Equal(t, relayPendingMsgs, msgs)
+	require.Equal(t, relayPendingBytes, bytes)
+	total := bytes
+	for _, s := range b.subs.api {
+		_, bytes, err := s.PendingLimits()
+		require.NoError(t, err)
+		total += bytes
+	}
+	require.LessOrEqual(t, total, 320<<20)
+}
+
+// nopHandler answers nothing useful; enough to start a Bus.
+type nopHandler struct{}
+
+func (nopHandler) Create(context.Context, *skyring.Timer) error      { return nil }
+func (nopHandler) Update(context.Context, *skyring.Timer) error      { return nil }
+func (nopHandler) Cancel(context.Context, string) error              { return nil }
+func (nopHandler) Get(context.Context, string) (skyring.Info, error) { return skyring.Info{}, nil }
+func (nopHandler) Retry(context.Context, string) error               { return nil }
+func (nopHandler) HandleRelay(context.Context, Command) Reply        { return Reply{Status: 200} }
+func (nopHandler) MemberSeen(ring.Member) bool                       { return false }
+func (nopHandler) MemberLeft(string)                                 {}
+func (nopHandler) LocalMember() ring.Member                          { return ring.Member{} }
+func (nopHandler) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
+	return skyring.ListPage{}, nil
 }
