@@ -176,16 +176,25 @@ func (x *index) reserve(ctx context.Context, id string) error {
 			x.mu.Unlock()
 			return skyring.ErrTimerExists
 		}
-		if x.freed == nil {
-			x.freed = make(chan struct{})
-		}
-		freed := x.freed
-		x.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
+		if !x.waitWake(ctx) {
 			return fmt.Errorf("node: waiting for the previous delivery of %s: %w", id, skyring.ErrOwnerTimeout)
 		}
+	}
+}
+
+// waitWake releases mu (held by the caller) and waits for the next wake
+// (an id released, settled or placed), or for ctx to end (then false).
+func (x *index) waitWake(ctx context.Context) bool {
+	if x.freed == nil {
+		x.freed = make(chan struct{})
+	}
+	freed := x.freed
+	x.mu.Unlock()
+	select {
+	case <-freed:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -352,14 +361,7 @@ func (x *index) settle(ctx context.Context, id string) error {
 			x.mu.Unlock()
 			return nil
 		}
-		if x.freed == nil {
-			x.freed = make(chan struct{})
-		}
-		freed := x.freed
-		x.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
+		if !x.waitWake(ctx) {
 			return fmt.Errorf("node: waiting for the hand-off of %s: %w", id, skyring.ErrOwnerTimeout)
 		}
 	}
