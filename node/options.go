@@ -182,6 +182,10 @@ type Options struct {
 	// DefaultTimerRetention (24h); negative keeps none: a delivered or
 	// cancelled timer is removed at once, as the original did.
 	TimerRetention time.Duration
+	// SweepInterval is how often (real time) the sweeper removes the
+	// delivered and cancelled timers past their retention. Default
+	// TimerRetention/24, at least 1s, at most 1h.
+	SweepInterval time.Duration
 	// HandoffTimeout bounds one hand-off message: a piece not answered in
 	// time may have been stored by the owner; it stays here, unarmed, and
 	// is sent again on the next pass (the owner's store is idempotent).

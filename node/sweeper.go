@@ -20,17 +20,20 @@ const (
 )
 
 // sweeper removes delivered and cancelled timers whose retention period
-// is over: every retention/24 (at least a second, at most an hour) it
-// scans the store and deletes them in batches. Until it does, GET and
-// lists already treat them as gone (Node.expired), so the period only
-// bounds how long they take disk space. It runs on the node's clock; a
-// node that keeps no fates has no sweeper.
+// is over: every Options.SweepInterval of real time (default retention/24,
+// at least a second, at most an hour) it scans the store and deletes them
+// in batches; what is over is judged by the node's clock. Until it does,
+// GET and lists already treat them as gone (Node.expired), so the period
+// only bounds how long they take disk space. (It keeps off the node's
+// clock's timers, which belong to the wheel: tests that drive a fake clock
+// watch those.) A node that keeps no fates has no sweeper.
 type sweeper struct {
 	store     storage.Store
 	index     *index
 	clock     wheel.Clock
 	log       *slog.Logger
 	retention time.Duration
+	interval  time.Duration // Options.SweepInterval; 0: every()
 	fault     func(op string, err error) error
 
 	loop sync.WaitGroup
@@ -39,12 +42,15 @@ type sweeper struct {
 func newSweeper(n *Node) *sweeper {
 	return &sweeper{
 		store: n.store, index: n.index, clock: n.clock, log: n.log,
-		retention: n.opts.TimerRetention, fault: n.storageFault,
+		retention: n.opts.TimerRetention, interval: n.opts.SweepInterval, fault: n.storageFault,
 	}
 }
 
 // every is the sweep period.
 func (s *sweeper) every() time.Duration {
+	if s.interval > 0 {
+		return s.interval
+	}
 	return min(max(s.retention/24, sweepMinEvery), sweepMaxEvery)
 }
 
@@ -56,20 +62,19 @@ func (s *sweeper) start(ctx context.Context) {
 	s.loop.Add(1)
 	go func() {
 		defer s.loop.Done()
-		t := s.clock.NewTimer(s.every())
+		t := time.NewTicker(s.every())
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C():
+			case <-t.C:
 			}
 			if n, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("sweeping finished timers failed", "removed", n, "err", err)
 			} else if n > 0 {
 				s.log.Debug("swept finished timers", "count", n)
 			}
-			t.Reset(s.every())
 		}
 	}()
 }
