@@ -193,7 +193,7 @@ func TestStopAPI(t *testing.T) {
 	t.Parallel()
 	h1, h2 := newFakeHandler(nodeID("stop")), newFakeHandler(nodeID("stop"))
 	b1 := startBus(t, bus.Options{NodeID: h1.id}, h1)
-	b2 := startBus(t, bus.Options{NodeID: h2.id, Servers: []string{b1.ClientURL()}}, h2)
+	b2 := startBus(t, bus.Options{NodeID: h2.id, Servers: []string{nodeURL(b1)}}, h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, b1.StopAPI(ctx))

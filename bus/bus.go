@@ -88,6 +88,31 @@ type Options struct {
 	// MaxPayload is the embedded server's max payload; default 8 MiB.
 	MaxPayload int32
 
+	// Secret is the cluster secret (--channel:secret). With the embedded
+	// server it authenticates the routes between the nodes' servers (a
+	// server refuses a route without it) and is the password of NodeUser
+	// on the client port. Without it routes are not authenticated (keep
+	// the cluster port on a private network) and the node's own connection
+	// uses a random password that never leaves the process. Either way only
+	// NodeUser may use the internal subjects: every other client of the
+	// embedded server is APIUser.
+	Secret string
+	// APITokens, when set, are required of APIUser clients of the embedded
+	// server (nats.Token, or any user name with a token as the password);
+	// a client without one is refused. Several allow a rotation.
+	APITokens []string
+	// ClusterTLS, when set, makes the embedded server's routes mutual TLS:
+	// the cluster listener and every route present CertFile and verify the
+	// peer against CAFile.
+	ClusterTLS TLSFiles
+	// CredsFile (a JWT .creds file), NkeyFile (an nkey seed file) and TLS
+	// (CA, client certificate and key) authenticate the node to external
+	// Servers; they are nats.go's own options. Give the node's user every
+	// subject (it publishes the nats transport's callbacks); give API
+	// clients everything but _SKYRING.> (see APIUser for the rest).
+	CredsFile, NkeyFile string
+	TLS                 TLSFiles
+
 	// HeartbeatInterval is how often the node announces itself; default 1s.
 	HeartbeatInterval time.Duration
 	// MaxTimeout is the largest accepted timeout in ms of the public NATS
@@ -168,6 +193,20 @@ func (o Options) validate() error {
 	for _, s := range o.Servers {
 		if strings.TrimSpace(s) == "" {
 			return errors.New("bus: empty NATS server URL")
+		}
+	}
+	if len(o.Servers) == 0 && (o.CredsFile != "" || o.NkeyFile != "" || o.TLS.set()) {
+		return errors.New("bus: NATS credentials and client TLS are for external servers; the embedded server needs none")
+	}
+	if len(o.Servers) > 0 && (o.ClusterTLS.set() || len(o.APITokens) > 0) {
+		return errors.New("bus: cluster TLS and API tokens configure the embedded server; with external servers configure them there")
+	}
+	if o.CredsFile != "" && o.NkeyFile != "" {
+		return errors.New("bus: give NATS credentials or an nkey seed, not both")
+	}
+	if o.ClusterTLS.set() {
+		if _, err := o.ClusterTLS.clusterTLS(); err != nil {
+			return err
 		}
 	}
 	if o.HeartbeatInterval < 0 || o.RequestTimeout < 0 ||
@@ -253,7 +292,8 @@ type Bus struct {
 	}
 	started int64 // Unix ms
 
-	nc atomic.Pointer[nats.Conn]
+	nc       atomic.Pointer[nats.Conn]
+	nodePass string // NodeUser's password on the embedded server
 
 	ctx    context.Context // handlers' context, cancelled by Close
 	cancel context.CancelCauseFunc
@@ -283,11 +323,17 @@ func New(opts Options) (*Bus, error) {
 		log:  opts.Logger.With("component", "bus", "node_id", opts.NodeID),
 	}
 	b.relaySubject = relaySubject(opts.Prefix, opts.NodeID)
+	b.nodePass = b.nodePassword()
 	b.membersSubject = "_SKYRING." + opts.Prefix + ".members"
 	b.ctx, b.cancel = context.WithCancelCause(context.Background())
 	b.apiPool = newPool(opts.MaxConcurrent)
 	b.relayPool = newPool(opts.MaxConcurrent)
 	return b, nil
+}
+
+// inboxPrefix is the prefix of the node's reply subjects.
+func inboxPrefix(prefix, nodeID string) string {
+	return "_SKYRING." + prefix + ".inbox." + nodeID
 }
 
 func relaySubject(prefix, nodeID string) string {
@@ -330,14 +376,21 @@ func (b *Bus) start(ctx context.Context) error {
 		if b.srv, err = b.startServer(ctx); err != nil {
 			return err
 		}
-		nc, err = nats.Connect("", b.natsOptions(ctx, nats.InProcessServer(b.srv))...)
+		nc, err = nats.Connect("", b.natsOptions(ctx, nats.InProcessServer(b.srv), nats.UserInfo(NodeUser, b.nodePass))...)
 		if err != nil {
 			return fmt.Errorf("bus: connecting to the embedded NATS server: %w", err)
 		}
 	} else {
-		nc, err = nats.Connect(strings.Join(b.opts.Servers, ","), b.natsOptions(ctx)...)
+		auth, err := b.opts.externalAuth()
 		if err != nil {
-			return fmt.Errorf("bus: connecting to NATS at %s: %w", strings.Join(b.opts.Servers, ","), err)
+			return err
+		}
+		nc, err = nats.Connect(strings.Join(b.opts.Servers, ","), b.natsOptions(ctx, auth...)...)
+		if err != nil {
+			if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+				err = fmt.Errorf("%w: %w", ErrAuth, err)
+			}
+			return fmt.Errorf("bus: connecting to NATS at %s: %w", redactURLs(b.opts.Servers), err)
 		}
 	}
 	b.nc.Store(nc)
@@ -409,6 +462,9 @@ func (b *Bus) natsOptions(ctx context.Context, extra ...nats.Option) []nats.Opti
 	}
 	opts := []nats.Option{
 		nats.Name("skyring-" + b.opts.NodeID),
+		// Replies to this node's relays come on an internal subject, out
+		// of API clients' reach: none can read them or forge one.
+		nats.CustomInboxPrefix(inboxPrefix(b.opts.Prefix, b.opts.NodeID)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(32 << 20),
@@ -553,7 +609,7 @@ func (b *Bus) leave() {
 // the first external server's. Empty before Start.
 func (b *Bus) ClientURL() string {
 	if len(b.opts.Servers) > 0 {
-		return strings.TrimSpace(strings.Split(b.opts.Servers[0], ",")[0])
+		return redactURL(strings.TrimSpace(strings.Split(b.opts.Servers[0], ",")[0]))
 	}
 	b.mu.Lock()
 	srv := b.srv

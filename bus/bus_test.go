@@ -175,7 +175,7 @@ func TestDuplicateNodeID(t *testing.T) {
 	t.Parallel()
 	h := newFakeHandler(nodeID("dup"))
 	a := startBus(t, bus.Options{NodeID: h.id}, h)
-	b, err := bus.New(bus.Options{NodeID: h.id, Servers: []string{a.ClientURL()}, Logger: testLogger(t)})
+	b, err := bus.New(bus.Options{NodeID: h.id, Servers: []string{nodeURL(a)}, Logger: testLogger(t)})
 	require.NoError(t, err)
 	err = b.Start(ctxTimeout(t, 5*time.Second), newFakeHandler(h.id))
 	require.ErrorIs(t, err, bus.ErrDuplicateNode)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -13,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/bus/bustest"
 	"github.com/skyring/skyring/ring"
 )
 
@@ -314,6 +317,9 @@ func startBus(t testing.TB, opts bus.Options, h bus.Handler) *bus.Bus {
 		opts.Now = func() time.Time { return t0 }
 	}
 	freePorts(&opts)
+	if len(opts.Servers) == 0 && opts.Secret == "" {
+		opts.Secret = testSecret
+	}
 	b, err := bus.New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -337,4 +343,24 @@ func freePorts(o *bus.Options) {
 	if o.ClusterPort == 0 {
 		o.ClusterPort = -1
 	}
+}
+
+// testSecret is the cluster secret of the embedded servers startBus runs.
+const testSecret = "test-cluster-secret"
+
+// nodeURL is the client URL of b's embedded server with the node
+// credentials: another bus connects through it as a node.
+func nodeURL(b *bus.Bus) string {
+	u, err := url.Parse(b.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	u.User = url.UserPassword(bus.NodeUser, testSecret)
+	return u.String()
+}
+
+// connectNode connects to b's embedded server as a node (every subject).
+func connectNode(t testing.TB, b *bus.Bus) *nats.Conn {
+	t.Helper()
+	return bustest.Connect(t, b.Server(), nats.UserInfo(bus.NodeUser, testSecret))
 }

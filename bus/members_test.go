@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/skyring/skyring/bus"
-	"github.com/skyring/skyring/bus/bustest"
 )
 
 // Two buses see each other at once through announce and its answer (the
@@ -21,7 +20,7 @@ func TestMembership(t *testing.T) {
 	a := startBus(t, bus.Options{NodeID: ha.id, HeartbeatInterval: time.Hour}, ha)
 
 	before := time.Now().UnixMilli()
-	b, err := bus.New(bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}, HeartbeatInterval: time.Hour, Logger: testLogger(t)})
+	b, err := bus.New(bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}, HeartbeatInterval: time.Hour, Logger: testLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, b.Start(ctxTimeout(t, 5*time.Second), hb))
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
@@ -44,7 +43,7 @@ func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	ha, hb := newFakeHandler(nodeID("hba")), newFakeHandler(nodeID("hbb"))
 	a := startBus(t, bus.Options{NodeID: ha.id, HeartbeatInterval: 10 * time.Millisecond}, ha)
-	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}, HeartbeatInterval: 10 * time.Millisecond}, hb)
+	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}, HeartbeatInterval: 10 * time.Millisecond}, hb)
 
 	ha.waitEvent(t, "seen:"+hb.id)
 	hb.timersGauge.Store(42)
@@ -66,7 +65,7 @@ func TestMemberSeenAnswersNewMembers(t *testing.T) {
 	t.Parallel()
 	h := newFakeHandler(nodeID("ms"))
 	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: time.Hour}, h)
-	nc := bustest.Connect(t, b.Server())
+	nc := connectNode(t, b)
 	sub, err := nc.SubscribeSync("_SKYRING.skyring.members")
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
@@ -125,7 +124,7 @@ func TestLeave(t *testing.T) {
 	t.Parallel()
 	ha, hb := newFakeHandler(nodeID("la")), newFakeHandler(nodeID("lb"))
 	a := startBus(t, bus.Options{NodeID: ha.id, HeartbeatInterval: time.Hour}, ha)
-	b := startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}, HeartbeatInterval: time.Hour}, hb)
+	b := startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}, HeartbeatInterval: time.Hour}, hb)
 	ha.waitEvent(t, "seen:"+hb.id)
 
 	b.Leave()
@@ -139,7 +138,7 @@ func TestLeave(t *testing.T) {
 	// A sync request is answered by a only. A marker heartbeat after the
 	// sync tells when both have handled it; flushing their connections then
 	// ours brings any answer to our subscription.
-	nc := bustest.Connect(t, a.Server())
+	nc := connectNode(t, a)
 	sub, err := nc.SubscribeSync("_SKYRING.skyring.members")
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())

@@ -19,7 +19,7 @@ func TestRelayDropReply(t *testing.T) {
 	var asked []bus.Op
 	ha, hb := newFakeHandler(nodeID("da")), newFakeHandler(nodeID("db"))
 	a := startBus(t, bus.Options{NodeID: ha.id}, ha)
-	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}, DropRelayReply: func(op bus.Op) bool {
+	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}, DropRelayReply: func(op bus.Op) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		asked = append(asked, op)

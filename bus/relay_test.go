@@ -87,7 +87,7 @@ func TestRelayOneServer(t *testing.T) {
 	t.Parallel()
 	ha, hb := newFakeHandler(nodeID("ra")), newFakeHandler(nodeID("rb"))
 	a := startBus(t, bus.Options{NodeID: ha.id}, ha)
-	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}}, hb)
+	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}}, hb)
 	relayRoundTrip(t, a, ha.id, hb)
 }
 
@@ -140,7 +140,7 @@ func TestRelayTimeout(t *testing.T) {
 	ha, hb := newFakeHandler(nodeID("ta")), newFakeHandler(nodeID("tb"))
 	hb.block = make(chan struct{})
 	a := startBus(t, bus.Options{NodeID: ha.id}, ha)
-	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}}, hb)
+	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}}, hb)
 	t.Cleanup(func() { close(hb.block) }) // before the buses close
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -161,7 +161,7 @@ func TestRelayHandoffSplit(t *testing.T) {
 	t.Parallel()
 	ha, hb := newFakeHandler(nodeID("sa")), newFakeHandler(nodeID("sb"))
 	a := startBus(t, bus.Options{NodeID: ha.id, MaxPayload: 64 << 10}, ha)
-	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{a.ClientURL()}}, hb)
+	startBus(t, bus.Options{NodeID: hb.id, Servers: []string{nodeURL(a)}}, hb)
 	require.EqualValues(t, 64<<10, a.Conn().MaxPayload())
 
 	const n = 2000

@@ -48,6 +48,12 @@ func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
 		srv.WaitForShutdown()
 		return nil, err
 	}
+	if b.opts.Secret == "" && o.Cluster.Port != 0 {
+		if ip := hostIP(b.opts.ClusterHost); ip == nil || !ip.IsLoopback() {
+			b.log.Warn("the cluster port takes routes from anyone who reaches it: give every node the same --channel:secret",
+				"cluster", net.JoinHostPort(b.opts.ClusterHost, strconv.Itoa(o.Cluster.Port)))
+		}
+	}
 	b.log.Debug("embedded NATS server ready", "url", srv.ClientURL(), "cluster", o.Cluster.Port != 0)
 	return srv, nil
 }
@@ -80,11 +86,25 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		NoSigs:     true,
 		NoLog:      !b.log.Enabled(context.Background(), slog.LevelDebug),
 		MaxPayload: b.opts.MaxPayload,
+		// Only nodes may use the internal subjects; every other client is
+		// APIUser (and needs an API token when there are any).
+		CustomClientAuthentication: newClientAuth(b.nodePass, b.opts.APITokens, b.opts.Prefix),
 	}
 	o.Cluster = server.ClusterOpts{
 		Name: b.opts.ClusterName,
 		Host: b.opts.ClusterHost,
 		Port: b.opts.ClusterPort,
+	}
+	if b.opts.Secret != "" {
+		o.Cluster.Username, o.Cluster.Password = routeUser, b.opts.Secret
+	}
+	if b.opts.ClusterTLS.set() {
+		cfg, err := b.opts.ClusterTLS.clusterTLS()
+		if err != nil {
+			return nil, err
+		}
+		o.Cluster.TLSConfig = cfg
+		o.Cluster.TLSTimeout = 2 // seconds
 	}
 	routes, err := b.routeURLs()
 	if err != nil {
@@ -124,7 +144,11 @@ func (b *Bus) routeURLs() ([]*url.URL, error) {
 			continue
 		}
 		seen[hp] = true
-		urls = append(urls, &url.URL{Scheme: "nats-route", Host: hp})
+		u := &url.URL{Scheme: "nats-route", Host: hp}
+		if b.opts.Secret != "" {
+			u.User = url.UserPassword(routeUser, b.opts.Secret)
+		}
+		urls = append(urls, u)
 	}
 	return urls, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/node"
 	"github.com/skyring/skyring/transports/natstransport"
 )
@@ -27,16 +28,27 @@ import (
 // the ring is unchanged.
 func TestNATSCallbackToMembershipRefused(t *testing.T) {
 	t.Parallel()
-	a := setupAPI(t, withNATSTransport)
+	const secret = "guard-test-cluster-secret"
+	a := setupAPI(t, withNATSTransport, func(o *node.Options) error { o.ClusterSecret = secret; return nil })
 	members := "_SKYRING." + node.DefaultPrefix + ".members"
+	// Watch the members subject as a node would: an API client may not.
+	watcher, err := nats.Connect(a.node.NATSURL(), nats.UserInfo(bus.NodeUser, secret))
+	require.NoError(t, err)
+	t.Cleanup(watcher.Close)
 	forged := make(chan *nats.Msg, 64)
-	sub, err := a.nats.nc.Subscribe(members, func(m *nats.Msg) {
+	heartbeats := make(chan struct{}, 64)
+	sub, err := watcher.Subscribe(members, func(m *nats.Msg) {
 		if strings.Contains(string(m.Data), `"evil"`) {
 			forged <- m
+		}
+		select {
+		case heartbeats <- struct{}{}:
+		default:
 		}
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, watcher.Flush())
 	before := a.node.Cluster()
 
 	body := `{"timeout":1,"data":{"kind":"heartbeat","id":"evil"},"callback":{"transport":"nats","method":"publish","uri":"` + members + `"}}`
@@ -50,6 +62,13 @@ func TestNATSCallbackToMembershipRefused(t *testing.T) {
 	}
 	a.advanceTo(t, t0.Add(time.Second))
 	require.NoError(t, a.nats.nc.Flush())
+	// The watcher does see the members subject (the node's own
+	// heartbeats), so its silence about "evil" means something.
+	select {
+	case <-heartbeats:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher saw no membership message at all")
+	}
 	select {
 	case m := <-forged:
 		t.Fatalf("a forged heartbeat reached %s: %s", members, m.Data)

@@ -49,7 +49,9 @@ type Options struct {
 
 	// HTTPTokens, when set, are the bearer tokens the HTTP API accepts
 	// (skyhttp.Options.Tokens): without one a request is a 401; /ping
-	// stays open.
+	// stays open. With the embedded NATS server they are also the API
+	// tokens its clients must present (nats.Token): the NATS API is
+	// guarded as the HTTP one.
 	HTTPTokens []string
 	// HTTPAllowOrigins are the browser origins whose cross-site requests
 	// the HTTP API serves (skyhttp.Options.AllowOrigins); any other Origin
@@ -99,6 +101,24 @@ type Options struct {
 	ChannelPort int
 	// Seeds are host:port cluster addresses of seed nodes.
 	Seeds []string
+	// ClusterSecret (--channel:secret) authenticates the embedded servers'
+	// routes: a server refuses a route without it. Give every node the
+	// same. Empty: routes are not authenticated, fine only when the
+	// cluster port is on a private network (the node warns when it is not
+	// loopback). Whatever the secret, only nodes may use the internal
+	// subjects; other clients of the embedded server get the public ones
+	// (bus.APIUser), and need one of HTTPTokens when there are any.
+	ClusterSecret string
+	// ClusterTLS makes the routes mutual TLS (--channel:tls-cert, -key,
+	// -ca): each server presents CertFile and verifies its peer against
+	// CAFile.
+	ClusterTLS bus.TLSFiles
+	// NATSCredsFile, NATSNkeyFile and NATSTLS authenticate the node to
+	// external NATSHosts (--nats:creds, --nats:nkey, --nats:tls-ca, -cert,
+	// -key); nats.go's own options. See bus.Options.CredsFile for the
+	// permissions the node's user needs.
+	NATSCredsFile, NATSNkeyFile string
+	NATSTLS                     bus.TLSFiles
 	// HeartbeatInterval is how often the node announces itself. Default 1s.
 	HeartbeatInterval time.Duration
 	// MemberTimeout drops a member not heard from for this long. Default 5s.

@@ -105,6 +105,12 @@ func (n *Node) busOptions() bus.Options {
 		ClusterHost:       n.opts.ChannelHost,
 		ClusterPort:       n.opts.ChannelPort,
 		Seeds:             n.opts.Seeds,
+		Secret:            n.opts.ClusterSecret,
+		ClusterTLS:        n.opts.ClusterTLS,
+		CredsFile:         n.opts.NATSCredsFile,
+		NkeyFile:          n.opts.NATSNkeyFile,
+		TLS:               n.opts.NATSTLS,
+		APITokens:         n.embeddedTokens(),
 		HeartbeatInterval: n.opts.HeartbeatInterval,
 		MaxTimeout:        n.opts.MaxTimeout,
 		MaxBodySize:       int(n.opts.MaxBodyBytes),
@@ -113,6 +119,16 @@ func (n *Node) busOptions() bus.Options {
 		Now:               n.clock.Now,
 		DropRelayReply:    n.opts.Faults.DropRelayReply,
 	}
+}
+
+// embeddedTokens are the API tokens of the embedded server's clients: the
+// HTTP API's, so that both APIs are guarded alike. None with external
+// servers, whose own configuration guards them.
+func (n *Node) embeddedTokens() []string {
+	if len(n.opts.NATSHosts) > 0 {
+		return nil
+	}
+	return n.opts.HTTPTokens
 }
 
 // errNoBus: a NATS delivery before the bus connected. Start runs delivery

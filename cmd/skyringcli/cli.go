@@ -31,6 +31,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/bus"
 	"github.com/skyring/skyring/internal/loadgen"
 	"github.com/skyring/skyring/node"
 	"github.com/skyring/skyring/storage"
@@ -111,6 +112,16 @@ const (
 	flagNATSHosts          = "nats:hosts"
 	flagNATSPort           = "nats:port"
 	flagNATSPrefix         = "nats:prefix"
+	flagNATSCreds          = "nats:creds"
+	flagNATSNkey           = "nats:nkey"
+	flagNATSTLSCA          = "nats:tls-ca"
+	flagNATSTLSCert        = "nats:tls-cert"
+	flagNATSTLSKey         = "nats:tls-key"
+	flagChannelSecret      = "channel:secret"
+	flagChannelSecretFile  = "channel:secret-file"
+	flagChannelTLSCert     = "channel:tls-cert"
+	flagChannelTLSKey      = "channel:tls-key"
+	flagChannelTLSCA       = "channel:tls-ca"
 	flagTimerMax           = "timer:max"
 	flagTimerRetention     = "timer:retention"
 	flagTimerMaxPending    = "timer:max-pending"
@@ -158,6 +169,16 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringFlag{Name: flagChannelHost, Value: node.DefaultChannelHost, EnvVars: env(flagChannelHost), Usage: "this node's cluster host"},
 			&cli.IntFlag{Name: flagChannelPort, Value: node.DefaultChannelPort, EnvVars: env(flagChannelPort), Usage: "this node's cluster port (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSHosts, EnvVars: env(flagNATSHosts), Usage: "comma-separated external NATS servers; without it the node embeds a NATS server"},
+			&cli.StringFlag{Name: flagChannelSecret, EnvVars: env(flagChannelSecret), Usage: "cluster secret, the same on every node: the embedded NATS servers refuse routes without it (prefer the env var or --channel:secret-file to keep it out of ps)"},
+			&cli.StringFlag{Name: flagChannelSecretFile, EnvVars: env(flagChannelSecretFile), Usage: "file holding the cluster secret (its first line)"},
+			&cli.StringFlag{Name: flagChannelTLSCert, EnvVars: env(flagChannelTLSCert), Usage: "PEM certificate: routes between the embedded NATS servers use mutual TLS (with --channel:tls-key and --channel:tls-ca)"},
+			&cli.StringFlag{Name: flagChannelTLSKey, EnvVars: env(flagChannelTLSKey), Usage: "PEM private key of --channel:tls-cert"},
+			&cli.StringFlag{Name: flagChannelTLSCA, EnvVars: env(flagChannelTLSCA), Usage: "PEM CA that verifies the other nodes' route certificates"},
+			&cli.StringFlag{Name: flagNATSCreds, EnvVars: env(flagNATSCreds), Usage: "external NATS: the node's JWT credentials (.creds) file"},
+			&cli.StringFlag{Name: flagNATSNkey, EnvVars: env(flagNATSNkey), Usage: "external NATS: the node's nkey seed file"},
+			&cli.StringFlag{Name: flagNATSTLSCA, EnvVars: env(flagNATSTLSCA), Usage: "external NATS: PEM CA that verifies the servers"},
+			&cli.StringFlag{Name: flagNATSTLSCert, EnvVars: env(flagNATSTLSCert), Usage: "external NATS: PEM client certificate (with --nats:tls-key)"},
+			&cli.StringFlag{Name: flagNATSTLSKey, EnvVars: env(flagNATSTLSKey), Usage: "external NATS: PEM private key of --nats:tls-cert"},
 			&cli.IntFlag{Name: flagNATSPort, DefaultText: "4222 + (channel:port - 3455)", EnvVars: env(flagNATSPort), Usage: "client port of the embedded NATS server (-1 picks a free one)"},
 			&cli.StringFlag{Name: flagNATSPrefix, Value: skyring.DefaultPrefix, EnvVars: env(flagNATSPrefix), Usage: "subject prefix of the NATS API and events"},
 			&cli.Int64Flag{Name: flagTimerMax, Value: skyring.DefaultMaxTimeout, EnvVars: env(flagTimerMax), Usage: "largest accepted timeout in ms"},
@@ -307,6 +328,9 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		if n == 0 {
 			return o, fmt.Errorf("--%s %s holds no token", flagHTTPTokenFile, f)
 		}
+	}
+	if err := securityOptions(c, &o); err != nil {
+		return o, err
 	}
 	if err := debugOptions(c, &o); err != nil {
 		return o, err
@@ -495,3 +519,41 @@ func pprofServer(h http.Handler) *http.Server {
 // as long as its ?seconds= (30s by default), so this leaves room for long
 // ones.
 const pprofWriteTimeout = 2 * time.Minute
+
+// securityOptions reads the cluster secret and the NATS credentials and TLS
+// flags. Errors name the flag, never the secret.
+func securityOptions(c *cli.Context, o *node.Options) error {
+	o.ClusterSecret = c.String(flagChannelSecret)
+	if f := c.String(flagChannelSecretFile); f != "" {
+		if o.ClusterSecret != "" {
+			return fmt.Errorf("give --%s or --%s, not both", flagChannelSecret, flagChannelSecretFile)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", flagChannelSecretFile, err)
+		}
+		o.ClusterSecret = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		if o.ClusterSecret == "" {
+			return fmt.Errorf("--%s %s holds no secret", flagChannelSecretFile, f)
+		}
+	}
+	if s := o.ClusterSecret; s != "" && (len(s) < 16 || strings.TrimSpace(s) != s) {
+		return fmt.Errorf("--%s must be at least 16 characters, without surrounding spaces (e.g. openssl rand -hex 24)", flagChannelSecret)
+	}
+	o.ClusterTLS = bus.TLSFiles{CertFile: c.String(flagChannelTLSCert), KeyFile: c.String(flagChannelTLSKey), CAFile: c.String(flagChannelTLSCA)}
+	o.NATSCredsFile = c.String(flagNATSCreds)
+	o.NATSNkeyFile = c.String(flagNATSNkey)
+	o.NATSTLS = bus.TLSFiles{CertFile: c.String(flagNATSTLSCert), KeyFile: c.String(flagNATSTLSKey), CAFile: c.String(flagNATSTLSCA)}
+	external := c.String(flagNATSHosts) != ""
+	for _, f := range []string{flagNATSCreds, flagNATSNkey, flagNATSTLSCA, flagNATSTLSCert, flagNATSTLSKey} {
+		if c.String(f) != "" && !external {
+			return fmt.Errorf("--%s is for external NATS servers (--%s); the embedded server needs none", f, flagNATSHosts)
+		}
+	}
+	for _, f := range []string{flagChannelSecret, flagChannelSecretFile, flagChannelTLSCert, flagChannelTLSKey, flagChannelTLSCA} {
+		if c.String(f) != "" && external {
+			return fmt.Errorf("--%s configures the embedded NATS server; with --%s configure the servers themselves", f, flagNATSHosts)
+		}
+	}
+	return nil
+}
