@@ -88,6 +88,7 @@ type cluster struct {
 	t     *testing.T
 	bin   string
 	args  []string // given to every node (seeds or --nats:hosts, membership)
+	env   []string // environment of every node
 	ports []int    // channel ports of the embedded-NATS nodes, by index
 	nodes []*cnode // every node ever started, by index
 }
@@ -98,7 +99,9 @@ type cluster struct {
 // started.
 func newEmbeddedCluster(t *testing.T, bin string, slots int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: bin}
+	// Every embedded cluster authenticates its routes, from the
+	// environment as an operator keeps it out of ps.
+	c := &cluster{t: t, bin: bin, env: []string{"SKYRING_CHANNEL_SECRET=" + e2eClusterSecret}}
 	for range slots {
 		port := slotPort(t)
 		c.ports = append(c.ports, port)
@@ -135,6 +138,9 @@ func slotPort(t testing.TB) int {
 	return freePort(t)
 }
 
+// e2eClusterSecret is the cluster secret of the embedded clusters.
+const e2eClusterSecret = "e2e-cluster-secret-0123456789"
+
 // newExternalCluster prepares nodes that use the given NATS servers.
 func newExternalCluster(t *testing.T, bin string, natsURLs []string) *cluster {
 	t.Helper()
@@ -155,7 +161,7 @@ func (c *cluster) start(extra ...string) *cnode {
 		require.Less(c.t, i, len(c.ports), "no channel port slot left")
 		args = append(args, "--channel:port", strconv.Itoa(c.ports[i]))
 	}
-	n := &cnode{proc: newProc(c.t, nodeConfig{Args: args}), Name: fmt.Sprintf("n%d", i)}
+	n := &cnode{proc: newProc(c.t, nodeConfig{Args: args, Env: c.env}), Name: fmt.Sprintf("n%d", i)}
 	c.nodes = append(c.nodes, n)
 	n.started = time.Now()
 	n.startBin(c.bin)
