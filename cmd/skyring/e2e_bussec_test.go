@@ -181,7 +181,9 @@ func TestExternalNATSWithNkeys(t *testing.T) {
 	t.Parallel()
 	nodeKey, apiKey := newNkeyUser(t, "node"), newNkeyUser(t, "api")
 	apiPerms := &server.Permissions{
-		Publish:   &server.SubjectPermission{Deny: []string{"_SKYRING.>", "skyring.events.>", "skyring.node.>"}},
+		// allow ">" is needed: a configured user with allow_responses and
+		// no publish allow may publish nothing but responses.
+		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"_SKYRING.>", "skyring.events.>", "skyring.node.>"}},
 		Subscribe: &server.SubjectPermission{Deny: []string{"_SKYRING.>", "skyring.timer.>"}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 	}

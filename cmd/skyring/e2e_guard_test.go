@@ -19,18 +19,30 @@ import (
 func TestNATSCallbackReservedSubjectRefused(t *testing.T) {
 	t.Parallel()
 	s := newSink(t)
-	p := startNode(t, "--nats:callback-allow", "jobs.>")
+	const secret = "guard-e2e-cluster-secret"
+	p := startNode(t, "--nats:callback-allow", "jobs.>", "--channel:secret", secret)
 	nc, err := nats.Connect(p.NATSURL)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
+	// The members subject is watched with the node credentials (an API
+	// client may not), and the watcher does see the node's heartbeats.
+	watcher, err := nats.Connect(p.NATSURL, nats.UserInfo("skyring-node", secret))
+	require.NoError(t, err)
+	t.Cleanup(watcher.Close)
 	forged := make(chan *nats.Msg, 16)
-	sub, err := nc.Subscribe("_SKYRING.skyring.members", func(m *nats.Msg) {
+	heartbeat := make(chan struct{}, 1)
+	sub, err := watcher.Subscribe("_SKYRING.skyring.members", func(m *nats.Msg) {
 		if strings.Contains(string(m.Data), `"evil"`) {
 			forged <- m
+		}
+		select {
+		case heartbeat <- struct{}{}:
+		default:
 		}
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, watcher.Flush())
 
 	for i, subj := range []string{"_SKYRING.skyring.members", "_SKYRING.skyring.relay." + p.Node, "skyring.timer.create", "skyring.events.success", "_INBOX.x", "$SYS.REQ.SERVER.PING", "other.subject"} {
 		cb := map[string]any{"transport": "nats", "method": "publish", "uri": subj}
@@ -47,6 +59,11 @@ func TestNATSCallbackReservedSubjectRefused(t *testing.T) {
 	p.createTimer(t, with(body(s, "/cb/never"), "callback", map[string]any{"transport": "nats", "method": "publish", "uri": "jobs.x"}))
 
 	require.NoError(t, nc.Flush())
+	select {
+	case <-heartbeat:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher saw no heartbeat of the node")
+	}
 	select {
 	case m := <-forged:
 		t.Fatalf("a forged heartbeat reached the membership subject: %s", m.Data)
