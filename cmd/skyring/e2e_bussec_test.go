@@ -238,3 +238,43 @@ func TestExternalNATSWithNkeys(t *testing.T) {
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "authorization")
 }
+
+// TestComposeNATSConfig runs a NATS server on the compose layout's own
+// configuration (compose/nats.conf) and a skyring node on it as the compose
+// file does (skyring-node with its password in --nats:hosts): the node
+// works; an API client (user api) uses the API but is refused on the
+// internal subjects; a client without a password is refused; the password
+// shows in neither the node's log nor /cluster.
+func TestComposeNATSConfig(t *testing.T) {
+	// Not parallel: the configuration reads its passwords from the
+	// environment.
+	t.Setenv("NATS_NODE_PASSWORD", "compose-node-password")
+	t.Setenv("NATS_API_PASSWORD", "compose-api-password")
+	t.Setenv("NATS_ROUTE_PASSWORD", "compose-route-password")
+	o, err := server.ProcessConfigFile("../../compose/nats.conf")
+	require.NoError(t, err)
+	o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
+	o.Cluster.Host, o.Cluster.Port = "127.0.0.1", -1
+	o.NoLog, o.NoSigs = true, true
+	require.Equal(t, "route", o.Cluster.Username, "routes are authenticated")
+	ns := natstest.RunServer(o)
+	t.Cleanup(ns.Shutdown)
+	addr := ns.Addr().String()
+
+	s := newSink(t)
+	p := startNode(t, "--nats:hosts", "nats://skyring-node:compose-node-password@"+addr)
+	_, err = nats.Connect("nats://" + addr)
+	require.ErrorIs(t, err, nats.ErrAuthorization)
+	api, errs := violations(t, "nats://"+addr, nats.UserInfo("api", "compose-api-password"))
+	require.NoError(t, api.Publish("_SKYRING.skyring.members", []byte(`{"kind":"heartbeat","id":"evil","started":1}`)))
+	refused(t, errs, `Publish to "_SKYRING.skyring.members"`)
+	r := natsRequest(t, api, "skyring.timer.create", with(body(s, "/compose"), "id", "compose", "timeout", 1))
+	require.Equal(t, 201, r.Status, r.Error)
+	s.waitPath(t, "/compose", deliverWait)
+
+	v := p.do(t, http.MethodGet, "/cluster", nil)
+	require.Equal(t, http.StatusOK, v.Status)
+	require.NotContains(t, string(v.Body), "compose-node-password")
+	require.Contains(t, string(v.Body), addr)
+	require.NotContains(t, p.Output(), "compose-node-password")
+}
