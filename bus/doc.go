@@ -34,6 +34,22 @@
 //
 //	_SKYRING.<prefix>.relay.<nodeID>  node-to-node commands (Relay), request-reply, binary
 //	_SKYRING.<prefix>.members         membership: JSON Member plus "kind"
+//	_SKYRING.<prefix>.inbox.<nodeID>.…  replies to the node's requests (its inbox prefix)
+//
+// # Who may use which subject
+//
+// Only nodes may use _SKYRING.>. The embedded server enforces it: the node's
+// own connection logs in as NodeUser (password: Options.Secret, or a random
+// one that never leaves the process), and every other client is APIUser,
+// refused by the server on _SKYRING.>, on publishing <prefix>.events.> and
+// <prefix>.node.>, and on subscribing to <prefix>.timer.> (APIUser may
+// answer, once, a request it received on an internal reply subject: the
+// nats transport's request callbacks). With Options.APITokens, APIUser
+// clients need a token. Routes between embedded servers need
+// Options.Secret, and are mutual TLS with Options.ClusterTLS. With external
+// Servers, the servers' own configuration does the same (README, "Securing
+// the bus"); the node authenticates with Options.CredsFile, NkeyFile or a
+// URL password, and TLS.
 //
 // The members subject carries four kinds of message, all {"kind":…, "id":…,
 // "http":…, "timers":…, "started":…} (a goodbye has only kind and id).

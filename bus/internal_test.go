@@ -374,3 +374,21 @@ func (nopHandler) LocalMember() ring.Member                          { return ri
 func (nopHandler) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
 	return skyring.ListPage{}, nil
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://user:pass@host:4222", "nats://user:xxxxx@host:4222"},
+		{"nats://s3cr3t-token@host:4222", "nats://xxxxx@host:4222"},
+		{"user:pass@host:4222", "xxxxx@host:4222"},
+		{"tls://a:b@h:1", "tls://a:xxxxx@h:1"},
+	} {
+		got := redactURL(c.in)
+		if got != c.want {
+			t.Errorf("redactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := redactURLs([]string{"nats://a:b@h:1", " nats://h:2"}); got != "nats://a:xxxxx@h:1,nats://h:2" {
+		t.Errorf("redactURLs = %q", got)
+	}
+}

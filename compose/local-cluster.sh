@@ -47,6 +47,13 @@ if [ "$mode" = "--nats" ]; then
   natsflags=(--nats:hosts "$(IFS=,; echo "${hosts[*]}")")
 fi
 
+# The embedded servers authenticate their routes with a cluster secret, made
+# once and kept with the data.
+if [ "$mode" != "--nats" ]; then
+  [ -s "$dir/secret" ] || (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$dir/secret")
+  export SKYRING_CHANNEL_SECRET_FILE="$dir/secret"
+fi
+
 for i in $(seq "$n"); do
   "$dir/skyring" run -p $((3000 + i - 1)) --channel:port $((3455 + i - 1)) \
     --nats:port $((4222 + i - 1)) "${seeds[@]}" "${natsflags[@]}" \

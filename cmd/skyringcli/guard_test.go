@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -59,4 +61,37 @@ func TestPprofServerTimeouts(t *testing.T) {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	_, err = io.ReadAll(c)
 	require.NoError(t, err, "the server closed the connection before the 5s deadline")
+}
+
+func TestClusterSecretFlags(t *testing.T) {
+	opts, err := parseRun(t, "--channel:secret", "0123456789abcdef")
+	require.NoError(t, err)
+	require.Equal(t, "0123456789abcdef", opts.ClusterSecret)
+
+	f := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(f, []byte("from-a-file-0123456789\nignored\n"), 0o600))
+	opts, err = parseRun(t, "--channel:secret-file", f)
+	require.NoError(t, err)
+	require.Equal(t, "from-a-file-0123456789", opts.ClusterSecret)
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--channel:secret", "short"}, "at least 16 characters"},
+		{[]string{"--channel:secret", "0123456789abcdef", "--channel:secret-file", f}, "not both"},
+		{[]string{"--channel:secret-file", filepath.Join(t.TempDir(), "none")}, "--channel:secret-file"},
+		{[]string{"--channel:secret", "0123456789abcdef", "--nats:hosts", "nats://h:4222"}, "configures the embedded NATS server"},
+		{[]string{"--nats:nkey", "x.nk"}, "for external NATS servers"},
+		{[]string{"--nats:creds", "x.creds"}, "for external NATS servers"},
+	} {
+		_, err := parseRun(t, c.args...)
+		require.ErrorContains(t, err, c.want, "%v", c.args)
+		require.NotContains(t, err.Error(), "0123456789abcdef", "the secret is not in the error")
+	}
+
+	opts, err = parseRun(t, "--nats:hosts", "nats://h:4222", "--nats:nkey", "n.nk", "--nats:tls-ca", "ca.pem")
+	require.NoError(t, err)
+	require.Equal(t, "n.nk", opts.NATSNkeyFile)
+	require.Equal(t, "ca.pem", opts.NATSTLS.CAFile)
 }
