@@ -58,7 +58,7 @@ func BenchmarkCreateTrivial(b *testing.B) {
 	require.NoError(b, err)
 	srv := ServeTrivial(ln)
 	defer srv.Close()
-	h, err := newHTTPCreator([]string{"http://" + ln.Addr().String()}, 64, 10*time.Second)
+	h, err := newHTTPCreator([]string{"http://" + ln.Addr().String()}, 64, 10*time.Second, "")
 	require.NoError(b, err)
 	defer h.close()
 	ids := newIDScheme()

@@ -137,6 +137,10 @@ type Config struct {
 	// delivery workers. Default 256.
 	FloorConns int
 
+	// Token, if set, is the API token: sent as "Authorization: Bearer" over
+	// HTTP, and as the NATS connection's token.
+	Token string
+
 	// NATSURL, if set, sends creates over NATS to this server instead of
 	// HTTP to Targets.
 	NATSURL string

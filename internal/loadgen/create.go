@@ -65,10 +65,14 @@ func drain(resp *http.Response) {
 type httpCreator struct {
 	client *http.Client
 	urls   []string // .../timer
+	auth   []string // Authorization header value, nil without a token
 }
 
-func newHTTPCreator(targets []string, concurrency int, timeout time.Duration) (*httpCreator, error) {
+func newHTTPCreator(targets []string, concurrency int, timeout time.Duration, token string) (*httpCreator, error) {
 	h := &httpCreator{client: newHTTPClient(concurrency, 0, timeout)}
+	if token != "" {
+		h.auth = []string{"Bearer " + token}
+	}
 	for _, t := range targets {
 		u, err := parseTarget(t)
 		if err != nil {
@@ -88,6 +92,9 @@ func (h *httpCreator) create(ctx context.Context, seq int, id string, body []byt
 	}
 	req.Header["X-Timer-Id"] = []string{id}
 	req.Header["Content-Type"] = jsonContentType
+	if h.auth != nil {
+		req.Header["Authorization"] = h.auth
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return false, oneLine(err.Error())
@@ -161,6 +168,7 @@ func newNATSCreator(cfg Config, ids idScheme) (*natsCreator, error) {
 			// Stay on the servers given: a cluster may advertise others.
 			nats.IgnoreDiscoveredServers(),
 			nats.Timeout(cfg.RequestTimeout),
+			nats.Token(cfg.Token), // ignored when empty
 		)
 		if err != nil {
 			n.close()

@@ -235,7 +235,7 @@ func (e *engine) newCreator(ctx context.Context) (creator, error) {
 	if e.cfg.NATSURL != "" {
 		return newNATSCreator(e.cfg, e.ids)
 	}
-	h, err := newHTTPCreator(e.cfg.Targets, e.cfg.Concurrency, e.cfg.RequestTimeout)
+	h, err := newHTTPCreator(e.cfg.Targets, e.cfg.Concurrency, e.cfg.RequestTimeout, e.cfg.Token)
 	if err != nil {
 		return nil, err
 	}
