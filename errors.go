@@ -206,13 +206,13 @@ func classify(err error) (Code, int, string) {
 	for c := CodeNotFound; int(c) < len(codes); c++ {
 		if errors.Is(err, codes[c].err) {
 			reason := codes[c].reason
-			if reason == "" {
-				var re *reasonError
-				if errors.As(err, &re) {
-					reason = oneLine(re.reason)
-				} else {
-					reason = oneLine(err.Error())
-				}
+			var re *reasonError
+			switch {
+			case errors.As(err, &re):
+				// Its own reason wins over the table's.
+				reason = oneLine(re.reason)
+			case reason == "":
+				reason = oneLine(err.Error())
 			}
 			return c, codes[c].status, reason
 		}

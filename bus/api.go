@@ -23,6 +23,7 @@ const (
 	apiGet
 	apiList
 	apiRetry
+	apiCancelMany
 )
 
 type apiOp struct {
@@ -38,6 +39,7 @@ var apiOps = []apiOp{
 	{"get", apiGet},
 	{"list", apiList},
 	{"retry", apiRetry},
+	{"cancel_many", apiCancelMany},
 }
 
 // apiReply is the JSON answer of the public NATS API.
@@ -50,7 +52,10 @@ type apiReply struct {
 	// list reply.
 	Timers *[]skyring.Info `json:"timers,omitempty"`
 	Cursor string          `json:"cursor,omitempty"`
-	Error  string          `json:"error,omitempty"`
+	// Cancelled is the count of a bulk cancel (cancel_many), set only in
+	// its reply.
+	Cancelled *int   `json:"cancelled,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 func (b *Bus) apiHandler(op apiOp) nats.MsgHandler {
@@ -138,6 +143,20 @@ func (b *Bus) handleAPI(kind apiKind, body []byte) apiReply {
 			page.Timers = []skyring.Info{}
 		}
 		return apiReply{Status: http.StatusOK, Timers: &page.Timers, Cursor: page.Cursor}
+	case apiCancelMany:
+		get, err := parseParamsBody(body)
+		if err != nil {
+			return errorReply(err)
+		}
+		f, err := skyring.ParseCancelFilter(get)
+		if err != nil {
+			return errorReply(err)
+		}
+		n, err := b.h.CancelMatching(ctx, f)
+		if err != nil {
+			return errorReply(err)
+		}
+		return apiReply{Status: http.StatusOK, Cancelled: &n}
 	case apiRetry:
 		id, err := skyring.ParseID(body)
 		if err == nil {
@@ -152,13 +171,25 @@ func (b *Bus) handleAPI(kind apiKind, body []byte) apiReply {
 	}
 }
 
-// parseListBody reads a list message: a JSON object whose members state,
-// limit and cursor are all optional, as the query parameters of GET /timer.
-// state and cursor are strings; limit is a JSON number or a string holding
-// one (an integer from 1 to skyring.MaxListLimit). null counts as absent,
-// and so does an empty payload (a list of everything, DefaultListLimit at
-// a time). Other members are ignored; of duplicate members the last wins.
+// parseListBody reads a list message: a JSON object whose members (see
+// parseParamsBody) are the query parameters of GET /timer, all optional.
 func parseListBody(body []byte) (skyring.ListQuery, error) {
+	get, err := parseParamsBody(body)
+	if err != nil {
+		return skyring.ListQuery{}, err
+	}
+	return skyring.ParseListParams(get)
+}
+
+// parseParamsBody reads a list or cancel_many message: a JSON object whose
+// members are the query parameters of GET or DELETE /timer. state,
+// cursor, prefix and host are strings; limit, due_after and due_before a
+// JSON number or a string holding one (due_after and due_before may also
+// be an RFC 3339 time); all a boolean or "true"/"false". null counts as
+// absent, and so does an empty payload. Other members are ignored; of
+// duplicate members the last wins. It returns the members' values by name
+// for skyring.ParseListParams and skyring.ParseCancelFilter.
+func parseParamsBody(body []byte) (func(string) string, error) {
 	// A map, not a struct: keys match exactly (encoding/json matches
 	// struct fields case-insensitively), as in the other API bodies.
 	var v map[string]json.RawMessage
@@ -166,31 +197,35 @@ func parseListBody(body []byte) (skyring.ListQuery, error) {
 	switch {
 	case len(trimmed) == 0:
 	case !json.Valid(trimmed):
-		return skyring.ListQuery{}, &skyring.ValidationError{Reason: "Invalid JSON body"}
+		return nil, &skyring.ValidationError{Reason: "Invalid JSON body"}
 	case trimmed[0] != '{':
-		return skyring.ListQuery{}, &skyring.ValidationError{Reason: "Request body must be a JSON object"}
+		return nil, &skyring.ValidationError{Reason: "Request body must be a JSON object"}
 	default:
 		// Decoding into RawMessage members cannot fail on valid JSON.
 		_ = json.Unmarshal(trimmed, &v)
 	}
-	state, err := stringMember("state", v["state"])
-	if err != nil {
-		return skyring.ListQuery{}, err
-	}
-	cursor, err := stringMember("cursor", v["cursor"])
-	if err != nil {
-		return skyring.ListQuery{}, err
-	}
-	// A number goes to ParseListQuery as written, so that 10 passes and
-	// 1.5, 1e2, -1, true or {} fail its check.
-	rawLimit := v["limit"]
-	limit := string(rawLimit)
-	if len(rawLimit) > 0 && rawLimit[0] == '"' || limit == "null" {
-		if limit, err = stringMember("limit", rawLimit); err != nil {
-			return skyring.ListQuery{}, err
+	vals := map[string]string{}
+	for _, name := range []string{skyring.ParamState, skyring.ParamCursor, skyring.ParamPrefix, skyring.ParamHost} {
+		s, err := stringMember(name, v[name])
+		if err != nil {
+			return nil, err
 		}
+		vals[name] = s
 	}
-	return skyring.ParseListQuery(state, limit, cursor)
+	// A number or boolean goes to the parser as written, so that 10
+	// passes and 1.5, 1e2, -1, {} fail its check.
+	for _, name := range []string{skyring.ParamLimit, skyring.ParamDueAfter, skyring.ParamDueBefore, skyring.ParamAll} {
+		raw := v[name]
+		val := string(raw)
+		if len(raw) > 0 && raw[0] == '"' || val == "null" {
+			var err error
+			if val, err = stringMember(name, raw); err != nil {
+				return nil, err
+			}
+		}
+		vals[name] = val
+	}
+	return func(name string) string { return vals[name] }, nil
 }
 
 // stringMember reads the member name of a list message: a JSON string, or

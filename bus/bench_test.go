@@ -41,7 +41,8 @@ func (h *noopHandler) Get(_ context.Context, id string) (skyring.Info, error) {
 func (h *noopHandler) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
 	return skyring.ListPage{}, nil
 }
-func (h *noopHandler) Retry(context.Context, string) error { return nil }
+func (h *noopHandler) Retry(context.Context, string) error                         { return nil }
+func (h *noopHandler) CancelMatching(context.Context, skyring.Filter) (int, error) { return 0, nil }
 func (h *noopHandler) HandleRelay(context.Context, bus.Command) bus.Reply {
 	return bus.Reply{Status: 200}
 }

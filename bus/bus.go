@@ -245,6 +245,10 @@ type Handler interface {
 	Get(ctx context.Context, id string) (skyring.Info, error)
 	// List pages through the timers of the whole cluster (<prefix>.timer.list).
 	List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error)
+	// CancelMatching cancels every pending or retrying timer of the whole
+	// cluster that f matches, drops every failed one, and returns how
+	// many (<prefix>.timer.cancel_many).
+	CancelMatching(ctx context.Context, f skyring.Filter) (int, error)
 	// Retry re-arms a failed timer now with a fresh attempt budget
 	// (<prefix>.timer.retry). Errors: skyring.ErrTimerNotFound,
 	// skyring.ErrNotFailed.

@@ -26,7 +26,8 @@ func (echoNode) Get(context.Context, string) (skyring.Info, error) {
 func (echoNode) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
 	return skyring.ListPage{}, nil
 }
-func (echoNode) Retry(context.Context, string) error { return skyring.ErrTimerNotFound }
+func (echoNode) Retry(context.Context, string) error                         { return skyring.ErrTimerNotFound }
+func (echoNode) CancelMatching(context.Context, skyring.Filter) (int, error) { return 0, nil }
 func (echoNode) HandleRelay(_ context.Context, cmd bus.Command) bus.Reply {
 	return bus.Reply{Status: 200, Reason: "hello from " + cmd.From}
 }

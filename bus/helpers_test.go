@@ -136,7 +136,7 @@ func (h *fakeHandler) List(_ context.Context, q skyring.ListQuery) (skyring.List
 	h.lists = append(h.lists, q)
 	ids := make([]string, 0, len(h.timers))
 	for id, t := range h.timers {
-		if id > q.After && (q.State == "" || t.StateName() == q.State) {
+		if id > q.After && q.Filter().Match(t) {
 			ids = append(ids, id)
 		}
 	}
@@ -154,6 +154,21 @@ func (h *fakeHandler) List(_ context.Context, q skyring.ListQuery) (skyring.List
 
 // Retry re-arms a failed timer: ErrTimerNotFound for an unknown id,
 // ErrNotFailed for one in another state.
+// CancelMatching removes the pending and failed timers f matches and
+// counts them.
+func (h *fakeHandler) CancelMatching(_ context.Context, f skyring.Filter) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for id, t := range h.timers {
+		if (t.State == skyring.StatePending || t.State == skyring.StateFailed) && f.Match(t) {
+			delete(h.timers, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (h *fakeHandler) Retry(_ context.Context, id string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -374,6 +374,7 @@ func (nopHandler) LocalMember() ring.Member                          { return ri
 func (nopHandler) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
 	return skyring.ListPage{}, nil
 }
+func (nopHandler) CancelMatching(context.Context, skyring.Filter) (int, error) { return 0, nil }
 
 func TestRedactURL(t *testing.T) {
 	for _, c := range []struct{ in, want string }{

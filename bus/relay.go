@@ -30,6 +30,11 @@ const (
 	OpHandoff               // store every timer of Command.Timers (rebalance), then reply 200
 	OpList                  // list this node's timers after Command.ID (Command.State, Command.Limit); the Reply carries Timers, Cursor, More
 	OpRetry                 // re-arm the failed timer Command.ID
+	// OpCancelMany cancels this node's timers after Command.ID that match
+	// the command's filter (State, DueAfter, DueBefore, Prefix, Host), at
+	// most Limit of them: the Reply carries the ids cancelled (Acked), the
+	// last id examined (Cursor) and whether more follow (More).
+	OpCancelMany
 )
 
 func (o Op) String() string {
@@ -48,6 +53,8 @@ func (o Op) String() string {
 		return "list"
 	case OpRetry:
 		return "retry"
+	case OpCancelMany:
+		return "cancel_many"
 	case opPing:
 		return "ping"
 	default:
@@ -62,8 +69,11 @@ type Command struct {
 	Timer  *skyring.Timer   // create, update; its Relative travels with it
 	Timers []*skyring.Timer // handoff batch: the receiver stores them all, then replies 200; always absolute
 	From   string           // sender node id; Relay fills it in when empty
-	State  string           // list: the state name to keep ("" all)
-	Limit  int              // list: the most timers to return
+	State  string           // list, cancel_many: the state name to keep ("" all)
+	Limit  int              // list: the most timers to return; cancel_many: the most to cancel
+	// List, cancel_many: the rest of the filter (skyring.Filter).
+	DueAfter, DueBefore int64
+	Prefix, Host        string
 	Ring   uint64           // handoff: the checksum of the ring by which the sender chose the receiver (0: none)
 	// Resend marks a hand-off that carries timers sent before without an
 	// answer: the receiver may have stored (and even delivered) them.
@@ -73,6 +83,19 @@ type Command struct {
 	// never looks further itself.
 	Probe bool
 }
+
+// Filter returns the filter a list or cancel_many command carries.
+func (c *Command) Filter() skyring.Filter {
+	return skyring.Filter{State: c.State, DueAfter: c.DueAfter, DueBefore: c.DueBefore, Prefix: c.Prefix, Host: c.Host}
+}
+
+// SetFilter sets the filter of a list or cancel_many command.
+func (c *Command) SetFilter(f skyring.Filter) {
+	c.State, c.DueAfter, c.DueBefore, c.Prefix, c.Host = f.State, f.DueAfter, f.DueBefore, f.Prefix, f.Host
+}
+
+// hasFilter reports whether c carries list fields.
+func (c *Command) hasFilter() bool { return c.Op == OpList || c.Op == OpCancelMany }
 
 // Reply is the answer to a Command. Build error replies with
 // ReplyFromError so that they carry their Code; read them with Err.
@@ -93,7 +116,7 @@ type Reply struct {
 	// Handoff: the ids of the timers the receiver has stored, or already
 	// had (the same generation), or decided against (an older generation
 	// of one it holds): the sender removes exactly these and keeps the
-	// rest for a later hand-off.
+	// rest for a later hand-off. Cancel_many: the ids cancelled.
 	Acked []string
 }
 
@@ -252,6 +275,7 @@ const (
 	flagRelative     = 1 << 1 // Command.Timer is relative (skyring.Timer.Relative); only with flagTimer
 	flagResend       = 1 << 2 // Command.Resend
 	flagProbe        = 1 << 3 // Command.Probe
+	flagFilter       = 1 << 4 // a list or cancel_many command carries DueAfter, DueBefore, Prefix and Host
 	commandHeaderMax = 3 + 4*wire.MaxVarintLen
 )
 
@@ -263,7 +287,7 @@ func timerSize(t *skyring.Timer) int {
 }
 
 func commandSize(cmd *Command) int {
-	n := commandHeaderMax + len(cmd.From) + len(cmd.ID) + len(cmd.State)
+	n := commandHeaderMax + len(cmd.From) + len(cmd.ID) + len(cmd.State) + len(cmd.Prefix) + len(cmd.Host) + 2*wire.MaxVarintLen
 	if cmd.Timer != nil {
 		n += 4 + timerSize(cmd.Timer)
 	}
@@ -289,13 +313,25 @@ func appendCommand(b []byte, cmd *Command, timeoutMs int64) []byte {
 	if cmd.Probe {
 		flags |= flagProbe
 	}
+	// An unfiltered list encodes as before filters existed, so that a
+	// node of an older build reads it.
+	filtered := cmd.hasFilter() && (cmd.DueAfter != 0 || cmd.DueBefore != 0 || cmd.Prefix != "" || cmd.Host != "")
+	if filtered {
+		flags |= flagFilter
+	}
 	b = append(b, commandVersion, byte(cmd.Op), flags)
 	b = wire.AppendUvarint(b, uint64(timeoutMs))
 	b = wire.AppendString(b, cmd.From)
 	b = wire.AppendString(b, cmd.ID)
-	if cmd.Op == OpList {
+	if cmd.hasFilter() {
 		b = wire.AppendString(b, cmd.State)
 		b = wire.AppendUvarint(b, uint64(max(cmd.Limit, 0)))
+		if filtered {
+			b = wire.AppendVarint(b, cmd.DueAfter)
+			b = wire.AppendVarint(b, cmd.DueBefore)
+			b = wire.AppendString(b, cmd.Prefix)
+			b = wire.AppendString(b, cmd.Host)
+		}
 	}
 	if cmd.Op == OpHandoff {
 		b = wire.AppendUvarint(b, cmd.Ring)
@@ -328,12 +364,19 @@ func decodeCommand(data []byte) (cmd Command, timeoutMs int64, err error) {
 	r := wire.NewReader(data[3:])
 	timeoutMs = int64(r.Uvarint())
 	from, id := r.Field(), r.Field()
-	if cmd.Op == OpList {
+	if cmd.hasFilter() {
 		state, limit := r.Field(), r.Uvarint()
 		if limit > 1<<20 {
 			return Command{}, 0, fmt.Errorf("%w: bad limit", errCorrupt)
 		}
 		cmd.State, cmd.Limit = string(state), int(limit)
+		if flags&flagFilter != 0 {
+			cmd.DueAfter, cmd.DueBefore = r.Varint(), r.Varint()
+			prefix, host := r.Field(), r.Field()
+			cmd.Prefix, cmd.Host = string(prefix), string(host)
+		}
+	} else if flags&flagFilter != 0 {
+		return Command{}, 0, fmt.Errorf("%w: filter flag on a %s command", errCorrupt, cmd.Op)
 	}
 	if cmd.Op == OpHandoff {
 		cmd.Ring = r.Uvarint()

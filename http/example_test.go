@@ -28,7 +28,8 @@ func (printService) Get(context.Context, string) (skyring.Info, error) {
 func (printService) List(context.Context, skyring.ListQuery) (skyring.ListPage, error) {
 	return skyring.ListPage{}, nil
 }
-func (printService) Retry(context.Context, string) error { return skyring.ErrTimerNotFound }
+func (printService) Retry(context.Context, string) error                         { return skyring.ErrTimerNotFound }
+func (printService) CancelMatching(context.Context, skyring.Filter) (int, error) { return 0, nil }
 
 func ExampleNewHandler() {
 	h := skyhttp.NewHandler(printService{}, skyhttp.Options{})

@@ -35,6 +35,10 @@ type Service interface {
 	Get(ctx context.Context, id string) (skyring.Info, error)
 	// List pages through the timers of the whole cluster (GET /timer).
 	List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error)
+	// CancelMatching cancels every pending or retrying timer f matches
+	// and drops every failed one, in the whole cluster, and returns how
+	// many (DELETE /timer?filters).
+	CancelMatching(ctx context.Context, f skyring.Filter) (int, error)
 	// Retry re-arms the failed timer id now with a fresh attempt budget
 	// (POST /timer/:id/retry).
 	Retry(ctx context.Context, id string) error
@@ -151,6 +155,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case http.MethodGet:
 			h.list(w, r)
+			return
+		case http.MethodDelete:
+			h.cancelMatching(w, r)
 			return
 		}
 	case strings.HasPrefix(path, timerPathS):
@@ -313,8 +320,9 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request, id string) {
 	_, _ = w.Write(b)
 }
 
-// list answers GET /timer?state=&limit=&cursor= with one page of the
-// cluster's timers in id order: 200, JSON skyring.ListPage, whose "timers"
+// list answers GET /timer?state=&due_after=&due_before=&prefix=&host=&limit=&cursor=
+// (all optional; skyring.ParseListParams) with one page of the cluster's
+// timers in id order: 200, JSON skyring.ListPage, whose "timers"
 // is [] (never null) for an empty page and whose "cursor" is left out on
 // the last page. A bad parameter, or a query string that does not parse,
 // is a 400. A parameter given twice counts with its first value; others
@@ -325,7 +333,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, errBadQuery)
 		return
 	}
-	q, err := skyring.ParseListQuery(params.Get("state"), params.Get("limit"), params.Get("cursor"))
+	q, err := skyring.ParseListParams(params.Get)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -343,6 +351,32 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("encoding a list page: %w", err))
 		return
 	}
+	w.Header()[headerContentType] = []string{"application/json"}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// cancelMatching answers DELETE /timer?state=&due_after=&due_before=&prefix=&host=&all=
+// (skyring.ParseCancelFilter: at least one filter, or all=true): 200 with
+// {"cancelled": N}. A member that did not answer makes it a 503 whose
+// reason says how many were cancelled on the others.
+func (h *handler) cancelMatching(w http.ResponseWriter, r *http.Request) {
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.fail(w, r, errBadQuery)
+		return
+	}
+	f, err := skyring.ParseCancelFilter(params.Get)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	n, err := h.svc.CancelMatching(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	b, _ := json.Marshal(skyring.CancelResult{Cancelled: n}) // cannot fail
 	w.Header()[headerContentType] = []string{"application/json"}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

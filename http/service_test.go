@@ -127,7 +127,7 @@ func (s *memService) List(ctx context.Context, q skyring.ListQuery) (skyring.Lis
 	s.lists = append(s.lists, q)
 	ids := make([]string, 0, len(s.timers))
 	for id, t := range s.timers {
-		if id > q.After && (q.State == "" || t.StateName() == q.State) {
+		if id > q.After && q.Filter().Match(t) {
 			ids = append(ids, id)
 		}
 	}
@@ -141,6 +141,24 @@ func (s *memService) List(ctx context.Context, q skyring.ListQuery) (skyring.Lis
 		page.Timers = append(page.Timers, s.timers[id].Info("node-1"))
 	}
 	return page, nil
+}
+
+// CancelMatching removes the pending, retrying and failed timers f
+// matches, as the node does, and counts them.
+func (s *memService) CancelMatching(ctx context.Context, f skyring.Filter) (int, error) {
+	if err := s.enter(ctx, "cancel_many"); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, t := range s.timers {
+		if (t.State == skyring.StatePending || t.State == skyring.StateFailed) && f.Match(t) {
+			delete(s.timers, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Retry re-arms a failed timer: ErrTimerNotFound for an unknown id,
@@ -230,3 +248,6 @@ func (nopService) List(context.Context, skyring.ListQuery) (skyring.ListPage, er
 	return skyring.ListPage{}, nil
 }
 func (nopService) Retry(context.Context, string) error { return nil }
+func (nopService) CancelMatching(context.Context, skyring.Filter) (int, error) {
+	return 0, nil
+}
