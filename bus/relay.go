@@ -74,7 +74,7 @@ type Command struct {
 	// List, cancel_many: the rest of the filter (skyring.Filter).
 	DueAfter, DueBefore int64
 	Prefix, Host        string
-	Ring   uint64           // handoff: the checksum of the ring by which the sender chose the receiver (0: none)
+	Ring                uint64 // handoff: the checksum of the ring by which the sender chose the receiver (0: none)
 	// Resend marks a hand-off that carries timers sent before without an
 	// answer: the receiver may have stored (and even delivered) them.
 	Resend bool

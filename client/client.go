@@ -71,6 +71,12 @@ type Client interface {
 	// knows no timer id, skyring.ErrNotFailed if the timer has not failed
 	// (pending, retrying, delivered or cancelled).
 	Retry(ctx context.Context, id string) error
+	// CancelMatching cancels every pending or retrying timer of the
+	// cluster that f matches and drops every failed one; the zero Filter
+	// cancels every timer. It returns how many. When a ring member does
+	// not answer, the error matches skyring.ErrNoOwner and its reason
+	// says how many were cancelled on the others.
+	CancelMatching(ctx context.Context, f skyring.Filter) (int, error)
 }
 
 // ListAll pages through the timers q selects with c.List, from q.After on,
@@ -212,6 +218,10 @@ func checkUpdate(id string, spec TimerSpec) error {
 }
 
 // listError wraps an error of List.
+func cancelManyError(err error) error {
+	return fmt.Errorf("client: cancel matching timers: %w", err)
+}
+
 func listError(err error) error {
 	return fmt.Errorf("client: list timers: %w", err)
 }

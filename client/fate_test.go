@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func (s *fateService) List(_ context.Context, q skyring.ListQuery) (skyring.List
 	s.lists = append(s.lists, q)
 	var ids []string
 	for id, info := range s.timers {
-		if id > q.After && (q.State == "" || info.State == q.State) {
+		if id > q.After && (q.State == "" || info.State == q.State) && strings.HasPrefix(id, q.Prefix) {
 			ids = append(ids, id)
 		}
 	}
@@ -116,6 +117,10 @@ func (s *fateService) List(_ context.Context, q skyring.ListQuery) (skyring.List
 		page.Timers = append(page.Timers, s.timers[id])
 	}
 	return page, nil
+}
+
+func (s *fateService) CancelMatching(context.Context, skyring.Filter) (int, error) {
+	return 0, errors.New("not here")
 }
 
 func (s *fateService) Retry(_ context.Context, id string) error {

@@ -172,14 +172,12 @@ func (c *HTTPClient) Get(ctx context.Context, id string) (skyring.Info, error) {
 	return info, nil
 }
 
-// List sends GET /timer?state=&limit=&cursor= and decodes the page: the
-// cursor is q.After encoded with skyring.EncodeCursor; state and limit are
-// left out when empty or zero.
+// List sends GET /timer?state=&due_after=&due_before=&prefix=&host=&limit=&cursor=
+// and decodes the page: the cursor is q.After encoded with
+// skyring.EncodeCursor; the filters and limit are left out when empty or
+// zero.
 func (c *HTTPClient) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
-	params := url.Values{}
-	if q.State != "" {
-		params.Set("state", q.State)
-	}
+	params := filterParams(q.Filter())
 	if q.Limit != 0 {
 		params.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -203,6 +201,45 @@ func (c *HTTPClient) List(ctx context.Context, q skyring.ListQuery) (skyring.Lis
 	return skyring.ListPage{Timers: *page.Timers, Cursor: page.Cursor}, nil
 }
 
+// CancelMatching sends DELETE /timer with f's filters as the query (all=true
+// when f is the zero Filter, to cancel every timer) and returns how many
+// timers the cluster cancelled.
+func (c *HTTPClient) CancelMatching(ctx context.Context, f skyring.Filter) (int, error) {
+	params := filterParams(f)
+	if f.IsZero() {
+		params.Set(skyring.ParamAll, "true")
+	}
+	var res struct {
+		Cancelled *int `json:"cancelled"`
+	}
+	if err := c.doJSON(ctx, http.MethodDelete, c.base+timerPath+"?"+params.Encode(), 1<<10, &res); err != nil {
+		return 0, cancelManyError(err)
+	}
+	if res.Cancelled == nil {
+		return 0, cancelManyError(errors.New("the answer carries no count"))
+	}
+	return *res.Cancelled, nil
+}
+
+// filterParams is f as query parameters; unset conditions are left out.
+func filterParams(f skyring.Filter) url.Values {
+	params := url.Values{}
+	for name, v := range map[string]string{
+		skyring.ParamState: f.State, skyring.ParamPrefix: f.Prefix, skyring.ParamHost: f.Host,
+	} {
+		if v != "" {
+			params.Set(name, v)
+		}
+	}
+	if f.DueAfter != 0 {
+		params.Set(skyring.ParamDueAfter, strconv.FormatInt(f.DueAfter, 10))
+	}
+	if f.DueBefore != 0 {
+		params.Set(skyring.ParamDueBefore, strconv.FormatInt(f.DueBefore, 10))
+	}
+	return params
+}
+
 // Retry sends POST /timer/:id/retry.
 func (c *HTTPClient) Retry(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
@@ -221,7 +258,13 @@ func (c *HTTPClient) Retry(ctx context.Context, id string) error {
 // getJSON sends GET u and decodes the JSON answer, at most limit bytes of
 // it, into v.
 func (c *HTTPClient) getJSON(ctx context.Context, u string, limit int64, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	return c.doJSON(ctx, http.MethodGet, u, limit, v)
+}
+
+// doJSON sends a request without a body and decodes the JSON answer, at
+// most limit bytes of it, into v.
+func (c *HTTPClient) doJSON(ctx context.Context, method, u string, limit int64, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type NATSClient struct {
 	prefix  string
 	timeout time.Duration
 
-	subjCreate, subjUpdate, subjCancel, subjGet, subjList, subjRetry string
+	subjCreate, subjUpdate, subjCancel, subjGet, subjList, subjRetry, subjCancelMany string
 }
 
 // NATSOption configures NewNATS.
@@ -80,6 +80,7 @@ func NewNATS(nc *nats.Conn, opts ...NATSOption) (*NATSClient, error) {
 	c.subjGet = c.prefix + ".timer.get"
 	c.subjList = c.prefix + ".timer.list"
 	c.subjRetry = c.prefix + ".timer.retry"
+	c.subjCancelMany = c.prefix + ".timer.cancel_many"
 	return c, nil
 }
 
@@ -92,6 +93,8 @@ type apiReply struct {
 	// A list page.
 	Timers []skyring.Info `json:"timers"`
 	Cursor string         `json:"cursor"`
+	// A bulk cancel's count.
+	Cancelled *int `json:"cancelled"`
 }
 
 type idBody struct {
@@ -100,9 +103,19 @@ type idBody struct {
 
 // listBody is the payload of a list request.
 type listBody struct {
-	State  string `json:"state,omitempty"`
-	Limit  int    `json:"limit,omitempty"`
-	Cursor string `json:"cursor,omitempty"`
+	State     string `json:"state,omitempty"`
+	DueAfter  int64  `json:"due_after,omitempty"`
+	DueBefore int64  `json:"due_before,omitempty"`
+	Prefix    string `json:"prefix,omitempty"`
+	Host      string `json:"host,omitempty"`
+	Limit     int    `json:"limit,omitempty"`
+	Cursor    string `json:"cursor,omitempty"`
+	All       bool   `json:"all,omitempty"` // cancel_many only
+}
+
+// filterBody is f as the members of a list or cancel_many request.
+func filterBody(f skyring.Filter) listBody {
+	return listBody{State: f.State, DueAfter: f.DueAfter, DueBefore: f.DueBefore, Prefix: f.Prefix, Host: f.Host}
 }
 
 // Create requests <prefix>.timer.create and returns the id of the new
@@ -173,9 +186,12 @@ func (c *NATSClient) Get(ctx context.Context, id string) (skyring.Info, error) {
 }
 
 // List requests <prefix>.timer.list: the cursor is q.After encoded with
-// skyring.EncodeCursor; state and limit are left out when empty or zero.
+// skyring.EncodeCursor; the filters and limit are left out when empty or
+// zero.
 func (c *NATSClient) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
-	body, err := marshal(listBody{State: q.State, Limit: q.Limit, Cursor: skyring.EncodeCursor(q.After)})
+	lb := filterBody(q.Filter())
+	lb.Limit, lb.Cursor = q.Limit, skyring.EncodeCursor(q.After)
+	body, err := marshal(lb)
 	if err != nil {
 		return skyring.ListPage{}, listError(err)
 	}
@@ -187,6 +203,26 @@ func (c *NATSClient) List(ctx context.Context, q skyring.ListQuery) (skyring.Lis
 		return skyring.ListPage{}, listError(errors.New("the reply carries no timers"))
 	}
 	return skyring.ListPage{Timers: rep.Timers, Cursor: rep.Cursor}, nil
+}
+
+// CancelMatching requests <prefix>.timer.cancel_many with f's filters
+// ("all":true when f is the zero Filter, to cancel every timer) and returns
+// how many timers the cluster cancelled.
+func (c *NATSClient) CancelMatching(ctx context.Context, f skyring.Filter) (int, error) {
+	lb := filterBody(f)
+	lb.All = f.IsZero()
+	body, err := marshal(lb)
+	if err != nil {
+		return 0, cancelManyError(err)
+	}
+	rep, err := c.request(ctx, c.subjCancelMany, body)
+	if err != nil {
+		return 0, cancelManyError(err)
+	}
+	if rep.Cancelled == nil {
+		return 0, cancelManyError(errors.New("the reply carries no count"))
+	}
+	return *rep.Cancelled, nil
 }
 
 // Retry requests <prefix>.timer.retry.

@@ -74,6 +74,8 @@ func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply 
 		return bus.Reply{Status: http.StatusOK, Acked: acked}
 	case bus.OpList:
 		return n.listReply(ctx, cmd)
+	case bus.OpCancelMany:
+		return n.cancelManyReply(ctx, cmd)
 	default:
 		return bus.ReplyFromError(&skyring.ValidationError{Reason: "unknown command " + cmd.Op.String()})
 	}

@@ -104,7 +104,9 @@ func (n *Node) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage,
 				parts[i] = n.listLocal(ctx, q)
 				return
 			}
-			rep, err := n.bus.Relay(ctx, m.ID, bus.Command{Op: bus.OpList, ID: q.After, State: q.State, Limit: q.Limit, From: n.id})
+			cmd := bus.Command{Op: bus.OpList, ID: q.After, Limit: q.Limit, From: n.id}
+			cmd.SetFilter(q.Filter())
+			rep, err := n.bus.Relay(ctx, m.ID, cmd)
 			if err == nil {
 				err = rep.Err()
 			}
@@ -169,8 +171,62 @@ func mergeList(parts []listPart, limit int) skyring.ListPage {
 	return page
 }
 
-// errListFull stops a store listing once a page is full.
-var errListFull = errors.New("node: list page full")
+// errListFull stops a store listing once a page is full; errListDone
+// once no later id can match.
+var (
+	errListFull = errors.New("node: list page full")
+	errListDone = errors.New("node: list done")
+)
+
+// scanMatching calls fn for each timer stored after after that f matches
+// and that has not expired, in id order, until fn returns errListFull or
+// scanMax records were read (then more is true); scanned is the last id
+// read. With a prefix it starts at the first id that may carry it and
+// stops after the last.
+func (n *Node) scanMatching(ctx context.Context, after string, f skyring.Filter, scanMax int, fn func(*skyring.Timer) error) (scanned string, more bool, err error) {
+	start := after
+	if f.Prefix != "" && start < f.Prefix {
+		start = justBefore(f.Prefix)
+	}
+	count := 0
+	err = n.store.List(ctx, start, func(t *skyring.Timer) error {
+		if f.Prefix != "" && !strings.HasPrefix(t.ID, f.Prefix) && t.ID > f.Prefix {
+			return errListDone
+		}
+		count++
+		scanned = t.ID
+		if !n.expired(t) && f.Match(t) {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if count >= scanMax {
+			return errListFull
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errListFull):
+		return scanned, true, nil
+	case errors.Is(err, errListDone):
+		return scanned, false, nil
+	case err != nil:
+		return scanned, false, fmt.Errorf("node: listing stored timers: %w", err)
+	}
+	return scanned, false, nil
+}
+
+// justBefore returns a string that sorts before p and after every valid
+// id that sorts before p, so that a listing after it starts at p: ids are
+// UTF-8, which never holds the byte 0xff. It returns "" when p has no
+// such string (it ends in a NUL byte).
+func justBefore(p string) string {
+	last := p[len(p)-1]
+	if last == 0 {
+		return ""
+	}
+	return p[:len(p)-1] + string([]byte{last - 1, 0xff})
+}
 
 // listLocal lists this node's timers after q.After: up to q.Limit of those
 // in q.State. Dead letters come from the index; the other states from a
@@ -178,11 +234,12 @@ var errListFull = errors.New("node: list page full")
 func (n *Node) listLocal(ctx context.Context, q skyring.ListQuery) listPart {
 	part := listPart{node: n.id}
 	if q.State == skyring.StateNameFailed {
+		f := q.Filter()
 		ids, more := n.index.failedIDs(q.After, q.Limit)
 		for _, id := range ids {
 			t, err := n.store.Get(ctx, id)
-			if err != nil || t.State != skyring.StateFailed {
-				continue // retried or dropped meanwhile
+			if err != nil || !f.Match(t) {
+				continue // retried or dropped meanwhile, or filtered out
 			}
 			part.timers = append(part.timers, t)
 		}
@@ -191,23 +248,17 @@ func (n *Node) listLocal(ctx context.Context, q skyring.ListQuery) listPart {
 		}
 		return part
 	}
-	scanned := 0
-	err := n.store.List(ctx, q.After, func(t *skyring.Timer) error {
-		scanned++
-		part.scanned = t.ID
-		if !n.expired(t) && (q.State == "" || t.StateName() == q.State) {
-			part.timers = append(part.timers, t)
-		}
-		if len(part.timers) >= q.Limit || scanned >= listScanMax {
+	f := q.Filter()
+	var err error
+	part.scanned, part.more, err = n.scanMatching(ctx, q.After, f, listScanMax, func(t *skyring.Timer) error {
+		part.timers = append(part.timers, t)
+		if len(part.timers) >= q.Limit {
 			return errListFull
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, errListFull):
-		part.more = true
-	case err != nil:
-		part.err = fmt.Errorf("node: listing stored timers: %w", err)
+	if err != nil {
+		part.err = err
 	}
 	return part
 }
@@ -221,7 +272,9 @@ func (n *Node) listReply(ctx context.Context, cmd bus.Command) bus.Reply {
 	if limit < 1 || limit > skyring.MaxListLimit {
 		limit = skyring.DefaultListLimit
 	}
-	p := n.listLocal(ctx, skyring.ListQuery{State: cmd.State, After: cmd.ID, Limit: limit})
+	f := cmd.Filter()
+	p := n.listLocal(ctx, skyring.ListQuery{State: f.State, DueAfter: f.DueAfter, DueBefore: f.DueBefore,
+		Prefix: f.Prefix, Host: f.Host, After: cmd.ID, Limit: limit})
 	if p.err != nil {
 		return bus.ReplyFromError(p.err)
 	}

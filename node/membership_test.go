@@ -69,8 +69,11 @@ func (p *peer) List(context.Context, skyring.ListQuery) (skyring.ListPage, error
 	return skyring.ListPage{}, skyring.ErrClosed
 }
 func (p *peer) Retry(context.Context, string) error { return skyring.ErrClosed }
-func (p *peer) MemberSeen(ring.Member) bool         { return false }
-func (p *peer) MemberLeft(string)                   {}
+func (p *peer) CancelMatching(context.Context, skyring.Filter) (int, error) {
+	return 0, skyring.ErrClosed
+}
+func (p *peer) MemberSeen(ring.Member) bool { return false }
+func (p *peer) MemberLeft(string)           {}
 func (p *peer) LocalMember() ring.Member {
 	return ring.Member{HTTPAddr: "127.0.0.1:1", Started: p.started.Load()}
 }
