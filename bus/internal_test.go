@@ -34,6 +34,10 @@ func TestCommandRoundTrip(t *testing.T) {
 		{Op: OpGet, ID: "d"},
 		{Op: OpHandoff, Timers: []*skyring.Timer{testTimer("e"), testTimer("f")}, From: "n3"},
 		{Op: OpHandoff, Timer: testTimer("g"), Timers: []*skyring.Timer{testTimer("h")}},
+		{Op: OpList, ID: "i", State: "failed", Limit: 10, From: "n1"},
+		{Op: OpList, ID: "j", Limit: 10, DueAfter: 1, DueBefore: 1 << 50, Prefix: "p-", Host: "h:1", From: "n1"},
+		{Op: OpCancelMany, State: "pending", Limit: 256, Prefix: "k", From: "n1"},
+		{Op: OpCancelMany, Limit: 256, Host: "h", From: "n1"},
 	} {
 		data := appendCommand(nil, &cmd, 1234)
 		require.LessOrEqual(t, len(data), commandSize(&cmd))
@@ -42,6 +46,20 @@ func TestCommandRoundTrip(t *testing.T) {
 		require.EqualValues(t, 1234, timeout)
 		require.Equal(t, cmd, got)
 	}
+}
+
+// An unfiltered list encodes as it did before filters existed (no flag,
+// nothing after the limit), so that older nodes read it; a filter flag on
+// another op is corrupt.
+func TestCommandListEncodingUnchanged(t *testing.T) {
+	t.Parallel()
+	data := appendCommand(nil, &Command{Op: OpList, ID: "a", State: "failed", Limit: 7, From: "n"}, 5)
+	want := []byte{commandVersion, byte(OpList), 0, 5, 1, 'n', 1, 'a', 6, 'f', 'a', 'i', 'l', 'e', 'd', 7, 0}
+	require.Equal(t, want, data)
+	bad := appendCommand(nil, &Command{Op: OpGet, ID: "a"}, 0)
+	bad[2] |= flagFilter
+	_, _, err := decodeCommand(bad)
+	require.ErrorIs(t, err, errCorrupt)
 }
 
 func relative(t *skyring.Timer) *skyring.Timer { t.Relative = true; return t }
