@@ -17,7 +17,8 @@
 //	<prefix>.timer.update   replace a timer (id required); queue group "skyring-api"
 //	<prefix>.timer.cancel   cancel a timer ({"id":…}); queue group "skyring-api"
 //	<prefix>.timer.get      read a timer ({"id":…}); queue group "skyring-api"
-//	<prefix>.timer.list     a page of timers ({"state":…,"limit":…,"cursor":…}, all optional); queue group "skyring-api"
+//	<prefix>.timer.list     a page of timers ({"state":…,"due_after":…,"due_before":…,"prefix":…,"host":…,"limit":…,"cursor":…}, all optional); queue group "skyring-api"
+//	<prefix>.timer.cancel_many  cancel the timers the filters of list match (at least one filter, or "all":true); answers {"status":200,"cancelled":N}; queue group "skyring-api"
 //	<prefix>.timer.retry    re-arm a failed timer ({"id":…}); queue group "skyring-api"
 //	<prefix>.events.<type>  timer events: create, replace, execute, cancel, success, fail, evict (TimerEvent)
 //	<prefix>.node.<type>    node events: ready, recover, rebalance, purge, shutdown, join, leave (NodeEvent)
@@ -108,11 +109,18 @@
 //	uvarint count of Acked ids, each uvarint len + bytes.
 //
 // The flags byte: bit 0, the first timer is Command.Timer; bit 1, that
-// timer is relative; bit 2, Command.Resend; bit 3, Command.Probe.
+// timer is relative; bit 2, Command.Resend; bit 3, Command.Probe; bit 4,
+// the list or cancel_many filter fields follow.
 //
-// A list command (OpList) carries, after its ID (the id to list after),
-// its State (uvarint len + bytes) and Limit (uvarint); a handoff command,
-// after its ID, its Ring (uvarint).
+// A list command (OpList) or a bulk cancel round (OpCancelMany) carries,
+// after its ID (the id to go on after), its State (uvarint len + bytes)
+// and Limit (uvarint), then, only when flag bit 4 is set (some filter
+// beyond State), DueAfter and DueBefore (varints, Unix ms), Prefix and
+// Host (uvarint len + bytes): an unfiltered list encodes as it did before
+// filters existed, so older nodes read it. A handoff command carries,
+// after its ID, its Ring (uvarint). The reply to an OpCancelMany round
+// carries the ids it cancelled in Acked, the last id it examined in
+// Cursor and whether more follow in More.
 //
 // The code is what the receiving side branches on (Reply.Err,
 // skyring.ErrorFromCode): the reason is for people. Version 1 replies had
