@@ -669,13 +669,19 @@ func (b *Bus) subscribe(nc *nats.Conn) error {
 	// Raise the pending limits above nats.go's defaults: the dispatcher
 	// hands messages to the pool, so a burst waits here rather than being
 	// dropped as a slow consumer. Bounded, so that a flood costs at most
-	// relayPendingBytes + len(apiOps)·apiPendingBytes of memory (320 MiB)
-	// before messages are dropped (logged as a slow consumer).
+	// relayPendingBytes + apiPendingBytes for each API subject but
+	// cancel_many, whose rare, tiny messages get cancelManyPendingBytes, of
+	// memory (321 MiB) before messages are dropped (logged as a slow
+	// consumer).
 	if err := b.subs.relay.SetPendingLimits(relayPendingMsgs, relayPendingBytes); err != nil {
 		return fmt.Errorf("bus: setting pending limits: %w", err)
 	}
-	for _, s := range b.subs.api {
-		if err := s.SetPendingLimits(apiPendingMsgs, apiPendingBytes); err != nil {
+	for i, s := range b.subs.api {
+		msgs, bytes := apiPendingMsgs, apiPendingBytes
+		if apiOps[i].kind == apiCancelMany {
+			msgs, bytes = cancelManyPendingMsgs, cancelManyPendingBytes
+		}
+		if err := s.SetPendingLimits(msgs, bytes); err != nil {
 			return fmt.Errorf("bus: setting pending limits: %w", err)
 		}
 	}
@@ -688,4 +694,7 @@ const (
 	relayPendingBytes = 128 << 20
 	apiPendingMsgs    = 1 << 17
 	apiPendingBytes   = 32 << 20
+
+	cancelManyPendingMsgs  = 1 << 10
+	cancelManyPendingBytes = 1 << 20
 )

@@ -672,7 +672,6 @@ func TestNotFoundRoutes(t *testing.T) {
 		{http.MethodGet, "/"},
 		{http.MethodGet, "/nope"},
 		{http.MethodPut, "/timer"},
-		{http.MethodDelete, "/timer"},
 		{http.MethodPatch, "/timer"},
 		{http.MethodOptions, "/timer"},
 		{http.MethodGet, "/timer/known/retry"},
