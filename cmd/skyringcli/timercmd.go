@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -286,6 +287,9 @@ func timerGet(c *cli.Context, conn *apiConn) error {
 }
 
 func oneID(c *cli.Context) (string, error) {
+	if err := flagsFirst(c); err != nil {
+		return "", err
+	}
 	if c.NArg() != 1 {
 		return "", fmt.Errorf("give one timer id, got %d arguments", c.NArg())
 	}
@@ -343,6 +347,9 @@ func timerCancel(c *cli.Context, conn *apiConn) error {
 	if c.NArg() == 0 {
 		return errors.New("give one or more timer ids")
 	}
+	if err := flagsFirst(c); err != nil {
+		return err
+	}
 	result := struct {
 		Cancelled []string          `json:"cancelled"`
 		Failed    map[string]string `json:"failed,omitempty"`
@@ -370,6 +377,25 @@ func timerCancel(c *cli.Context, conn *apiConn) error {
 	}
 	if n := len(result.Failed); n > 0 {
 		return fmt.Errorf("%d of %d timers not cancelled: %w", n, c.NArg(), errSomeFailed)
+	}
+	return nil
+}
+
+// flagsFirst refuses one of the command's flags given after an id: the
+// command line parser stops at the first argument, so it would be taken
+// for an id.
+func flagsFirst(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		name, ok := strings.CutPrefix(a, "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(strings.TrimPrefix(name, "-"), "=")
+		for _, f := range c.Command.Flags {
+			if slices.Contains(f.Names(), name) {
+				return fmt.Errorf("flags go before the ids: %s came after one", a)
+			}
+		}
 	}
 	return nil
 }
@@ -424,7 +450,6 @@ func clusterShow(c *cli.Context, conn *apiConn) error {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
