@@ -19,20 +19,15 @@ type ListQuery struct {
 	// State keeps the timers in that state (a state name: pending,
 	// retrying, delivered, failed, cancelled); "" keeps all.
 	State string
+	// DueAfter, DueBefore, Prefix and Host narrow the listing further:
+	// see Filter.
+	DueAfter, DueBefore int64
+	Prefix, Host        string
 	// After is where the page starts: the timers whose id sorts after it.
 	// It is the decoded cursor of the previous page; "" for the first.
 	After string
 	// Limit is the most timers the page holds, 1 to MaxListLimit.
 	Limit int
-
-	// Filters sent as given to the server (the query parameters prefix,
-	// due_after, due_before and host, and the NATS list payload's fields of
-	// the same names); "" sends none. A server that does not know a filter
-	// ignores it.
-	Prefix    string // id prefix
-	DueAfter  string // due at or after: Unix ms or RFC 3339
-	DueBefore string // due before: Unix ms or RFC 3339
-	Host      string // the callback URI's host, or host:port
 }
 
 // ListPage is one page of a listing. A page may hold fewer than the limit,

@@ -186,11 +186,6 @@ func (c *HTTPClient) List(ctx context.Context, q skyring.ListQuery) (skyring.Lis
 	if q.After != "" {
 		params.Set("cursor", skyring.EncodeCursor(q.After))
 	}
-	for k, v := range map[string]string{"prefix": q.Prefix, "due_after": q.DueAfter, "due_before": q.DueBefore, "host": q.Host} {
-		if v != "" {
-			params.Set(k, v)
-		}
-	}
 	u := c.base + timerPath
 	if len(params) > 0 {
 		u += "?" + params.Encode()

@@ -103,11 +103,6 @@ type listBody struct {
 	State  string `json:"state,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 	Cursor string `json:"cursor,omitempty"`
-	// Filters (skyring.ListQuery).
-	Prefix    string `json:"prefix,omitempty"`
-	DueAfter  string `json:"due_after,omitempty"`
-	DueBefore string `json:"due_before,omitempty"`
-	Host      string `json:"host,omitempty"`
 }
 
 // Create requests <prefix>.timer.create and returns the id of the new
@@ -180,10 +175,7 @@ func (c *NATSClient) Get(ctx context.Context, id string) (skyring.Info, error) {
 // List requests <prefix>.timer.list: the cursor is q.After encoded with
 // skyring.EncodeCursor; state and limit are left out when empty or zero.
 func (c *NATSClient) List(ctx context.Context, q skyring.ListQuery) (skyring.ListPage, error) {
-	body, err := marshal(listBody{
-		State: q.State, Limit: q.Limit, Cursor: skyring.EncodeCursor(q.After),
-		Prefix: q.Prefix, DueAfter: q.DueAfter, DueBefore: q.DueBefore, Host: q.Host,
-	})
+	body, err := marshal(listBody{State: q.State, Limit: q.Limit, Cursor: skyring.EncodeCursor(q.After)})
 	if err != nil {
 		return skyring.ListPage{}, listError(err)
 	}

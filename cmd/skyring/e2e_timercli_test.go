@@ -169,6 +169,8 @@ func TestCLITimerCreateGetCancel(t *testing.T) {
 	require.Contains(t, errOut, r.Reason(), "the server's x-skyring-reason")
 	_, errOut = cliFails(t, nil, args("create", "--timeout", "10", "--callback", "ftp://x")...)
 	require.Contains(t, errOut, "nats:<subject>")
+	_, errOut = cliFails(t, nil, args("ls", "--due-after", "soon")...)
+	require.Contains(t, errOut, "--due-after \"soon\"")
 	_, errOut = cliFails(t, nil, args("get", "no-such")...)
 	require.Contains(t, errOut, "not found")
 

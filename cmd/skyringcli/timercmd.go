@@ -301,12 +301,17 @@ func timerList(c *cli.Context, conn *apiConn) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " "))
 	}
 	q := skyring.ListQuery{
-		State:     c.String("state"),
-		Limit:     c.Int("limit"),
-		Prefix:    c.String("prefix"),
-		DueAfter:  c.String("due-after"),
-		DueBefore: c.String("due-before"),
-		Host:      c.String("host"),
+		State:  c.String("state"),
+		Limit:  c.Int("limit"),
+		Prefix: c.String("prefix"),
+		Host:   c.String("host"),
+	}
+	var err error
+	if q.DueAfter, err = dueBound("due-after", c.String("due-after")); err != nil {
+		return err
+	}
+	if q.DueBefore, err = dueBound("due-before", c.String("due-before")); err != nil {
+		return err
 	}
 	if cur := c.String("cursor"); cur != "" {
 		after, err := skyring.DecodeCursor(cur)
@@ -326,7 +331,6 @@ func timerList(c *cli.Context, conn *apiConn) error {
 			return err
 		}
 	} else {
-		var err error
 		if page, err = conn.List(c.Context, q); err != nil {
 			return err
 		}
@@ -341,6 +345,22 @@ func timerList(c *cli.Context, conn *apiConn) error {
 		fmt.Fprintf(c.App.ErrWriter, "more timers follow: --cursor %s (or --all)\n", page.Cursor)
 	}
 	return nil
+}
+
+// dueBound reads --due-after or --due-before: Unix ms or RFC 3339; "" is
+// 0 (no bound).
+func dueBound(flag, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+		return ms, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || t.UnixMilli() <= 0 {
+		return 0, fmt.Errorf("--%s %q: Unix ms or RFC 3339, e.g. 2030-01-01T00:00:00Z", flag, v)
+	}
+	return t.UnixMilli(), nil
 }
 
 func timerCancel(c *cli.Context, conn *apiConn) error {
