@@ -97,6 +97,7 @@ func (a *App) cliApp(storageExtra map[string][]string) *cli.App {
 					return nil
 				},
 			},
+			a.timerCommand(), a.clusterCommand(),
 			loadgen.Command(),
 			loadgen.TrivialCommand(),
 		},

@@ -51,6 +51,7 @@ missing when --wait ends, the report is printed and the command fails.`,
 			&cli.StringFlag{Name: "nats-mode", Value: NATSRequest, Usage: "request (await each reply) or publish (fire-and-forget)"},
 			&cli.StringFlag{Name: "prefix", Value: DefaultPrefix, Usage: "NATS subject prefix"},
 			&cli.IntFlag{Name: "nats-conns", Value: DefaultNATSConns, Usage: "NATS connections shared by the workers"},
+			&cli.BoolFlag{Name: "cleanup", Usage: "once the run is over, cancel every timer it created that is still pending"},
 			&cli.BoolFlag{Name: "baseline", Usage: "first run the same create load against a trivial handler and report the ratio"},
 		},
 		Action: func(c *cli.Context) error {
@@ -79,6 +80,7 @@ missing when --wait ends, the report is printed and the command fails.`,
 				NATSMode:       c.String("nats-mode"),
 				Prefix:         c.String("prefix"),
 				NATSConns:      c.Int("nats-conns"),
+				Cleanup:        c.Bool("cleanup"),
 				Baseline:       c.Bool("baseline"),
 			}
 			res, err := Run(c.Context, cfg, c.App.ErrWriter)

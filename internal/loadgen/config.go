@@ -152,6 +152,10 @@ type Config struct {
 	// Default 1.
 	NATSConns int
 
+	// Cleanup cancels, once the run is over, every timer it created that
+	// is still pending (Result.CleanedUp tells how many).
+	Cleanup bool
+
 	// Baseline first runs the same create load (unpaced, over HTTP) against
 	// a trivial handler and reports both rates and their ratio.
 	Baseline bool

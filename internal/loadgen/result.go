@@ -78,6 +78,10 @@ type Result struct {
 	BaselinePerSec *float64 `json:"baseline_per_sec,omitempty"`
 	Ratio          *float64 `json:"ratio,omitempty"` // CreatePerSec / BaselinePerSec
 
+	// CleanedUp is how many still pending timers Config.Cleanup cancelled;
+	// nil without it.
+	CleanedUp *int64 `json:"cleaned_up,omitempty"`
+
 	ErrorSamples []string      `json:"error_samples,omitempty"` // first distinct create error reasons
 	Warnings     []string      `json:"warnings,omitempty"`
 	Elapsed      time.Duration `json:"-"`
@@ -126,6 +130,9 @@ func (r *Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "; ratio %.3f", *r.Ratio)
 		}
 		b.WriteByte('\n')
+	}
+	if r.CleanedUp != nil {
+		fmt.Fprintf(&b, "cleaned up %d\n", *r.CleanedUp)
 	}
 	for _, wn := range r.Warnings {
 		fmt.Fprintf(&b, "warning:    %s\n", wn)

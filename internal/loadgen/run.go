@@ -222,6 +222,14 @@ func (e *engine) run(ctx context.Context) (*Result, error) {
 			res.Creates-res.Missing, res.Creates, cfg.Wait, ErrDeliveriesMissing)
 		res.Warnings = append(res.Warnings, waitErr.Error())
 	}
+	if cfg.Cleanup && e.label == "" && !cfg.Floor {
+		n, err := e.cleanup(ctx)
+		res.CleanedUp = &n
+		if err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+		}
+		fmt.Fprintf(e.progress, "%scleaned up %d\n", e.label, n)
+	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.progress, "%swarning: %s\n", e.label, w)
 	}
@@ -487,7 +495,7 @@ func (e *engine) result(latency []int64, createEnd time.Time, elapsed time.Durat
 		}
 	}
 	switch {
-	case cfg.Mode == ModeCreate && r.Creates > 0 && e.label == "":
+	case cfg.Mode == ModeCreate && r.Creates > 0 && e.label == "" && !cfg.Cleanup:
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d timers remain pending on the targets (due in %s)", r.Creates, cfg.Timeout))
 	case cfg.Mode == ModeInstant && e.cutByDue.Load():
 		r.Warnings = append(r.Warnings, fmt.Sprintf("only %d of %d timers were created before their due instant; %s", r.Creates, e.planned, leadHint))
