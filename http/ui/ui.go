@@ -30,9 +30,11 @@ const Path = "/ui"
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Routes are the dashboard's GET routes by exact path: the page (at /ui and
-// /ui/) and its assets.
+// /ui/), its assets, and / redirecting to it.
 func Routes() map[string]http.Handler {
-	routes := map[string]http.Handler{}
+	routes := map[string]http.Handler{
+		"/": http.RedirectHandler(Path, http.StatusFound),
+	}
 	page := asset("static/index.html", "text/html; charset=utf-8")
 	routes[Path] = page
 	routes[Path+"/"] = page
