@@ -17,10 +17,11 @@ type guard struct {
 	next    http.Handler
 	tokens  [][]byte
 	origins map[string]bool // allowed origins, "scheme://host[:port]", lower case; "*" allows any
+	public  map[string]bool // GET paths served without a token (Options.Public)
 }
 
-func newGuard(next http.Handler, tokens, origins []string) http.Handler {
-	g := &guard{next: next, origins: map[string]bool{}}
+func newGuard(next http.Handler, tokens, origins []string, public map[string]bool) http.Handler {
+	g := &guard{next: next, origins: map[string]bool{}, public: public}
 	for _, t := range tokens {
 		if t = strings.TrimSpace(t); t != "" {
 			g.tokens = append(g.tokens, []byte(t))
@@ -45,12 +46,17 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, reasonOrigin)
 		return
 	}
-	if len(g.tokens) > 0 && r.URL.Path != pingPath && !g.validToken(r.Header.Get("Authorization")) {
+	if len(g.tokens) > 0 && r.URL.Path != pingPath && !g.isPublic(r) && !g.validToken(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="skyring"`)
 		writeError(w, http.StatusUnauthorized, reasonToken)
 		return
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// isPublic reports whether r is a GET of a public path.
+func (g *guard) isPublic(r *http.Request) bool {
+	return r.Method == http.MethodGet && g.public[r.URL.Path]
 }
 
 // allowedOrigin reports whether a request from a page of origin may be

@@ -12,7 +12,11 @@ import (
 func TestGuard(t *testing.T) {
 	t.Parallel()
 	open := NewHandler(newMemService(), Options{})
-	locked := NewHandler(newMemService(), Options{Tokens: []string{"old-token", " new-token "}, AllowOrigins: []string{"https://app.example.com/"}})
+	page := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	locked := NewHandler(newMemService(), Options{
+		Tokens: []string{"old-token", " new-token "}, AllowOrigins: []string{"https://app.example.com/"},
+		Extra: map[string]http.Handler{"/cluster": page}, Public: map[string]http.Handler{"/page": page},
+	})
 	star := NewHandler(newMemService(), Options{AllowOrigins: []string{"*"}})
 	for _, tc := range []struct {
 		name    string
@@ -35,6 +39,10 @@ func TestGuard(t *testing.T) {
 		{"new token, any case of Bearer", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "bearer new-token"}, http.StatusNotFound, "Timer not found"},
 		{"a prefix of a token", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "Bearer old"}, http.StatusUnauthorized, reasonToken},
 		{"ping stays open", locked, http.MethodGet, "/ping", nil, http.StatusOK, ""},
+		{"a public page needs no token", locked, http.MethodGet, "/page", nil, http.StatusOK, ""},
+		{"a public page only for GET", locked, http.MethodPost, "/page", nil, http.StatusUnauthorized, reasonToken},
+		{"an extra route needs the token", locked, http.MethodGet, "/cluster", nil, http.StatusUnauthorized, reasonToken},
+		{"a public page still checks Origin", locked, http.MethodGet, "/page", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden, reasonOrigin},
 		{"allowed origin with token", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://APP.example.com"}, http.StatusNotFound, "Timer not found"},
 		{"foreign origin with a valid token", locked, http.MethodPost, "/timer", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://evil.example"}, http.StatusForbidden, reasonOrigin},
 	} {

@@ -64,6 +64,10 @@ type Options struct {
 	// Extra holds additional GET routes by exact path, e.g. "/cluster".
 	// They cannot shadow the timer routes or /ping.
 	Extra map[string]http.Handler
+	// Public holds GET routes by exact path that need no token: pages and
+	// assets that carry no data (the dashboard). The Origin rule still
+	// applies. They cannot shadow the timer routes or /ping.
+	Public map[string]http.Handler
 	// Tokens, when set, are the bearer tokens the API accepts
 	// (Authorization: Bearer <token>); a request without one of them is a
 	// 401. /ping stays open. Several tokens allow a rotation.
@@ -116,10 +120,17 @@ var notFoundBody = []byte(`{"message":"Not Found"}`)
 // NewHandler returns the HTTP API of API.md section 2 in front of svc.
 func NewHandler(svc Service, opts Options) http.Handler {
 	opts = opts.withDefaults()
-	extra := make(map[string]http.Handler, len(opts.Extra))
+	extra := make(map[string]http.Handler, len(opts.Extra)+len(opts.Public))
+	public := make(map[string]bool, len(opts.Public))
 	for path, h := range opts.Extra {
 		if h != nil {
 			extra[path] = h
+		}
+	}
+	for path, h := range opts.Public {
+		if h != nil {
+			extra[path] = h
+			public[path] = true
 		}
 	}
 	return newGuard(&handler{
@@ -129,7 +140,7 @@ func NewHandler(svc Service, opts Options) http.Handler {
 		now:        opts.Now,
 		log:        opts.Logger.With("component", "http"),
 		extra:      extra,
-	}, opts.Tokens, opts.AllowOrigins)
+	}, opts.Tokens, opts.AllowOrigins, public)
 }
 
 type handler struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
 	skyhttp "github.com/skyring/skyring/http"
+	"github.com/skyring/skyring/http/ui"
 	"github.com/skyring/skyring/storage"
 	"github.com/skyring/skyring/transports"
 	"github.com/skyring/skyring/wheel"
@@ -193,6 +194,7 @@ func (n *Node) build() error {
 		Now:          n.clock.Now,
 		Logger:       n.opts.Logger,
 		Extra:        n.extraRoutes(),
+		Public:       ui.Routes(),
 		Tokens:       n.opts.HTTPTokens,
 		AllowOrigins: n.opts.HTTPAllowOrigins,
 		TLSCertFile:  n.opts.HTTPTLSCertFile,
