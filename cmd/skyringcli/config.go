@@ -183,16 +183,22 @@ func configStrings(v any) ([]string, error) {
 	return []string{fmt.Sprint(v)}, nil
 }
 
-// checkDuration accepts a Go duration string ("10s", "1m30s", "0").
+// checkDuration accepts a Go duration string ("10s", "1m30s", "0") or the
+// number 0.
 func checkDuration(v any) error {
-	s, ok := v.(string)
-	if !ok {
-		if n, isNum := v.(int); isNum && n == 0 {
+	switch v := v.(type) {
+	case string:
+		return parseDuration(v)
+	case int:
+		if v == 0 { // 0 needs no unit
 			return nil
 		}
-		return ErrDurationUnit
+	case int64:
+		if v == 0 {
+			return nil
+		}
 	}
-	return parseDuration(s)
+	return ErrDurationUnit
 }
 
 // parseDuration is time.ParseDuration with a useful error: "10" (no unit)
