@@ -219,6 +219,7 @@ func TestParseTimerAt(t *testing.T) {
 	require.Equal(t, now.Add(300*24*time.Hour).UnixNano(), tm.Due)
 	_, err = skyring.ParseTimer(withCB(`"at":`+rfc(366*24*time.Hour)), p)
 	requireInvalid(t, err, "at", "within")
+	require.ErrorContains(t, err, "--timer:max", "the reason says how to allow it")
 
 	// Beyond 2262 stays out of range even with the highest bound.
 	p.MaxTimeout = math.MaxInt64

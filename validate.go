@@ -103,7 +103,7 @@ func ParseTimer(body []byte, p ParseParams) (*Timer, error) {
 			return nil, invalid("at", "at must lie in the future")
 		}
 		if due-now > max*int64(time.Millisecond) {
-			return nil, invalid("at", "at must lie within %d ms from now", max)
+			return nil, invalid("at", "at must lie within %d ms from now (the node's --timer:max)", max)
 		}
 		t.Due = due
 	case hasTimeout:

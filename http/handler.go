@@ -495,7 +495,7 @@ func putBuf(bp *[]byte) {
 }
 
 // fail answers err: the status and reason of skyring.Status, the reason in
-// x-skyring-reason, an empty body. Internal failures (5xx other than the
+// x-skyring-reason and in a JSON body {"message": reason}. Internal failures (5xx other than the
 // known 503s) are logged.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason := errorStatus(err)
@@ -523,9 +523,29 @@ func errorStatus(err error) (int, string) {
 	return status, headerLine(reason, status)
 }
 
+// writeError is the one place error answers are written: the reason in
+// x-skyring-reason, and the same reason as a JSON body {"message": reason}
+// so that a client that shows only the body (curl -s) sees it too.
 func writeError(w http.ResponseWriter, status int, reason string) {
-	w.Header()[headerReason] = []string{reason}
+	hdr := w.Header()
+	hdr[headerReason] = []string{reason}
+	hdr[headerContentType] = []string{"application/json"}
 	w.WriteHeader(status)
+	_, _ = w.Write(errorBody(reason))
+}
+
+// errorBody is {"message": reason} (reason JSON-escaped).
+func errorBody(reason string) []byte {
+	b, err := json.Marshal(errorMessage{Message: reason})
+	if err != nil { // a string always marshals
+		return []byte(`{"message":"error"}`)
+	}
+	return b
+}
+
+// errorMessage is the body of every error answer.
+type errorMessage struct {
+	Message string `json:"message"`
 }
 
 func notFound(w http.ResponseWriter) {

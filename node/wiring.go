@@ -12,9 +12,6 @@ import (
 	"github.com/skyring/skyring/transports/natstransport"
 )
 
-// Version is the Skyring version, sent as User-Agent skyring/<Version>.
-var Version = "0.1.0"
-
 // DefaultTransports returns a catalog of the built-in transports: "http" and
 // "nats". A custom binary adds its own to it before running the CLI.
 func DefaultTransports() *transports.Catalog {

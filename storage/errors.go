@@ -10,6 +10,10 @@ var (
 	// ErrUnknownBackend: Registry.Open was given a name no backend is
 	// registered under. The error lists the known names.
 	ErrUnknownBackend = errors.New("storage: unknown backend")
+	// ErrUnknownOption: Registry.CheckOptions was given an option
+	// (--storage:<key>) that the selected backend does not declare. The
+	// error names the key, a close known one if any, and the known keys.
+	ErrUnknownOption = errors.New("storage: unknown option")
 	// ErrDuplicateBackend: Registry.Register was given a name or alias that
 	// is already taken.
 	ErrDuplicateBackend = errors.New("storage: duplicate backend")

@@ -26,6 +26,7 @@ type Registry struct {
 	openers map[string]Opener // by name and by alias
 	primary map[string]string // name or alias -> name
 	aliases map[string][]string
+	options map[string][]string // by name: the Extra keys it declares
 }
 
 // NewRegistry returns an empty registry.
@@ -34,7 +35,132 @@ func NewRegistry() *Registry {
 		openers: make(map[string]Opener),
 		primary: make(map[string]string),
 		aliases: make(map[string][]string),
+		options: make(map[string][]string),
 	}
+}
+
+// BaseOptions are the option keys every backend takes: --storage:backend,
+// --storage:path and --storage:nosync (storage.Options' own fields).
+var BaseOptions = []string{"backend", "nosync", "path"}
+
+// DeclareOptions names the further options (keys of Options.Extra, given as
+// --storage:<key>=<value>) the backend registered under name (or an alias)
+// takes. A backend that declares none takes only BaseOptions: any other key
+// is refused by CheckOptions, so a typo (--storage:paht) stops the node
+// instead of being ignored. Keys add to those declared before.
+func (r *Registry) DeclareOptions(name string, keys ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.primary[name]
+	if !ok {
+		return fmt.Errorf("%w %q; known: %s", ErrUnknownBackend, name, r.describeLocked())
+	}
+	for _, k := range keys {
+		if k == "" {
+			return fmt.Errorf("storage: declare options of %q: empty key", name)
+		}
+		if !slices.Contains(r.options[p], k) {
+			r.options[p] = append(r.options[p], k)
+		}
+	}
+	return nil
+}
+
+// OptionKeys returns the option keys the backend registered under name (or
+// an alias) takes, BaseOptions included, sorted; ok is false for an unknown
+// backend.
+func (r *Registry) OptionKeys(name string) (keys []string, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.primary[name]
+	if !ok {
+		return nil, false
+	}
+	keys = append(slices.Clone(BaseOptions), r.options[p]...)
+	slices.Sort(keys)
+	return slices.Compact(keys), true
+}
+
+// CheckOptions refuses extra keys the backend registered under name does
+// not declare, with an error matching ErrUnknownOption that names each such
+// key and, when one is close, the key that was probably meant. An unknown
+// backend is not checked here: Open reports it.
+func (r *Registry) CheckOptions(name string, extra map[string][]string) error {
+	known, ok := r.OptionKeys(name)
+	if !ok {
+		return nil
+	}
+	var bad []string
+	for k := range extra {
+		if !slices.Contains(known, k) {
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	msgs := make([]string, len(bad))
+	for i, k := range bad {
+		msgs[i] = fmt.Sprintf("%q", k)
+		if m := Closest(k, known); m != "" {
+			msgs[i] += fmt.Sprintf(" (did you mean %q?)", m)
+		}
+	}
+	return &UnknownOptionError{Backend: name, Keys: bad, Known: known,
+		msg: fmt.Sprintf("%s %s for backend %q; known: %s", ErrUnknownOption, strings.Join(msgs, ", "), name, strings.Join(known, ", "))}
+}
+
+// UnknownOptionError is CheckOptions' error: it matches ErrUnknownOption
+// and carries the keys, so a caller (the CLI) can word them as flags.
+type UnknownOptionError struct {
+	Backend string   // the selected backend
+	Keys    []string // the keys it does not declare, sorted
+	Known   []string // the keys it takes, sorted
+	msg     string
+}
+
+func (e *UnknownOptionError) Error() string { return e.msg }
+
+// Is makes the error match ErrUnknownOption.
+func (e *UnknownOptionError) Is(target error) bool { return target == ErrUnknownOption }
+
+// Closest returns the candidate within an edit distance of 2 of s (and less
+// than half its length), the nearest first, or "" if none is that close.
+func Closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD && 2*d < max(len(s), len(c)) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, with an adjacent
+// transposition counting as one edit (optimal string alignment).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 // Register adds a backend under name and any aliases. Names are matched
@@ -105,12 +231,21 @@ func (r *Registry) Names() []string {
 // describe lists the names with their aliases: "leveldb (goleveldb,
 // leveldown), memory (mem, memdown)".
 func (r *Registry) describe() string {
-	names := r.Names()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.describeLocked()
+}
+
+// describeLocked is describe with r.mu held.
+func (r *Registry) describeLocked() string {
+	names := make([]string, 0, len(r.aliases))
+	for n := range r.aliases {
+		names = append(names, n)
+	}
+	slices.Sort(names)
 	if len(names) == 0 {
 		return "none"
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	parts := make([]string, len(names))
 	for i, n := range names {
 		parts[i] = n

@@ -127,3 +127,53 @@ func TestLockedError(t *testing.T) {
 	require.ErrorIs(t, err, cause)
 	require.EqualError(t, err, "storage: data directory /d is in use by another process")
 }
+
+// A backend takes path, nosync and backend, and only the further options it
+// declares: anything else is refused, naming the key and a close one.
+func TestRegistryOptions(t *testing.T) {
+	t.Parallel()
+	r := storage.NewRegistry()
+	open := func(storage.Options) (storage.Store, error) { return memstore.New(), nil }
+	require.NoError(t, r.Register("plain", open, "pl"))
+	require.NoError(t, r.Register("scylla", open, "scylladown"))
+	require.ErrorIs(t, r.DeclareOptions("nope", "x"), storage.ErrUnknownBackend)
+	require.Error(t, r.DeclareOptions("scylla", ""))
+	require.NoError(t, r.DeclareOptions("scylladown", "contactPoints"))
+	require.NoError(t, r.DeclareOptions("scylla", "keyspace", "contactPoints"))
+
+	keys, ok := r.OptionKeys("pl")
+	require.True(t, ok)
+	require.Equal(t, []string{"backend", "nosync", "path"}, keys)
+	keys, ok = r.OptionKeys("scylladown")
+	require.True(t, ok)
+	require.Equal(t, []string{"backend", "contactPoints", "keyspace", "nosync", "path"}, keys)
+	_, ok = r.OptionKeys("nope")
+	require.False(t, ok)
+
+	require.NoError(t, r.CheckOptions("plain", nil))
+	require.NoError(t, r.CheckOptions("scylla", map[string][]string{"contactPoints": {"a"}, "keyspace": {"k"}}))
+	require.NoError(t, r.CheckOptions("nope", map[string][]string{"anything": {"a"}}), "Open reports an unknown backend")
+
+	err := r.CheckOptions("plain", map[string][]string{"paht": {"/x"}, "nosynk": {""}, "zzz": {"1"}})
+	require.ErrorIs(t, err, storage.ErrUnknownOption)
+	require.EqualError(t, err, `storage: unknown option "nosynk" (did you mean "nosync"?), "paht" (did you mean "path"?), "zzz" for backend "plain"; known: backend, nosync, path`)
+	var uo *storage.UnknownOptionError
+	require.True(t, errors.As(err, &uo))
+	require.Equal(t, []string{"nosynk", "paht", "zzz"}, uo.Keys)
+	require.Equal(t, "plain", uo.Backend)
+
+	err = r.CheckOptions("scylla", map[string][]string{"contactPoint": {"a"}})
+	require.ErrorIs(t, err, storage.ErrUnknownOption)
+	require.Contains(t, err.Error(), `"contactPoint" (did you mean "contactPoints"?)`)
+}
+
+func TestClosest(t *testing.T) {
+	t.Parallel()
+	known := []string{"backend", "nosync", "path"}
+	for in, want := range map[string]string{
+		"paht": "path", "pth": "path", "path": "path", "nosynk": "nosync", "no-sync": "nosync",
+		"backnd": "backend", "xyz": "", "p": "", "contactPoints": "",
+	} {
+		require.Equal(t, want, storage.Closest(in, known), in)
+	}
+}

@@ -428,6 +428,17 @@ func parseReady(line string) (map[string]string, bool) {
 	if !strings.Contains(line, "skyring ready") {
 		return nil, false
 	}
+	if strings.HasPrefix(line, "{") { // --log:format json
+		var obj map[string]any
+		if json.Unmarshal([]byte(line), &obj) != nil || obj["msg"] != "skyring ready" {
+			return nil, false
+		}
+		attrs := make(map[string]string, len(obj))
+		for k, v := range obj {
+			attrs[k] = fmt.Sprint(v)
+		}
+		return attrs, true
+	}
 	attrs := parseLogfmt(line)
 	if attrs["msg"] != "skyring ready" {
 		return nil, false

@@ -14,9 +14,11 @@ package skyringcli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -68,6 +70,12 @@ func (a *App) Main(args []string) int { return a.MainContext(context.Background(
 func (a *App) MainContext(ctx context.Context, args []string) int {
 	args, extra := splitStorageExtras(args)
 	app := a.cliApp(extra)
+	if len(args) > 1 && args[1] == "run" {
+		if err := checkDurationArgs(app.Command("run").Flags, args[2:], os.LookupEnv); err != nil {
+			fmt.Fprintf(a.Stderr, "skyring: %v\n", err)
+			return 1
+		}
+	}
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(a.Stderr, "skyring: %v\n", err)
 		return 1
@@ -93,13 +101,14 @@ func (a *App) cliApp(storageExtra map[string][]string) *cli.App {
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {
-					fmt.Fprintf(a.Stdout, "skyring %s\n", node.Version)
+					cli.ShowVersion(c) // the same line as --version
 					return nil
 				},
 			},
 			a.timerCommand(), a.clusterCommand(),
 			loadgen.Command(),
 			loadgen.TrivialCommand(),
+			a.probeCommand(),
 		},
 	}
 }
@@ -132,6 +141,7 @@ const (
 	flagStorageNoSync      = "storage:nosync"
 	flagTransport          = "transport"
 	flagLogLevel           = "log:level"
+	flagLogFormat          = "log:format"
 	flagDeliveryTimeout    = "delivery:timeout"
 	flagDeliveryWorkers    = "delivery:workers"
 	flagDeliveryAttempts   = "delivery:attempts"
@@ -158,7 +168,11 @@ const (
 )
 
 func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
-	return &cli.Command{
+	extra := maps.Clone(storageExtra)
+	if extra == nil {
+		extra = map[string][]string{}
+	}
+	cmd := &cli.Command{
 		Name:  "run",
 		Usage: "run a Skyring node",
 		Description: "With no flags: HTTP on :3000, an embedded NATS server on 127.0.0.1:4222 whose cluster\n" +
@@ -191,6 +205,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.BoolFlag{Name: flagStorageNoSync, EnvVars: env(flagStorageNoSync), Usage: "acknowledge writes before they are fsynced (faster; a power loss may lose acknowledged timers)"},
 			&cli.StringSliceFlag{Name: flagTransport, Aliases: []string{"t"}, EnvVars: append(env(flagTransport), "transport"), Usage: "enable a compiled-in transport by name; repeatable (default http and nats)"},
 			&cli.StringFlag{Name: flagLogLevel, Value: "info", EnvVars: env(flagLogLevel), Usage: "debug, info, warn or error (DEBUG=skyring:* also turns on debug)"},
+			&cli.StringFlag{Name: flagLogFormat, Value: logFormatText, EnvVars: env(flagLogFormat), Usage: "log format: text (logfmt) or json (one object per line)"},
 			&cli.DurationFlag{Name: flagDeliveryTimeout, Value: node.DefaultDeliveryTimeout, EnvVars: env(flagDeliveryTimeout), Usage: "timeout of one delivery"},
 			&cli.IntFlag{Name: flagDeliveryWorkers, Value: node.DefaultDeliveryWorkers, EnvVars: env(flagDeliveryWorkers), Usage: "deliveries under way at once"},
 			&cli.IntFlag{Name: flagDeliveryAttempts, Value: node.DefaultDeliveryAttempts, EnvVars: env(flagDeliveryAttempts), Usage: "delivery attempts per timer, the first included, unless its callback.retry says otherwise (1: no retry)"},
@@ -215,15 +230,23 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringSliceFlag{Name: flagCallbackAllow, EnvVars: env(flagCallbackAllow), Usage: "when set, http callbacks may reach only these CIDRs, addresses or host patterns; repeatable"},
 			&cli.StringSliceFlag{Name: flagHTTPAllowOrigin, EnvVars: env(flagHTTPAllowOrigin), Usage: "browser origin (e.g. https://app.example.com) whose cross-site requests the API serves; repeatable; \"*\" allows any; other origins get 403"},
 		}, debugFlags()...),
-		Action: func(c *cli.Context) error { return a.run(c, storageExtra) },
 	}
+	cmd.Flags = withConfigFile(cmd.Flags)
+	cmd.Before = func(c *cli.Context) error { return loadConfig(c, cmd.Flags, extra) }
+	cmd.Action = func(c *cli.Context) error {
+		if len(extra) == 0 {
+			return a.run(c, nil)
+		}
+		return a.run(c, extra)
+	}
+	return cmd
 }
 
 func (a *App) run(c *cli.Context, storageExtra map[string][]string) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " "))
 	}
-	logger, err := a.logger(c.String(flagLogLevel))
+	logger, err := a.logger(c.String(flagLogLevel), c.String(flagLogFormat))
 	if err != nil {
 		return err
 	}
@@ -298,6 +321,9 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		DeliveryMaxBackoff: c.Duration(flagDeliveryMaxBackoff),
 		ShutdownTimeout:    c.Duration(flagShutdownTimeout),
 		WebhookSecrets:     splitList(c.StringSlice(flagWebhookSecret)),
+	}
+	if err := checkStorageOptions(cmp.Or(a.Storage, node.DefaultStorage()), o.StorageBackend, storageExtra); err != nil {
+		return o, err
 	}
 	if _, err := httptransport.NewSigner(o.WebhookSecrets); err != nil {
 		return o, fmt.Errorf("--%s: %w", flagWebhookSecret, err) // never the secret itself
@@ -427,7 +453,14 @@ func splitList(vals []string) []string {
 	return out
 }
 
-func (a *App) logger(level string) (*slog.Logger, error) {
+// Log formats of --log:format.
+const (
+	logFormatText = "text"
+	logFormatJSON = "json"
+)
+
+// logger writes to Stderr at level, in format (text or json).
+func (a *App) logger(level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--%s: %w", flagLogLevel, err)
@@ -435,7 +468,14 @@ func (a *App) logger(level string) (*slog.Logger, error) {
 	if d := os.Getenv("DEBUG"); d != "" && debugMatches(d) {
 		l = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case logFormatText, "":
+		return slog.New(slog.NewTextHandler(a.Stderr, opts)), nil
+	case logFormatJSON:
+		return slog.New(slog.NewJSONHandler(a.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--%s %q: want %s or %s", flagLogFormat, format, logFormatText, logFormatJSON)
 }
 
 // debugMatches reads the original's DEBUG=skyring:* convention (a
@@ -485,6 +525,45 @@ func splitStorageExtras(args []string) ([]string, map[string][]string) {
 	}
 	return out, extra
 }
+
+// checkStorageOptions refuses --storage:<key> flags the selected backend
+// does not declare (storage.Registry.DeclareOptions), naming each as a flag
+// with the one probably meant: a typo such as --storage:paht must not start
+// a node on the default directory.
+func checkStorageOptions(reg *storage.Registry, backend string, extra map[string][]string) error {
+	err := reg.CheckOptions(backend, extra)
+	var uo *storage.UnknownOptionError
+	if !errors.As(err, &uo) {
+		return err
+	}
+	flags := make([]string, len(uo.Keys))
+	for i, k := range uo.Keys {
+		flags[i] = "--storage:" + k
+		if m := storage.Closest(k, uo.Known); m != "" {
+			flags[i] += " (did you mean --storage:" + m + "?)"
+		}
+	}
+	known := make([]string, len(uo.Known))
+	for i, k := range uo.Known {
+		known[i] = "--storage:" + k
+	}
+	word := "flag"
+	if len(flags) > 1 {
+		word = "flags"
+	}
+	return &wordedError{err: err, msg: fmt.Sprintf("unknown %s %s; storage backend %q takes %s",
+		word, strings.Join(flags, ", "), uo.Backend, strings.Join(known, ", "))}
+}
+
+// wordedError is err told in the words of the command line (flags, not
+// option keys); errors.Is and errors.As still find err.
+type wordedError struct {
+	err error
+	msg string
+}
+
+func (e *wordedError) Error() string { return e.msg }
+func (e *wordedError) Unwrap() error { return e.err }
 
 // servePprof serves the runtime profiles for operators; it lives as long as
 // the process.

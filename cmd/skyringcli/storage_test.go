@@ -14,7 +14,8 @@ import (
 )
 
 // A custom storage backend registered by name before the CLI runs is
-// selected with --storage:backend and gets the --storage:* options.
+// selected with --storage:backend and gets the --storage:* options it
+// declares.
 func TestCustomStorageBackend(t *testing.T) {
 	app := New()
 	ready := make(chan struct{})
@@ -24,6 +25,7 @@ func TestCustomStorageBackend(t *testing.T) {
 		opened <- o
 		return memstore.New(), nil
 	}, "@skyring/scylladown"))
+	require.NoError(t, app.Storage.DeclareOptions("scylladown", "contactPoints"))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
