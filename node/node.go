@@ -46,6 +46,11 @@ type Node struct {
 	members   *membership
 	rebalance *rebalancer
 	sweeper   *sweeper
+	metrics   *metrics // nil when Options.NoMetrics
+
+	// draining is set first thing by Close: /readyz answers 503 from then
+	// on, while the HTTP edge still serves (Options.ShutdownDrain).
+	draining atomic.Bool
 
 	// ctx is the node's lifetime: cancelled (cause skyring.ErrClosed) by
 	// Close once the node has left the ring.
@@ -67,6 +72,9 @@ func newNode(o Options) (*Node, error) {
 		failed: newFailStop(),
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	if !o.NoMetrics {
+		n.metrics = newMetrics(n)
+	}
 	return n, nil
 }
 
@@ -186,7 +194,7 @@ func (n *Node) build() error {
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
 	n.sweeper = newSweeper(n)
-	n.http = skyhttp.NewServer(n, skyhttp.Options{
+	n.http = skyhttp.NewServer(httpAPI{n}, skyhttp.Options{
 		Addr:         n.opts.HTTPAddr,
 		MaxBodyBytes: n.opts.MaxBodyBytes,
 		MaxTimeout:   n.opts.MaxTimeout,
@@ -219,6 +227,9 @@ func (n *Node) announceReady(recovered int) {
 
 // Close stops the node, in this order:
 //
+//  0. the node turns not ready (GET /readyz answers 503) while the HTTP
+//     edge still serves, for Options.ShutdownDrain, so that a load
+//     balancer stops sending it requests;
 //  1. the HTTP edge stops taking requests and finishes those in flight;
 //  2. the node leaves the ring (goodbye) and hands every timer it holds to
 //     the remaining members; the last member keeps its timers on disk;
@@ -237,6 +248,11 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	was := n.gate.state.Load()
+	n.draining.Store(true)
+	if was == stateRunning && n.opts.ShutdownDrain > 0 {
+		n.log.Info("not ready: draining before the HTTP API stops", "drain", n.opts.ShutdownDrain)
+		time.Sleep(n.opts.ShutdownDrain)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 	defer cancel()
 	var errs []error
