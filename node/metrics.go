@@ -84,6 +84,7 @@ type metrics struct {
 
 	relays        *prometheus.CounterVec   // op, outcome
 	relayDuration *prometheus.HistogramVec // op
+	relayOps      map[bus.Op]*relayCounters
 
 	handoffSent, handoffReceived prometheus.Counter
 	handoffDuration              prometheus.Histogram
@@ -97,6 +98,15 @@ type transportCounters struct {
 	attempts, retries prometheus.Counter
 	outcomes          map[string]prometheus.Counter
 }
+
+// relayCounters are the relay metrics of one op, resolved once.
+type relayCounters struct {
+	outcomes map[string]prometheus.Counter
+	duration prometheus.Observer
+}
+
+// relayOutcomes are the outcomes of a relay sent (skyring_relays_total).
+var relayOutcomes = []string{"ok", "client_error", "server_error", "failed"}
 
 // newMetrics registers the node's metric families. The gauges read n when
 // scraped: nothing is updated on the hot path for them.
@@ -145,6 +155,10 @@ func newMetrics(n *Node) *metrics {
 		Help:    "Round trip of the relays this node sent, by operation.",
 		Buckets: latencyBuckets,
 	}, []string{"op"})
+	m.relayOps = map[bus.Op]*relayCounters{}
+	for _, op := range []bus.Op{bus.OpCreate, bus.OpUpdate, bus.OpCancel, bus.OpGet, bus.OpRetry} {
+		m.relayOps[op] = m.relayCounters(op)
+	}
 	handoffs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "skyring_handoff_timers_total",
 		Help: "Timers handed off to their owner (sent, acknowledged) or taken from another node (received).",
@@ -264,13 +278,36 @@ func (m *metrics) relayed(op bus.Op, took time.Duration, err, rerr error) {
 	if m == nil {
 		return
 	}
-	name := op.String()
 	out := "failed"
 	if err == nil {
 		out = outcomeNames[commandOutcome(rerr)]
 	}
-	m.relays.WithLabelValues(name, out).Inc()
-	m.relayDuration.WithLabelValues(name).Observe(took.Seconds())
+	c, ok := m.relayOps[op]
+	if !ok {
+		c = m.relayCounters(op) // not one of the commands: rare
+	}
+	c.outcomes[out].Inc()
+	c.duration.Observe(took.Seconds())
+}
+
+func (m *metrics) relayCounters(op bus.Op) *relayCounters {
+	name := op.String()
+	c := &relayCounters{outcomes: map[string]prometheus.Counter{}, duration: m.relayDuration.WithLabelValues(name)}
+	for _, o := range relayOutcomes {
+		c.outcomes[o] = m.relays.WithLabelValues(name, o)
+	}
+	return c
+}
+
+// knownTransports resolves the delivery counters of the enabled
+// transports, so that their series show (at 0) before any delivery.
+func (m *metrics) knownTransports(names []string) {
+	if m == nil {
+		return
+	}
+	for _, name := range names {
+		m.transport(name)
+	}
 }
 
 // handedOff counts a hand-off message this node sent and the timers of it

@@ -183,6 +183,7 @@ func (n *Node) build() error {
 	if err = n.buildTransports(); err != nil {
 		return err
 	}
+	n.metrics.knownTransports(n.transports.Names())
 	if n.bus, err = bus.New(n.busOptions()); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
