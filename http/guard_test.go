@@ -14,6 +14,10 @@ func TestGuard(t *testing.T) {
 	open := NewHandler(newMemService(), Options{})
 	locked := NewHandler(newMemService(), Options{Tokens: []string{"old-token", " new-token "}, AllowOrigins: []string{"https://app.example.com/"}})
 	star := NewHandler(newMemService(), Options{AllowOrigins: []string{"*"}})
+	probe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	probes := NewHandler(newMemService(), Options{Tokens: []string{"old-token"}, Extra: map[string]http.Handler{
+		"/healthz": probe, "/readyz": probe, "/metrics": probe,
+	}})
 	for _, tc := range []struct {
 		name    string
 		h       http.Handler
@@ -35,6 +39,10 @@ func TestGuard(t *testing.T) {
 		{"new token, any case of Bearer", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "bearer new-token"}, http.StatusNotFound, "Timer not found"},
 		{"a prefix of a token", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "Bearer old"}, http.StatusUnauthorized, reasonToken},
 		{"ping stays open", locked, http.MethodGet, "/ping", nil, http.StatusOK, ""},
+		{"healthz stays open", probes, http.MethodGet, "/healthz", nil, http.StatusNoContent, ""},
+		{"readyz stays open", probes, http.MethodGet, "/readyz", nil, http.StatusNoContent, ""},
+		{"metrics needs the token", probes, http.MethodGet, "/metrics", nil, http.StatusUnauthorized, reasonToken},
+		{"metrics with the token", probes, http.MethodGet, "/metrics", map[string]string{"Authorization": "Bearer old-token"}, http.StatusNoContent, ""},
 		{"allowed origin with token", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://APP.example.com"}, http.StatusNotFound, "Timer not found"},
 		{"foreign origin with a valid token", locked, http.MethodPost, "/timer", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://evil.example"}, http.StatusForbidden, reasonOrigin},
 	} {
