@@ -211,6 +211,14 @@ func TestE2EMetrics(t *testing.T) {
 	fs = scrapeAll(t, nodes)
 	require.Equal(t, 1.0, total(fs, "skyring_timers_pending_due", "within", "1d"))
 	require.Equal(t, 1.0, total(fs, "skyring_timers_pending"))
+
+	// GET /cluster shows each node's own count live, not as of its last
+	// heartbeat: the same as its pending gauge, right after the create.
+	for i, n := range nodes {
+		v, err := n.view()
+		require.NoError(t, err)
+		require.Equalf(t, fs[i].sum("skyring_timers_pending"), float64(v.Node.Timers), "node %d: /cluster's own count", i)
+	}
 }
 
 // TestE2EMetricsOff: --metrics=false serves no /metrics.
