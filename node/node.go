@@ -25,7 +25,10 @@ import (
 // Node composes one part per duty, each owning its goroutines and stopped
 // by Close: the timer index and its wheel (index.go), delivery (delivery.go),
 // membership and ownership (membership.go), rebalancing (rebalance.go),
-// and the sweep of finished timers (sweeper.go, fate.go).
+// and the sweep of finished timers (sweeper.go, fate.go). The Prometheus
+// instrumentation (metrics.go, counted.go) and the health probes
+// (health.go) own no goroutine: the duties call the first, and both are
+// read when scraped or probed.
 type Node struct {
 	opts  Options
 	log   *slog.Logger
