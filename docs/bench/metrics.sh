@@ -5,8 +5,9 @@
 #   on    metrics on (the default)
 #   off   --metrics=false: no instrumentation, /metrics 404
 # Usage: docs/bench/metrics.sh [binary] [rounds]  (default /tmp/skyring-new, 4)
-# Results in /tmp/bench/metrics.txt: label, creates/s; then the mean of each
-# and on/off.
+# Results in /tmp/bench/metrics.txt: label, creates/s, node CPU µs per create
+# (utime+stime of the node process over the run / creates: less sensitive to
+# other load on a shared machine than creates/s); then the means and on/off.
 set -u
 bin=${1:-/tmp/skyring-new}; rounds=${2:-4}
 mkdir -p /tmp/bench; out=/tmp/bench/metrics.txt; : > $out
@@ -15,9 +16,12 @@ run() { # label port metrics
   $bin run -p $port --channel:port $((port+1000)) --nats:port $((port+2000)) --storage:path $dir --metrics=$metrics >/tmp/bench/node-$label.log 2>&1 &
   local pid=$!
   for i in $(seq 100); do curl -s -o /dev/null localhost:$port/readyz && break; sleep 0.1; done
-  local c
-  c=$($bin bench --url http://127.0.0.1:$port -c 64 -d 8s 2>/dev/null | tail -1 | python3 -c "import json,sys; print(json.load(sys.stdin)['create_per_sec'])")
-  echo "$label $c" >> $out
+  local c t0 t1
+  t0=$(awk '{print $14+$15}' /proc/$pid/stat)
+  c=$($bin bench --url http://127.0.0.1:$port -c 64 -d 8s 2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['create_per_sec'], d['creates'])")
+  t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+  set -- $c
+  echo "$label $1 $(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)*1e6/$2, 2))")" >> $out
   kill -TERM $pid; wait $pid; rm -rf $dir
 }
 for r in $(seq $rounds); do
@@ -26,9 +30,11 @@ done
 cat $out
 python3 - $out <<'PY'
 import sys, statistics
-d = {}
+d, cpu = {}, {}
 for line in open(sys.argv[1]):
-    k, v = line.split(); d.setdefault(k, []).append(float(v))
+    k, v, c = line.split(); d.setdefault(k, []).append(float(v)); cpu.setdefault(k, []).append(float(c))
 on, off = statistics.mean(d["on"]), statistics.mean(d["off"])
-print(f"mean on {on:.0f}/s, off {off:.0f}/s, on/off {on/off:.3f}")
+con, coff = statistics.mean(cpu["on"]), statistics.mean(cpu["off"])
+print(f"creates/s: mean on {on:.0f}, off {off:.0f}, on/off {on/off:.3f}")
+print(f"node CPU per create: mean on {con:.1f} us, off {coff:.1f} us, on/off {con/coff:.3f}")
 PY
