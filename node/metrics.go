@@ -375,7 +375,9 @@ var pendingDueDesc = prometheus.NewDesc("skyring_timers_pending_due",
 	"This node's pending timers by how soon they are due: within 1m, 10m, 1h, 1d, or later (each window excludes the smaller ones).",
 	[]string{"within"}, nil)
 
-// dueCollector counts the armed timers by due window when scraped.
+// dueCollector counts the armed timers by due window when scraped: one
+// pass over the index under its lock (about 10-30 ms per million pending
+// timers, during which creates on this node wait), once per scrape.
 type dueCollector struct{ n *Node }
 
 func (c dueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDueDesc }
