@@ -2,7 +2,7 @@ package main_test
 
 // Acceptance tests of the metrics and the health probes (issue 11): a real
 // two-node cluster scraped at GET /metrics after creates, deliveries, a
-// final failure and a relay, the exposition parsed with the Prometheus
+// final failure, a relay and a hand-off, the exposition parsed with the Prometheus
 // text parser; and /readyz turning 503 at SIGTERM while the HTTP API
 // still serves, an in-flight request finishing after the API stopped
 // taking new ones.
@@ -218,6 +218,27 @@ func TestE2EMetrics(t *testing.T) {
 		v, err := n.view()
 		require.NoError(t, err)
 		require.Equalf(t, fs[i].sum("skyring_timers_pending"), float64(v.Node.Timers), "node %d: /cluster's own count", i)
+	}
+
+	// The node that holds it leaves: it hands its timers (the dead letter
+	// too, if it holds it) to the other, which counts them received.
+	holder, other := 0, 1
+	if fs[1].sum("skyring_timers_pending") == 1 {
+		holder, other = 1, 0
+	}
+	require.Zero(t, fs[other].sum("skyring_handoff_timers_total", "direction", "received"))
+	moving := fs[holder].sum("skyring_timers_pending") + fs[holder].sum("skyring_timers_failed")
+	nodes[holder].Stop()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		f := scrape(t, nodes[other].proc)
+		if f.sum("skyring_handoff_timers_total", "direction", "received") == moving {
+			require.Equal(t, 1.0, f.sum("skyring_timers_pending"))
+			require.Equal(t, 1.0, f.sum("skyring_timers_failed"))
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the hand-off was not counted")
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
