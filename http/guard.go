@@ -9,7 +9,8 @@ import (
 
 // guard refuses what the API must not serve: a request without a valid
 // bearer token when tokens are configured (401), and a cross-site browser
-// request whose Origin is not allowed (403). /ping stays open, for probes.
+// request whose Origin is not allowed (403). /ping, /healthz and /readyz
+// stay open, for probes.
 // Clients that send no Origin (curl, servers, the Go client) are not
 // affected by the origin rule; a page served by the node itself (same
 // host) is allowed.
@@ -46,7 +47,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, reasonOrigin)
 		return
 	}
-	if len(g.tokens) > 0 && r.URL.Path != pingPath && !g.isPublic(r) && !g.validToken(r.Header.Get("Authorization")) {
+	if len(g.tokens) > 0 && !openPath(r.URL.Path) && !g.isPublic(r) && !g.validToken(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="skyring"`)
 		writeError(w, http.StatusUnauthorized, reasonToken)
 		return
@@ -57,6 +58,18 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // isPublic reports whether r is a GET of a public path.
 func (g *guard) isPublic(r *http.Request) bool {
 	return r.Method == http.MethodGet && g.public[r.URL.Path]
+}
+
+// Paths of the probes, served without a token like /ping.
+const (
+	healthzPath = "/healthz"
+	readyzPath  = "/readyz"
+)
+
+// openPath reports whether path is served without a token: /ping and the
+// probes /healthz and /readyz (their routes are the node's, Options.Extra).
+func openPath(path string) bool {
+	return path == pingPath || path == healthzPath || path == readyzPath
 }
 
 // allowedOrigin reports whether a request from a page of origin may be

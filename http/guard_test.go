@@ -18,6 +18,10 @@ func TestGuard(t *testing.T) {
 		Extra: map[string]http.Handler{"/cluster": page}, Public: map[string]http.Handler{"/page": page},
 	})
 	star := NewHandler(newMemService(), Options{AllowOrigins: []string{"*"}})
+	probe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	probes := NewHandler(newMemService(), Options{Tokens: []string{"old-token"}, Extra: map[string]http.Handler{
+		"/healthz": probe, "/readyz": probe, "/metrics": probe,
+	}})
 	for _, tc := range []struct {
 		name    string
 		h       http.Handler
@@ -43,6 +47,10 @@ func TestGuard(t *testing.T) {
 		{"a public page only for GET", locked, http.MethodPost, "/page", nil, http.StatusUnauthorized, reasonToken},
 		{"an extra route needs the token", locked, http.MethodGet, "/cluster", nil, http.StatusUnauthorized, reasonToken},
 		{"a public page still checks Origin", locked, http.MethodGet, "/page", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden, reasonOrigin},
+		{"healthz stays open", probes, http.MethodGet, "/healthz", nil, http.StatusNoContent, ""},
+		{"readyz stays open", probes, http.MethodGet, "/readyz", nil, http.StatusNoContent, ""},
+		{"metrics needs the token", probes, http.MethodGet, "/metrics", nil, http.StatusUnauthorized, reasonToken},
+		{"metrics with the token", probes, http.MethodGet, "/metrics", map[string]string{"Authorization": "Bearer old-token"}, http.StatusNoContent, ""},
 		{"allowed origin with token", locked, http.MethodGet, "/timer/x", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://APP.example.com"}, http.StatusNotFound, "Timer not found"},
 		{"foreign origin with a valid token", locked, http.MethodPost, "/timer", map[string]string{"Authorization": "Bearer old-token", "Origin": "https://evil.example"}, http.StatusForbidden, reasonOrigin},
 	} {

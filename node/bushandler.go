@@ -16,8 +16,9 @@ import (
 type busHandler struct{ *Node }
 
 // HandleRelay carries out a command another node relayed to this one.
-func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) bus.Reply {
+func (h busHandler) HandleRelay(ctx context.Context, cmd bus.Command) (rep bus.Reply) {
 	n := h.Node
+	defer func() { n.countRelayed(cmd, rep) }()
 	enter := n.gate.enter
 	if cmd.Op == bus.OpHandoff {
 		enter = n.gate.enterHandoff

@@ -49,10 +49,13 @@ func (n *Node) localMember() ring.Member {
 }
 
 func (n *Node) extraRoutes() map[string]http.Handler {
-	return map[string]http.Handler{
-		"/cluster": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(n.Cluster())
-		}),
+	routes := n.probeRoutes()
+	routes["/cluster"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(n.Cluster())
+	})
+	if h := n.metrics.handler(); h != nil {
+		routes["/metrics"] = h
 	}
+	return routes
 }

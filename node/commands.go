@@ -27,7 +27,7 @@ func (n *Node) Create(ctx context.Context, t *skyring.Timer) error {
 		if err := n.transports.Check(t.Callback); err != nil {
 			return err
 		}
-		rep, err := n.bus.Relay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
+		rep, err := n.sendRelay(ctx, owner, bus.Command{Op: bus.OpCreate, Timer: t, From: n.id})
 		if err == nil {
 			err = rep.Err()
 			if !errors.Is(err, skyring.ErrClosed) {
@@ -188,7 +188,7 @@ func (n *Node) getLocal(id string) (skyring.Info, error) {
 
 // relay sends cmd to owner and turns its reply back into an error.
 func (n *Node) relay(ctx context.Context, owner string, cmd bus.Command, info *skyring.Info) error {
-	rep, err := n.bus.Relay(ctx, owner, cmd)
+	rep, err := n.sendRelay(ctx, owner, cmd)
 	if err != nil {
 		n.log.Warn("relay failed", "op", cmd.Op, "owner", owner, "err", err)
 		return relayError(err)
@@ -284,7 +284,7 @@ func (n *Node) findElsewhere(ctx context.Context, cmd bus.Command, info *skyring
 	answers := make(chan answer, len(others))
 	for _, m := range others {
 		go func() {
-			rep, err := n.bus.Relay(ctx, m, cmd)
+			rep, err := n.sendRelay(ctx, m, cmd)
 			answers <- answer{rep, err}
 		}()
 	}

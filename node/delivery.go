@@ -47,6 +47,7 @@ type delivery struct {
 	fence      func(*skyring.Timer) uint64      // the fencing token of an attempt (Node.fence)
 	dests      *limiter                         // per-destination slots, parked ids, breakers (isolate.go)
 	openRetry  time.Duration                    // a timer met an open breaker: armed again after this
+	metrics    *metrics                         // nil: not instrumented
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -78,6 +79,7 @@ func newDelivery(n *Node) *delivery {
 		queue:      make(chan string, deliverQueueSize),
 		removals:   make(chan outcome, removeQueueSize),
 		openRetry:  n.opts.DeliveryBreakerRetry,
+		metrics:    n.metrics,
 		dests: newLimiter(n.opts.DeliveryPerDestination, breakerSettings{
 			failures: n.opts.DeliveryBreakerFailures,
 			open:     n.opts.DeliveryBreakerOpen,
@@ -185,7 +187,8 @@ func (d *delivery) deliver(id, slot string) string {
 		return slot
 	}
 	executed := d.clock.Now().UnixNano()
-	if at := t.FireAt(); executed < at {
+	due := t.FireAt()
+	if at := due; executed < at {
 		// Never early: the clock stepped back after the wheel handed the
 		// timer out. Arm it again: it fires when the clock reads its due
 		// (or next attempt) time.
@@ -215,6 +218,7 @@ func (d *delivery) deliver(id, slot string) string {
 	// is written only if no such create came (endAttempt).
 	token := d.index.beginAttempt(id)
 	t.Fence = d.fence(t)
+	d.metrics.attemptStarted(t.Callback.Transport, due, executed)
 	d.events.PublishTimerEvent(bus.TimerEvent{
 		Type: bus.EventExecute, Timer: t.ID, Node: d.node, Attempt: t.Attempt(), Fence: t.Fence,
 		Created: ms(t.Created), Due: ms(t.Due), Executed: ms(executed), Payload: t.Data,
@@ -244,7 +248,7 @@ func (d *delivery) deliver(id, slot string) string {
 		ev.Type, ev.Message, ev.Attempt = bus.EventSuccess, "delivered", t.Attempts
 		o = outcome{ev: ev, t: t}
 	}
-	o.token = token
+	o.token, o.due = token, due
 	// The outcome event goes out once the outcome is on disk, so a
 	// consumer that has seen success or fail knows that no crash can
 	// deliver the timer again.
@@ -280,6 +284,7 @@ func (d *delivery) write(batch []outcome) {
 	cur := batch[:0:0]
 	for _, o := range batch {
 		if !d.index.endAttempt(o.t.ID, o.token) {
+			d.metrics.attemptEnded(o.t.Callback.Transport, deliverySuperseded, o.due, d.clock.Now().UnixNano())
 			if o.ev.Type == bus.EventRetry || (o.ev.Type == "" && o.t.State == skyring.StatePending) {
 				o.ev.Type, o.ev.Next, o.ev.Message = bus.EventFail, 0, "replaced by a new timer of the same id; not retried"
 			}
@@ -303,14 +308,18 @@ func (d *delivery) write(batch []outcome) {
 		d.writeFailed(cur, "remove delivered", err)
 		return
 	}
+	now := d.clock.Now().UnixNano()
 	for _, o := range cur {
 		switch o.t.State {
 		case skyring.StatePending:
 			d.index.rearmBusy(o.t.ID, o.t.Next)
+			d.metrics.attemptEnded(o.t.Callback.Transport, deliveryRetry, o.due, now)
 		case skyring.StateFailed:
 			d.index.addFailed(o.t.ID)
+			d.metrics.attemptEnded(o.t.Callback.Transport, deliveryFailed, o.due, now)
 		default:
 			d.index.releaseBusy(o.t.ID)
+			d.metrics.attemptEnded(o.t.Callback.Transport, deliverySuccess, o.due, now)
 		}
 		if o.ev.Type != "" {
 			evs = append(evs, o.ev)

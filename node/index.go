@@ -557,3 +557,15 @@ func (x *index) failedAll() []string {
 	}
 	return ids
 }
+
+// eachDue calls fn with the due time of every armed timer, under the
+// index's lock: fn must be quick (a scrape of /metrics counts them).
+func (x *index) eachDue(fn func(due int64)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, e := range x.timers {
+		if e != nil && e != busy && e != moving {
+			fn(e.Due())
+		}
+	}
+}

@@ -26,7 +26,10 @@ import (
 // Node composes one part per duty, each owning its goroutines and stopped
 // by Close: the timer index and its wheel (index.go), delivery (delivery.go),
 // membership and ownership (membership.go), rebalancing (rebalance.go),
-// and the sweep of finished timers (sweeper.go, fate.go).
+// and the sweep of finished timers (sweeper.go, fate.go). The Prometheus
+// instrumentation (metrics.go, counted.go) and the health probes
+// (health.go) own no goroutine: the duties call the first, and both are
+// read when scraped or probed.
 type Node struct {
 	opts  Options
 	log   *slog.Logger
@@ -47,6 +50,11 @@ type Node struct {
 	members   *membership
 	rebalance *rebalancer
 	sweeper   *sweeper
+	metrics   *metrics // nil when Options.NoMetrics
+
+	// draining is set first thing by Close: /readyz answers 503 from then
+	// on, while the HTTP edge still serves (Options.ShutdownDrain).
+	draining atomic.Bool
 
 	// ctx is the node's lifetime: cancelled (cause skyring.ErrClosed) by
 	// Close once the node has left the ring.
@@ -68,6 +76,9 @@ func newNode(o Options) (*Node, error) {
 		failed: newFailStop(),
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	if !o.NoMetrics {
+		n.metrics = newMetrics(n)
+	}
 	return n, nil
 }
 
@@ -176,6 +187,7 @@ func (n *Node) build() error {
 	if err = n.buildTransports(); err != nil {
 		return err
 	}
+	n.metrics.knownTransports(n.transports.Names())
 	if n.bus, err = bus.New(n.busOptions()); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -187,7 +199,7 @@ func (n *Node) build() error {
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
 	n.sweeper = newSweeper(n)
-	n.http = skyhttp.NewServer(n, skyhttp.Options{
+	n.http = skyhttp.NewServer(httpAPI{n}, skyhttp.Options{
 		Addr:         n.opts.HTTPAddr,
 		MaxBodyBytes: n.opts.MaxBodyBytes,
 		MaxTimeout:   n.opts.MaxTimeout,
@@ -221,6 +233,9 @@ func (n *Node) announceReady(recovered int) {
 
 // Close stops the node, in this order:
 //
+//  0. the node turns not ready (GET /readyz answers 503) while the HTTP
+//     edge still serves, for Options.ShutdownDrain, so that a load
+//     balancer stops sending it requests;
 //  1. the HTTP edge stops taking requests and finishes those in flight;
 //  2. the node leaves the ring (goodbye) and hands every timer it holds to
 //     the remaining members; the last member keeps its timers on disk;
@@ -239,6 +254,11 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	was := n.gate.state.Load()
+	n.draining.Store(true)
+	if was == stateRunning && n.opts.ShutdownDrain > 0 {
+		n.log.Info("not ready: draining before the HTTP API stops", "drain", n.opts.ShutdownDrain)
+		time.Sleep(n.opts.ShutdownDrain)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 	defer cancel()
 	var errs []error

@@ -213,6 +213,14 @@ type Options struct {
 	HandoffTimeout time.Duration
 	// ShutdownTimeout bounds Close: in-flight deliveries and hand-off.
 	ShutdownTimeout time.Duration
+	// ShutdownDrain is how long Close keeps serving HTTP, not ready
+	// (GET /readyz answers 503), before the HTTP edge stops taking
+	// requests: time for a load balancer or Kubernetes to notice. Default
+	// 0: the edge stops at once (readiness still turns first).
+	ShutdownDrain time.Duration
+	// NoMetrics turns the Prometheus instrumentation off: nothing is
+	// counted and GET /metrics answers 404. Default false (metrics on).
+	NoMetrics bool
 
 	// Logger receives the node's structured logs. Default slog.Default().
 	Logger *slog.Logger

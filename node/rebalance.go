@@ -67,6 +67,7 @@ type rebalancer struct {
 	}
 	fault   func(op string, err error) error // a storage write failed (Node.storageFault)
 	timeout time.Duration                    // Options.HandoffTimeout: one hand-off message
+	metrics *metrics                         // nil: not instrumented
 
 	trigger chan struct{}
 	loop    sync.WaitGroup
@@ -92,6 +93,7 @@ func newRebalancer(n *Node) *rebalancer {
 		events:  n.bus,
 		fault:   n.storageFault,
 		timeout: n.opts.HandoffTimeout,
+		metrics: n.metrics,
 		trigger: make(chan struct{}, 1),
 		kept:    map[string]struct{}{},
 		limbo:   map[string]claimed{},
@@ -368,8 +370,10 @@ func (r *rebalancer) relayPiece(ctx context.Context, owner string, piece []*skyr
 	wait := 20 * time.Millisecond
 	for try := 0; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, r.timeout)
+		start := time.Now()
 		rep, err := r.bus.Relay(rctx, owner, bus.Command{Op: bus.OpHandoff, Timers: piece, From: r.self, Ring: r.ring(), Resend: resend})
 		cancel()
+		r.metrics.handedOff(time.Since(start), len(rep.Acked))
 		if err != nil || !errors.Is(rep.Err(), skyring.ErrStaleRing) || try == 4 {
 			return rep, err
 		}
@@ -486,6 +490,7 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 		r.index.place(t)
 		acked = append(acked, t.ID)
 	}
+	r.metrics.tookHandoff(len(fresh))
 	r.log.Debug("took hand-off", "from", from, "stored", len(fresh), "acked", len(acked), "offered", len(timers))
 	return acked, nil
 }

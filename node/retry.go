@@ -88,6 +88,7 @@ type outcome struct {
 	ev    bus.TimerEvent
 	t     *skyring.Timer
 	token uint64
+	due   int64 // when the attempt was due (unix ns), for the lateness metric
 }
 
 // failed turns a failed attempt of t into its outcome: a retry, or the

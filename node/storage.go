@@ -56,6 +56,7 @@ func (n *Node) openStorage(ctx context.Context) error {
 	if wrap := n.opts.Faults.WrapStore; wrap != nil {
 		n.store = wrap(n.store)
 	}
+	n.store = n.metrics.timeStore(n.store)
 	return nil
 }
 

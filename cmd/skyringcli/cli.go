@@ -155,6 +155,8 @@ const (
 	flagHeartbeat          = "member:heartbeat"
 	flagMemberTimeout      = "member:timeout"
 	flagShutdownTimeout    = "shutdown:timeout"
+	flagShutdownDrain      = "shutdown:drain"
+	flagMetrics            = "metrics"
 	flagMaxBody            = "http:max-body"
 	flagHTTPToken          = "http:token"
 	flagHTTPTokenFile      = "http:token-file"
@@ -219,6 +221,8 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.DurationFlag{Name: flagHeartbeat, Value: node.DefaultHeartbeatInterval, EnvVars: env(flagHeartbeat), Usage: "membership heartbeat interval"},
 			&cli.DurationFlag{Name: flagMemberTimeout, Value: node.DefaultMemberTimeout, EnvVars: env(flagMemberTimeout), Usage: "drop a member not heard from for this long"},
 			&cli.DurationFlag{Name: flagShutdownTimeout, Value: node.DefaultShutdownTimeout, EnvVars: env(flagShutdownTimeout), Usage: "bound on a graceful stop (hand-off, deliveries under way)"},
+			&cli.DurationFlag{Name: flagShutdownDrain, EnvVars: env(flagShutdownDrain), Usage: "at a stop, keep serving HTTP this long with /readyz answering 503 before the HTTP API stops (e.g. 5s behind a load balancer)"},
+			&cli.BoolFlag{Name: flagMetrics, Value: true, EnvVars: env(flagMetrics), Usage: "Prometheus metrics at GET /metrics; --metrics=false turns the instrumentation off"},
 			&cli.StringFlag{Name: flagPprof, EnvVars: env(flagPprof), Usage: "serve Go's net/http/pprof profiles on this (loopback) address, e.g. 127.0.0.1:6060"},
 			&cli.StringSliceFlag{Name: flagWebhookSecret, EnvVars: env(flagWebhookSecret), Usage: "sign every http delivery (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) with this secret, whsec_<base64 of at least 24 bytes>; repeatable or comma-separated for a rotation, the current one first"},
 			&cli.Int64Flag{Name: flagMaxBody, Value: skyring.DefaultMaxBodyBytes, EnvVars: env(flagMaxBody), Usage: "largest request body in bytes"},
@@ -320,6 +324,8 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 		DeliveryMinBackoff: c.Duration(flagDeliveryMinBackoff),
 		DeliveryMaxBackoff: c.Duration(flagDeliveryMaxBackoff),
 		ShutdownTimeout:    c.Duration(flagShutdownTimeout),
+		ShutdownDrain:      c.Duration(flagShutdownDrain),
+		NoMetrics:          !c.Bool(flagMetrics),
 		WebhookSecrets:     splitList(c.StringSlice(flagWebhookSecret)),
 	}
 	if err := checkStorageOptions(cmp.Or(a.Storage, node.DefaultStorage()), o.StorageBackend, storageExtra); err != nil {
