@@ -77,3 +77,37 @@ func ExampleView() {
 	// node-a 127.0.0.1:3000 2
 	// version 6
 }
+
+func ExamplePlacement() {
+	p := ring.NewPlacement([]string{"node-c", "node-a", "node-b"}, 1024, 1.1)
+	fmt.Println(p.Members(), p.NumPartitions(), "partitions, at most", p.Capacity(), "per member")
+
+	// A timer id belongs to one partition, and the partition to one member.
+	id := "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+	part := p.PartitionOf(id)
+	fmt.Println("partition:", part, "owner:", p.Owner(part))
+	for _, m := range p.Members() {
+		fmt.Println(m, "owns", len(p.Partitions(m)))
+	}
+
+	// Every node computing the placement of the same members agrees.
+	again := ring.NewPlacement([]string{"node-b", "node-a", "node-c"}, 1024, 1.1)
+	fmt.Println("same checksum:", p.Checksum() == again.Checksum())
+
+	// node-d joins: it takes its share, and few other partitions move.
+	bigger := ring.NewPlacement([]string{"node-a", "node-b", "node-c", "node-d"}, 1024, 1.1)
+	fmt.Println("moved:", len(p.Moved(bigger)), "node-d owns:", len(bigger.Partitions("node-d")))
+
+	// node-b leaves: its partitions, and few others, move.
+	smaller := ring.NewPlacement([]string{"node-a", "node-c"}, 1024, 1.1)
+	fmt.Println("moved:", len(p.Moved(smaller)), "node-b owned:", len(p.Partitions("node-b")))
+	// Output:
+	// [node-a node-b node-c] 1024 partitions, at most 376 per member
+	// partition: 678 owner: node-a
+	// node-a owns 328
+	// node-b owns 351
+	// node-c owns 345
+	// same checksum: true
+	// moved: 260 node-d owns: 260
+	// moved: 351 node-b owned: 351
+}
