@@ -1,5 +1,7 @@
 // Package ring decides which node owns a timer and keeps one node's view of
-// the cluster membership.
+// the cluster membership. It also places a fixed number of partitions on the
+// members ([Placement]), the groundwork for replicated storage; the node does
+// not use placements yet.
 //
 // A [Ring] maps a key (a timer id) to one member with consistent hashing. It
 // is built from a set of node ids and never changes afterwards, so it is safe
@@ -39,6 +41,44 @@
 //	random UUIDs      256        4.9%        6.7%        9.7%         8.6%
 //
 // TestBalance asserts ±25% for 3, 4, 5 and 10 members and logs the figures.
+//
+// # Partitions
+//
+// A [Placement] groups timer ids in a fixed number of partitions
+// ([DefaultPartitions], 1,024) and gives each partition one owner, so that a
+// store can keep a partition's timers under one subject and a member can list
+// and take over a whole partition. [PartitionOf] maps an id to its partition;
+// its formula is documented and pinned by a test, because stored keys depend
+// on it.
+//
+// Partitions are placed with consistent hashing with bounded loads
+// (Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with Bounded
+// Loads", 2017; the same scheme as buraksezer/consistent): each member has
+// [PlacementVNodes] points on a circle, partitions are taken in ascending
+// order, and each goes to the first member clockwise from its own point that
+// still has room. Room is the capacity ceil(load × P / n), load
+// [DefaultLoad] = 1.1, so no member ever owns more than 1.1× its even share
+// (rounded up to a whole partition: 60 of 1,024 with 19 members, 1.113×).
+// The placement is a pure function of the sorted member set, the partition
+// count and the load: no randomness, no map order. [Placement.Checksum]
+// digests the owner of every partition, so nodes can compare it to tell
+// whether they agree, even when they run different versions of this code.
+//
+// A membership change moves few partitions more than the least possible (the
+// newcomer's share on a join, the leaver's partitions on a leave): a
+// partition that overflowed its first choice may settle elsewhere once the
+// capacities change. TestPlacementMovement measures every join and leave
+// between 1 and 21 members (node-N names and random UUIDs, 1,024
+// partitions): 11,211 partitions moved where 10,644 had to (1.05×), the worst
+// single change 1.38× (58 for 42). Going 3 → 4 members moved 260 where the
+// newcomer took 259; 3 → 2 moved 370 for 350. PlacementVNodes = 128 was
+// chosen from 64 (1.08× overall, worst 1.62×), 128, 256 (1.04×, 1.29×) and
+// 512 (1.04×, 1.24×): past 128 the gain is small and placement slows.
+//
+// Building a placement of 1,024 partitions takes about 0.06 ms for 3 members,
+// 0.2 ms for 10 and 1.2 ms for 50, mostly hashing and sorting the members'
+// points (BenchmarkNewPlacement, 2-core AMD EPYC shared with a test run);
+// PartitionOf takes 25 to 35 ns and does not allocate.
 //
 // # Membership view
 //

@@ -52,8 +52,8 @@ type Placement struct {
 // NewPlacement places partitions (DefaultPartitions when <= 0) on members
 // with the load bound load (DefaultLoad when below 1, NaN or infinite; it is
 // rounded to thousandths so every platform computes the same capacity). The
-// order of members does not matter, duplicates are ignored and the slice is
-// not retained.
+// order of members does not matter, duplicates and empty ids are ignored (so
+// "" always means no owner) and the slice is not retained.
 //
 // Every member owns at most ceil(load × partitions / len(members))
 // partitions. With more members than partitions some members own none.
@@ -67,6 +67,9 @@ func NewPlacement(members []string, partitions int, load float64) *Placement {
 	ms := slices.Clone(members)
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
+	if len(ms) > 0 && ms[0] == "" { // sorted: "" can only be first
+		ms = ms[1:]
+	}
 
 	p := &Placement{
 		members:    ms,

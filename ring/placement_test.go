@@ -30,7 +30,13 @@ func checkPlacement(t *testing.T, p *ring.Placement, members []string, partition
 	ms := slices.Clone(members)
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
+	ms = slices.DeleteFunc(ms, func(m string) bool { return m == "" })
 	require.Equal(t, ms, p.Members())
+	if len(ms) == 0 {
+		require.Equal(t, 0, p.Capacity())
+		require.Equal(t, "", p.Owner(0))
+		return
+	}
 	require.Equal(t, partitions, p.NumPartitions())
 
 	// ceil(load × P / n) with load in thousandths, in integers: float64
@@ -191,6 +197,9 @@ func TestPlacementEdgeCases(t *testing.T) {
 		require.Equal(t, ring.DefaultPartitions, (*ring.Placement)(nil).NumPartitions())
 		require.Equal(t, ring.DefaultPartitions, (&ring.Placement{}).NumPartitions())
 		require.NotEqual(t, empty.Checksum(), ring.NewPlacement(nil, 16, 0).Checksum())
+		// An empty id is no member: "" always means no owner.
+		require.Empty(t, ring.NewPlacement([]string{"", ""}, 0, 0).Members())
+		require.Equal(t, ring.NewPlacement([]string{"a"}, 0, 0).Checksum(), ring.NewPlacement([]string{"", "a", ""}, 0, 0).Checksum())
 		// Losing every member moves every partition.
 		require.Len(t, ring.NewPlacement(nodeNames(3), 0, 0).Moved(empty), ring.DefaultPartitions)
 	})
@@ -296,4 +305,28 @@ func BenchmarkPartitionOf(b *testing.B) {
 		_ = ring.PartitionOf(keys[i&1023], ring.DefaultPartitions)
 		i++
 	}
+}
+
+// FuzzPlacement checks the invariants of any member set: every partition
+// owned once, no member over capacity, and the order of members irrelevant.
+func FuzzPlacement(f *testing.F) {
+	f.Add("node-1,node-2,node-3", 64)
+	f.Add("a", 1)
+	f.Add("a,b,c,d,e,f,g,h,i,j", 3)
+	f.Add(",,x,", 1024)
+	f.Fuzz(func(t *testing.T, list string, partitions int) {
+		partitions = 1 + abs(partitions)%2048
+		members := strings.Split(list, ",")
+		p := ring.NewPlacement(members, partitions, ring.DefaultLoad)
+		checkPlacement(t, p, members, partitions, ring.DefaultLoad)
+		slices.Reverse(members)
+		require.Equal(t, p.Checksum(), ring.NewPlacement(members, partitions, ring.DefaultLoad).Checksum())
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
