@@ -25,6 +25,8 @@ const (
 	// BenchmarkNewPlacement). It is part of the placement: changing it changes
 	// [Placement.Checksum].
 	PlacementVNodes = 128
+
+	maxLoad = 1e6
 )
 
 // Placement assigns a fixed number of partitions to members with consistent
@@ -51,7 +53,8 @@ type Placement struct {
 
 // NewPlacement places partitions (DefaultPartitions when <= 0) on members
 // with the load bound load (DefaultLoad when below 1, NaN or infinite; it is
-// rounded to thousandths so every platform computes the same capacity). The
+// rounded to thousandths so every platform computes the same capacity, and
+// loads above a million count as a million: no bound at all). The
 // order of members does not matter, duplicates and empty ids are ignored (so
 // "" always means no owner) and the slice is not retained.
 //
@@ -64,6 +67,9 @@ func NewPlacement(members []string, partitions int, load float64) *Placement {
 	if math.IsNaN(load) || math.IsInf(load, 0) || load < 1 {
 		load = DefaultLoad
 	}
+	// Any load of n or more is plain consistent hashing; the cap keeps
+	// load × 1000 × partitions within an int64.
+	load = min(load, maxLoad)
 	ms := slices.Clone(members)
 	slices.Sort(ms)
 	ms = slices.Compact(ms)

@@ -241,6 +241,10 @@ func TestPlacementEdgeCases(t *testing.T) {
 		}
 		require.Equal(t, 1.0, ring.NewPlacement(nodeNames(3), 0, 1).Load())
 		require.Equal(t, 1.25, ring.NewPlacement(nodeNames(3), 0, 1.25).Load())
+		// A huge load is no bound: placement by consistent hashing alone.
+		huge := ring.NewPlacement(nodeNames(3), 0, math.MaxFloat64)
+		require.Equal(t, 1e6, huge.Load())
+		checkPlacement(t, huge, nodeNames(3), ring.DefaultPartitions, 1e6)
 	})
 }
 
