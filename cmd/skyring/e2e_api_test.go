@@ -236,7 +236,7 @@ func TestAPITimerLifecycle(t *testing.T) {
 		for _, req := range [][2]string{
 			{http.MethodGet, "/nope"},
 			{http.MethodPost, "/timers"},
-			{http.MethodGet, "/"},
+			{http.MethodPost, "/"}, // GET / redirects to the dashboard
 			{http.MethodPatch, "/timer/abc"},
 			{http.MethodPost, "/timer/abc/def"},
 		} {
