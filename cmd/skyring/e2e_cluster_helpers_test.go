@@ -523,6 +523,14 @@ func readOwner(n *cnode, id string, due int64) (string, error) {
 func (l *load) wait(t testing.TB) {
 	t.Helper()
 	l.waitCount(t, int64(l.total))
+	// The last answer is counted before its worker exits; elapsed is set
+	// once they all have (and is read by callers after wait: done orders
+	// the two).
+	select {
+	case <-l.done:
+	case <-time.After(loadStall):
+		t.Fatalf("load %s: the workers did not finish within %v of the last answer", l.tag, loadStall)
+	}
 }
 
 // waitCount waits until at least n creates were answered (or the load is
