@@ -1,0 +1,291 @@
+package jsstore_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/storage"
+	"github.com/skyring/skyring/storage/jsstore"
+	"github.com/skyring/skyring/storage/storagetest"
+)
+
+var _ storage.Store = (*jsstore.Store)(nil)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runJetStream starts an in-process nats-server with JetStream, storing in
+// a temporary directory, and shuts it down at cleanup.
+func runJetStream(t testing.TB) *server.Server {
+	t.Helper()
+	opts := natstest.DefaultTestOptions
+	opts.Port = server.RANDOM_PORT
+	opts.JetStream = true
+	opts.StoreDir = t.TempDir()
+	opts.JetStreamLimits.MaxBatchSize = testMaxBatch
+	s := natstest.RunServer(&opts)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+func connect(t testing.TB, urls string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// testMaxBatch is the test servers' max_batch_size: the conformance suite
+// puts 5,000 timers at once.
+const testMaxBatch = 10_000
+
+var prefixes atomic.Int64
+
+// newStore opens a store on its own fresh prefix (so its own stream).
+func newStore(t testing.TB, nc *nats.Conn, opts jsstore.Options) *jsstore.Store {
+	t.Helper()
+	opts.Conn = nc
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = testMaxBatch
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = fmt.Sprintf("t%d.timers", prefixes.Add(1))
+	}
+	s, err := jsstore.Open(context.Background(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	srv := runJetStream(t)
+	nc := connect(t, srv.ClientURL())
+	storagetest.Exercise(t, func(t *testing.T) storage.Store { return newStore(t, nc, jsstore.Options{}) })
+}
+
+func TestConformanceMemory(t *testing.T) {
+	t.Parallel()
+	srv := runJetStream(t)
+	nc := connect(t, srv.ClientURL())
+	storagetest.Exercise(t, func(t *testing.T) storage.Store {
+		return newStore(t, nc, jsstore.Options{Memory: true})
+	})
+}
+
+// A store opened again on the same stream, through another connection,
+// reads what the first one wrote.
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{Prefix: "reopen"})
+	ts := storagetest.Timers("p", 1500)
+	require.NoError(t, s.Put(ctx, ts[:1000]...))
+	for _, tm := range ts[1000:] {
+		require.NoError(t, s.Put(ctx, tm))
+	}
+	require.NoError(t, s.Delete(ctx, "p-0", "p-1"))
+	require.NoError(t, s.SetMeta(ctx, "node-id", []byte("n1")))
+	require.NoError(t, s.Close())
+
+	again := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{Prefix: "reopen"})
+	n := 0
+	require.NoError(t, again.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Equal(t, len(ts)-2, n)
+	got, err := again.Get(ctx, "p-1499")
+	require.NoError(t, err)
+	require.Equal(t, ts[1499].Due, got.Due)
+	_, err = again.Get(ctx, "p-1")
+	require.ErrorIs(t, err, skyring.ErrTimerNotFound)
+	v, err := again.Meta(ctx, "node-id")
+	require.NoError(t, err)
+	require.Equal(t, []byte("n1"), v)
+}
+
+func TestBatchTooLarge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{MaxBatch: jsstore.DefaultMaxBatch})
+	require.ErrorIs(t, s.Put(ctx, storagetest.Timers("big", jsstore.DefaultMaxBatch+1)...), jsstore.ErrBatchTooLarge)
+	require.ErrorIs(t, s.Delete(ctx, make([]string, jsstore.DefaultMaxBatch+1)...), jsstore.ErrBatchTooLarge)
+	n := 0
+	require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Zero(t, n, "a refused batch writes nothing")
+	require.NoError(t, s.Put(ctx, storagetest.Timers("max", jsstore.DefaultMaxBatch)...))
+}
+
+// IteratePartition sees exactly the timers of one partition.
+func TestIteratePartition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{})
+	ts := storagetest.Timers("part", 3000)
+	for i := 0; i < len(ts); i += 1000 {
+		require.NoError(t, s.Put(ctx, ts[i:i+1000]...))
+	}
+	want := map[int]map[string]bool{}
+	for _, tm := range ts {
+		p := jsstore.Partition(tm.ID)
+		if want[p] == nil {
+			want[p] = map[string]bool{}
+		}
+		want[p][tm.ID] = true
+	}
+	require.NoError(t, s.Delete(ctx, ts[0].ID))
+	delete(want[jsstore.Partition(ts[0].ID)], ts[0].ID)
+	for _, p := range []int{jsstore.Partition(ts[0].ID), jsstore.Partition(ts[1].ID), jsstore.Partition(ts[2999].ID)} {
+		got := map[string]bool{}
+		require.NoError(t, s.IteratePartition(ctx, p, func(tm *skyring.Timer) error {
+			require.Equal(t, p, jsstore.Partition(tm.ID))
+			got[tm.ID] = true
+			return nil
+		}))
+		require.Equal(t, want[p], got, "partition %d", p)
+	}
+	// A partition with no timer is empty, not an error or a hang.
+	for p := range jsstore.Partitions {
+		if len(want[p]) == 0 {
+			require.NoError(t, s.IteratePartition(ctx, p, func(tm *skyring.Timer) error {
+				return fmt.Errorf("timer %q in empty partition %d", tm.ID, p)
+			}))
+			break
+		}
+	}
+	require.Error(t, s.IteratePartition(ctx, jsstore.Partitions, func(*skyring.Timer) error { return nil }))
+}
+
+// A record that does not decode is moved aside by Iterate, reported, and
+// Get says ErrCorrupt until a new timer is stored under the id.
+func TestCorruptRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	nc := connect(t, srv.ClientURL())
+	var reported []string
+	s := newStore(t, nc, jsstore.Options{Prefix: "corrupt", Logger: slog.New(slog.DiscardHandler), OnCorrupt: func(id string, err error) {
+		require.ErrorIs(t, err, skyring.ErrCorrupt)
+		reported = append(reported, id)
+	}})
+	require.NoError(t, s.Put(ctx, storagetest.Timers("ok", 3)...))
+	// Write garbage under a timer's subject, as a bug or bit flip would.
+	subj := fmt.Sprintf("corrupt.%d.%s", jsstore.Partition("bad"), jsstore.EncodeID("bad"))
+	_, err := nc.Request(subj, []byte("not a timer"), 5*time.Second)
+	require.NoError(t, err)
+
+	_, err = s.Get(ctx, "bad")
+	require.ErrorIs(t, err, skyring.ErrCorrupt)
+	n := 0
+	require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Equal(t, 3, n)
+	require.Equal(t, []string{"bad"}, reported)
+	_, err = s.Get(ctx, "bad")
+	require.ErrorIs(t, err, skyring.ErrCorrupt, "moved aside, still corrupt")
+	n = 0
+	require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Equal(t, 3, n)
+	require.Len(t, reported, 1, "a record is moved aside once")
+
+	require.NoError(t, s.Put(ctx, storagetest.Timer("bad", 1)))
+	_, err = s.Get(ctx, "bad")
+	require.NoError(t, err)
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, err := jsstore.Open(ctx, jsstore.Options{})
+	require.ErrorContains(t, err, "no connection")
+	srv := runJetStream(t)
+	nc := connect(t, srv.ClientURL())
+	_, err = jsstore.Open(ctx, jsstore.Options{Conn: nc, Replicas: 2})
+	require.ErrorContains(t, err, "replicas")
+	for _, bad := range []string{"a..b", "a.*", "a.>", "a b", ".a"} {
+		_, err = jsstore.Open(ctx, jsstore.Options{Conn: nc, Prefix: bad})
+		require.Error(t, err, bad)
+	}
+	// R3 on a single server cannot be placed.
+	_, err = jsstore.Open(ctx, jsstore.Options{Conn: nc, Prefix: "r3", Replicas: 3})
+	require.Error(t, err)
+}
+
+// runJetStreamCluster starts n in-process nats-servers with JetStream,
+// routed into one cluster, and waits until JetStream has a meta leader.
+func runJetStreamCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		opts := natstest.DefaultTestOptions
+		opts.ServerName = fmt.Sprintf("js-%d", i)
+		opts.Port = server.RANDOM_PORT
+		opts.JetStream = true
+		opts.StoreDir = t.TempDir()
+		opts.Cluster.Name = "jsstore"
+		opts.Cluster.Host = "127.0.0.1"
+		opts.Cluster.Port = ports[i]
+		opts.Routes = routes
+		servers[i] = natstest.RunServer(&opts)
+	}
+	t.Cleanup(func() {
+		for _, s := range servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready := true
+		for _, s := range servers {
+			if !s.JetStreamIsCurrent() || s.JetStreamIsLeader() == false && !anyLeader(servers) {
+				ready = false
+			}
+		}
+		if ready {
+			return servers
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("JetStream cluster did not form")
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func anyLeader(servers []*server.Server) bool {
+	for _, s := range servers {
+		if s.Running() && s.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
