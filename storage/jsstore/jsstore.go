@@ -245,6 +245,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // StreamName returns the name of the store's stream.
 func (s *Store) StreamName() string { return s.name }
 
+// Stream returns the store's stream, for its state and cluster information.
+func (s *Store) Stream() jetstream.Stream { return s.stream }
+
 // acquire takes the read lock for one call; the caller must call
 // s.mu.RUnlock when it returns nil.
 func (s *Store) acquire(ctx context.Context, op string) error {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,11 +259,9 @@ func runJetStreamCluster(t *testing.T, n int) []*server.Server {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ready := true
+		ready := anyLeader(servers)
 		for _, s := range servers {
-			if !s.JetStreamIsCurrent() || s.JetStreamIsLeader() == false && !anyLeader(servers) {
-				ready = false
-			}
+			ready = ready && s.JetStreamIsCurrent()
 		}
 		if ready {
 			return servers
@@ -288,4 +288,91 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// On a three-server cluster with R3, killing the stream's leader loses no
+// acknowledged write: every timer and meta value acknowledged before the
+// kill is read back from the two survivors, and writes go on.
+func TestReplicatedSurvivesServerLoss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	servers := runJetStreamCluster(t, 3)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	nc := connect(t, strings.Join(urls, ","))
+	s := newStore(t, nc, jsstore.Options{Prefix: "r3", Replicas: 3, MaxBatch: jsstore.DefaultMaxBatch})
+
+	ts := storagetest.Timers("r3", 2000)
+	require.NoError(t, s.Put(ctx, ts[:1000]...)) // one atomic batch
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for _, tm := range ts[1000:] { // pipelined single Puts
+		wg.Go(func() {
+			if err := s.Put(ctx, tm); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Delete(ctx, "r3-0", "r3-1999"))
+	require.NoError(t, s.SetMeta(ctx, "node-id", []byte("n1")))
+
+	info, err := s.Stream().Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Config.Replicas)
+	require.NotNil(t, info.Cluster)
+	leader := info.Cluster.Leader
+	killed := false
+	for _, srv := range servers {
+		if srv.Name() == leader {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			killed = true
+		}
+	}
+	require.True(t, killed, "stream leader %q not found", leader)
+
+	// Until the survivors elect a new leader, reads fail; poll with a
+	// deadline until one answers, then every read must.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.Get(ctx, "r3-1")
+		if err == nil {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "no stream leader after the kill: %v", err)
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+	info, err = s.Stream().Info(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, leader, info.Cluster.Leader)
+
+	for _, want := range ts[1:1999] {
+		got, err := s.Get(ctx, want.ID)
+		require.NoError(t, err, want.ID)
+		require.Equal(t, want.Due, got.Due)
+		require.Equal(t, string(want.Data), string(got.Data))
+	}
+	for _, id := range []string{"r3-0", "r3-1999"} {
+		_, err := s.Get(ctx, id)
+		require.ErrorIs(t, err, skyring.ErrTimerNotFound, id)
+	}
+	n := 0
+	require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Equal(t, 1998, n)
+	v, err := s.Meta(ctx, "node-id")
+	require.NoError(t, err)
+	require.Equal(t, []byte("n1"), v)
+
+	// Two of three servers are a quorum: writes are acknowledged again.
+	require.NoError(t, s.Put(ctx, storagetest.Timer("after", 1)))
+	require.NoError(t, s.Put(ctx, storagetest.Timers("after-batch", 10)...))
+	_, err = s.Get(ctx, "after-batch-9")
+	require.NoError(t, err)
 }
