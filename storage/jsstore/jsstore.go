@@ -518,8 +518,12 @@ func (s *Store) IteratePartition(ctx context.Context, p int, fn func(*skyring.Ti
 	return nil
 }
 
-// scanBatch is how many messages scan fetches at once.
+// scanBatch is how many messages scan asks for at once.
 const scanBatch = 512
+
+// scanIdle is how long scan waits for a message it was told is pending
+// before it asks the server again (the message may have been deleted).
+const scanIdle = time.Second
 
 // scan reads every message matching filter with an ordered consumer, from
 // the first until none is pending, and calls fn with each timer.
@@ -534,42 +538,39 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(*skyring.Timer)
 		return err
 	}
 	pending := cons.CachedInfo().NumPending
+	if pending == 0 {
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(scanBatch))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
 	for pending > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch, err := cons.Fetch(scanBatch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			pending = meta.NumPending
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := s.deliver(ctx, m, fn); err != nil {
-				for range batch.Messages() { // drain the fetch before returning
-				}
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return err
-		}
-		if got == 0 {
-			// The pending messages were deleted before they came: ask
-			// the server what is left.
+		m, err := it.Next(jetstream.NextMaxWait(scanIdle)) // ctx is checked between messages
+		switch {
+		case errors.Is(err, nats.ErrTimeout):
+			// The pending messages may have been deleted before they
+			// came: ask the server what is left.
 			info, err := cons.Info(ctx)
 			if err != nil {
 				return err
 			}
 			pending = info.NumPending
+			continue
+		case err != nil:
+			return err
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		pending = meta.NumPending
+		if err := s.deliver(ctx, m, fn); err != nil {
+			return err
 		}
 	}
 	return nil

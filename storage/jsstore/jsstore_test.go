@@ -32,7 +32,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // a temporary directory, and shuts it down at cleanup.
 func runJetStream(t testing.TB) *server.Server {
 	t.Helper()
+	return runJetStreamOpts(t, false)
+}
+
+// runJetStreamOpts is runJetStream, with fsync after every write if
+// syncAlways (nats-server's sync_interval: always).
+func runJetStreamOpts(t testing.TB, syncAlways bool) *server.Server {
+	t.Helper()
 	opts := natstest.DefaultTestOptions
+	opts.SyncAlways = syncAlways
 	opts.Port = server.RANDOM_PORT
 	opts.JetStream = true
 	opts.StoreDir = t.TempDir()
@@ -228,7 +236,7 @@ func TestOpenErrors(t *testing.T) {
 
 // runJetStreamCluster starts n in-process nats-servers with JetStream,
 // routed into one cluster, and waits until JetStream has a meta leader.
-func runJetStreamCluster(t *testing.T, n int) []*server.Server {
+func runJetStreamCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
@@ -282,7 +290,7 @@ func anyLeader(servers []*server.Server) bool {
 	return false
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
