@@ -67,7 +67,13 @@
 // acknowledged write. Iterate and IteratePartition read with an ordered
 // consumer until they are caught up with the stream, so a timer stored
 // before they began is never missed; one replaced while they run may be
-// seen twice (its old and its new record). List reads the sorted subject
+// seen twice (its old and its new record).
+//
+// JetStream applies an atomic batch whole, but stores its messages one by
+// one, and a consumer may read the first before the last is stored. So a
+// scan that catches up on a message of a batch whose commit (last) message
+// it has not seen reads the stream on by sequence until that batch is
+// stored whole, then reads on: a reader never sees a part of a batch. List reads the sorted subject
 // names (ids only) and then each timer.
 package jsstore
 
@@ -79,6 +85,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -495,7 +502,7 @@ func (s *Store) Iterate(ctx context.Context, fn func(*skyring.Timer) error) erro
 		return err
 	}
 	defer s.mu.RUnlock()
-	if err := s.scan(ctx, s.l.all(), fn); err != nil {
+	if err := s.scan(ctx, s.l.all(), s.l.prefix+".", fn); err != nil {
 		return fmt.Errorf("jsstore: iterate: %w", err)
 	}
 	return nil
@@ -512,7 +519,7 @@ func (s *Store) IteratePartition(ctx context.Context, p int, fn func(*skyring.Ti
 		return err
 	}
 	defer s.mu.RUnlock()
-	if err := s.scan(ctx, s.l.partition(p), fn); err != nil {
+	if err := s.scan(ctx, s.l.partition(p), s.l.prefix+"."+strconv.Itoa(p)+".", fn); err != nil {
 		return fmt.Errorf("jsstore: iterate partition %d: %w", p, err)
 	}
 	return nil
@@ -526,8 +533,10 @@ const scanBatch = 512
 const scanIdle = time.Second
 
 // scan reads every message matching filter with an ordered consumer, from
-// the first until none is pending, and calls fn with each timer.
-func (s *Store) scan(ctx context.Context, filter string, fn func(*skyring.Timer) error) error {
+// the first until none is pending, and calls fn with each timer. within is
+// the prefix of the subjects filter matches (filter is within+">" or
+// within+"*", and tokens after within hold no dot).
+func (s *Store) scan(ctx context.Context, filter, within string, fn func(*skyring.Timer) error) error {
 	cctx, cancel := s.bounded(ctx)
 	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
@@ -546,7 +555,11 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(*skyring.Timer)
 		return err
 	}
 	defer it.Stop()
-	for pending > 0 {
+	// expect counts the messages of a batch that settle found still to
+	// come (they may already sit in the consumer's buffer, where the
+	// server no longer counts them as pending).
+	expect := 0
+	for pending > 0 || expect > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -559,7 +572,7 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(*skyring.Timer)
 			if err != nil {
 				return err
 			}
-			pending = info.NumPending
+			pending, expect = info.NumPending, 0
 			continue
 		case err != nil:
 			return err
@@ -569,11 +582,79 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(*skyring.Timer)
 			return err
 		}
 		pending = meta.NumPending
+		expect = max(0, expect-1)
 		if err := s.deliver(ctx, m, fn); err != nil {
+			return err
+		}
+		if pending > 0 || expect > 0 {
+			continue
+		}
+		// Caught up. If the last message is part of an atomic batch
+		// whose commit is not stored yet, the rest of that batch is
+		// being written right now (JetStream applies a batch whole but
+		// stores its messages one by one): wait for it, then read on.
+		batch := m.Headers().Get(batchIDHeader)
+		if batch == "" || m.Headers().Get(batchCommit) != "" {
+			continue
+		}
+		expect, err = s.settle(ctx, batch, meta.Sequence.Stream+1, within)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// settle waits until the atomic batch id, of which the message just before
+// stream sequence seq is a part, is stored whole: it reads the stream by
+// sequence from seq (whatever the subject) until the batch's commit
+// message, a message of another batch or of none (the rest of the batch
+// was replaced since), or the end of the stream with nothing left to come.
+// It returns how many of the batch's messages from seq on have a subject
+// that starts with within (those the scan still has to read).
+func (s *Store) settle(ctx context.Context, id string, seq uint64, within string) (int, error) {
+	n := 0
+	wait := time.Millisecond
+	deadline := time.Now().Add(s.timeout)
+	for {
+		rctx, cancel := s.bounded(ctx)
+		m, err := s.stream.GetMsg(rctx, seq)
+		cancel()
+		switch {
+		case err == nil:
+			if m.Header.Get(batchIDHeader) != id {
+				return n, nil
+			}
+			if strings.HasPrefix(m.Subject, within) {
+				n++
+			}
+			if m.Header.Get(batchCommit) != "" {
+				return n, nil
+			}
+			seq++
+			continue
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return 0, fmt.Errorf("settle batch %s: %w", id, err)
+		}
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("settle batch %s: %w", id, err)
+		}
+		if seq <= info.State.LastSeq {
+			seq++ // deleted or replaced since
+			continue
+		}
+		// Not stored yet: the batch is being applied. Poll, bounded.
+		if time.Now().After(deadline) {
+			return n, nil // the rest is gone (expired, purged): nothing to wait for
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // deliver decodes one scanned message and passes it to fn; tombstones,
