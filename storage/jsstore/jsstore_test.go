@@ -384,3 +384,65 @@ func TestReplicatedSurvivesServerLoss(t *testing.T) {
 	_, err = s.Get(ctx, "after-batch-9")
 	require.NoError(t, err)
 }
+
+// A partition scan racing with atomic batches sees, for each batch, all of
+// its timers in that partition or none.
+func TestIteratePartitionBatchAtomic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{})
+	const rounds, size = 10, 200
+	batches := make([][]*skyring.Timer, rounds)
+	p := jsstore.Partition("r0-0")
+	want := make([]int, rounds) // timers of each round in partition p
+	for r := range batches {
+		// Half of each batch in partition p, interleaved with the rest.
+		for i := 0; len(batches[r]) < size; i++ {
+			tm := storagetest.Timer(fmt.Sprintf("r%d-%d", r, i), i)
+			in := jsstore.Partition(tm.ID) == p
+			if in == (len(batches[r])%2 == 0) {
+				tm.Data = []byte(fmt.Sprintf(`"round %d"`, r))
+				batches[r] = append(batches[r], tm)
+				if in {
+					want[r]++
+				}
+			}
+		}
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errc := make(chan error, 1)
+	scans := 0
+	go func() {
+		defer close(errc)
+		for rctx.Err() == nil {
+			scans++
+			seen := map[int]int{}
+			err := s.IteratePartition(ctx, p, func(tm *skyring.Timer) error {
+				var r int
+				if _, err := fmt.Sscanf(string(tm.Data), `"round %d"`, &r); err != nil {
+					return err
+				}
+				seen[r]++
+				return nil
+			})
+			if err != nil {
+				errc <- err
+				return
+			}
+			for r, n := range seen {
+				if n != want[r] {
+					errc <- fmt.Errorf("round %d: saw %d of the %d timers of partition %d", r, n, want[r], p)
+					return
+				}
+			}
+		}
+	}()
+	for _, b := range batches {
+		require.NoError(t, s.Put(ctx, b...))
+	}
+	stop()
+	require.NoError(t, <-errc)
+	require.Positive(t, scans)
+}
