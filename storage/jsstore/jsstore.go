@@ -164,6 +164,7 @@ type Store struct {
 	log       *slog.Logger
 	onCorrupt func(id string, err error)
 	batches   chan struct{} // semaphore of open atomic batches
+	window    chan struct{} // semaphore of single writes awaiting a PubAck
 	maxBatch  int
 
 	// mu guards closed: every call holds a read lock while it runs, so
@@ -205,7 +206,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	js, err := jetstream.New(opts.Conn,
-		jetstream.WithPublishAsyncMaxPending(opts.Window),
+		// The store's own window (Store.window) admits writers; the
+		// client's is larger so that it never stalls and fails one.
+		jetstream.WithPublishAsyncMaxPending(2*opts.Window),
 		jetstream.WithPublishAsyncTimeout(opts.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: open: %w", err)
@@ -245,6 +248,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		onCorrupt: opts.OnCorrupt,
 		batches:   make(chan struct{}, MaxInflightBatches),
+		window:    make(chan struct{}, opts.Window),
 		maxBatch:  opts.MaxBatch,
 	}, nil
 }
@@ -376,6 +380,12 @@ func (s *Store) write(ctx context.Context, msgs []*nats.Msg) error {
 // publish sends one message with an asynchronous publish (bounded by
 // Options.Window) and waits for its PubAck.
 func (s *Store) publish(ctx context.Context, m *nats.Msg) error {
+	select {
+	case s.window <- struct{}{}:
+		defer func() { <-s.window }()
+	case <-ctx.Done():
+		return ctx.Err() // nothing sent
+	}
 	f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(s.name))
 	if err != nil {
 		return writeErr(err)
