@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -445,4 +446,37 @@ func TestIteratePartitionBatchAtomic(t *testing.T) {
 	stop()
 	require.NoError(t, <-errc)
 	require.Positive(t, scans)
+}
+
+// A batch the server refuses (here: larger than its max_batch_size) is an
+// API error, not storage.ErrWrite, and writes nothing.
+func TestBatchRefusedByServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{MaxBatch: 2 * testMaxBatch})
+	err := s.Put(ctx, storagetest.Timers("big", testMaxBatch+1)...)
+	require.Error(t, err)
+	var api *jetstream.APIError
+	require.ErrorAs(t, err, &api)
+	require.NotErrorIs(t, err, storage.ErrWrite, "the server refused it: nothing was written")
+	n := 0
+	require.NoError(t, s.Iterate(ctx, func(*skyring.Timer) error { n++; return nil }))
+	require.Zero(t, n)
+	require.NoError(t, s.Put(ctx, storagetest.Timers("ok", 2)...), "the store takes writes after a refusal")
+}
+
+// A write whose PubAck never comes (the server is gone) has an unknown
+// outcome: it matches storage.ErrWrite, for one timer and for a batch.
+func TestUnknownOutcomeIsErrWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := runJetStream(t)
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{Timeout: 200 * time.Millisecond})
+	require.NoError(t, s.Put(ctx, storagetest.Timer("before", 1)))
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	require.ErrorIs(t, s.Put(ctx, storagetest.Timer("after", 1)), storage.ErrWrite)
+	require.ErrorIs(t, s.Put(ctx, storagetest.Timers("after", 3)...), storage.ErrWrite)
+	require.ErrorIs(t, s.Delete(ctx, "before"), storage.ErrWrite)
 }
