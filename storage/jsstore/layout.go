@@ -4,9 +4,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
+
+	"github.com/skyring/skyring/ring"
 )
 
 // Partitions is the fixed number of partitions timers are grouped in. It is
@@ -14,14 +15,12 @@ import (
 // with another, so it is a constant, not an option.
 const Partitions = 1024
 
-// Partition returns the partition of a timer id, in [0, Partitions): the
-// 32-bit FNV-1a hash of the id's bytes, modulo Partitions. It is stable
-// across versions and platforms; the node uses the same function to place
-// partitions on the ring.
+// Partition returns the partition of a timer id, in [0, Partitions):
+// ring.PartitionOf(id, Partitions), the one function the node places
+// partitions with (FNV-1a 64 and fmix64, modulo the count; pinned by tests
+// in both packages). It is part of the stored layout.
 func Partition(id string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id)) // never fails
-	return int(h.Sum32() % Partitions)
+	return ring.PartitionOf(id, Partitions)
 }
 
 // ErrBadToken: a subject token is not one EncodeID produced.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/skyring/skyring"
+	"github.com/skyring/skyring/ring"
 	"github.com/skyring/skyring/storage/jsstore"
 )
 
@@ -54,11 +55,11 @@ func TestEncodeID(t *testing.T) {
 
 func TestPartition(t *testing.T) {
 	t.Parallel()
-	// The function is part of the stored layout: these values must never
-	// change (FNV-1a 32 of the id, modulo 1,024).
-	golden := map[string]int{"": 0x811c9dc5 % 1024, "a": 0xe40c292c % 1024, "foobar": 0xbf9cf968 % 1024}
-	for id, want := range golden {
-		require.Equal(t, want, jsstore.Partition(id), id)
+	// The function is part of the stored layout and the node's placement:
+	// it is ring.PartitionOf with 1,024 partitions, whose values
+	// ring.TestPartitionOfIsStable pins.
+	for _, id := range []string{"", "a", "foobar", "order-42-expiry"} {
+		require.Equal(t, ring.PartitionOf(id, 1024), jsstore.Partition(id), id)
 	}
 	require.Equal(t, 1024, jsstore.Partitions)
 
