@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -60,10 +61,33 @@ type apiReply struct {
 
 func (b *Bus) apiHandler(op apiOp) nats.MsgHandler {
 	return func(m *nats.Msg) {
+		if b.reservedReply(m.Reply) {
+			// The node would publish its answer there with its own
+			// rights: onto the members or a relay subject, a node's
+			// inbox, or as a forged event. Such a request is dropped
+			// whole, before it runs.
+			b.log.Debug("dropping a NATS API request whose reply subject is reserved", "op", op.name, "reply", m.Reply)
+			return
+		}
 		if !b.apiPool.submit(func() { b.serveAPI(op, m) }) {
 			b.respondAPI(m, op, errorReply(skyring.ErrClosed))
 		}
 	}
+}
+
+// reservedReply reports whether a reply subject is one no API answer may
+// go to: the internal subjects (_SKYRING.>), the node's own public ones
+// (<prefix>.>: the API, events) and the server's ($SYS.>, $JS.>).
+func (b *Bus) reservedReply(reply string) bool {
+	if reply == "" {
+		return false
+	}
+	for _, p := range []string{"_SKYRING.", b.opts.Prefix + ".", "$SYS.", "$JS."} {
+		if strings.HasPrefix(reply, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func errorReply(err error) apiReply {

@@ -439,3 +439,40 @@ func TestSecurityOptionsValidated(t *testing.T) {
 		require.Error(t, err, "%+v", o)
 	}
 }
+
+// An API request whose reply subject is reserved (internal, the node's own
+// public subjects, the server's) is dropped before it runs: the node would
+// otherwise publish its answer there with its own rights, e.g. a JSON
+// object with an id of the client's choosing on the members subject.
+func TestAPIRequestWithReservedReplyDropped(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("reply"))
+	// One API handler at a time: requests run in the order they came, so
+	// once a later one is answered every earlier one ran or was dropped.
+	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: time.Hour, MaxConcurrent: 1}, h)
+	nc, _ := apiClient(t, b.Server())
+	body := func(id string) []byte {
+		return []byte(`{"id":"` + id + `","timeout":60000,"callback":{"transport":"http","method":"post","uri":"http://127.0.0.1:1/x"}}`)
+	}
+	reserved := []string{"_SKYRING.skyring.members", "_SKYRING.skyring.relay." + h.id, "skyring.events.create", "skyring.timer.cancel", "$SYS.x"}
+	for i, reply := range reserved {
+		require.NoError(t, nc.PublishRequest("skyring.timer.create", reply, body(fmt.Sprintf("via-reply-%d", i))))
+	}
+	msg, err := nc.Request("skyring.timer.create", body("after"), 10*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(msg.Data), `"status":201`)
+	require.NotNil(t, h.timer("after"))
+	for i := range reserved {
+		require.Nil(t, h.timer(fmt.Sprintf("via-reply-%d", i)), "the request with reply %s ran", reserved[i])
+	}
+	// A fire-and-forget create (no reply) still runs.
+	require.NoError(t, nc.Publish("skyring.timer.create", body("no-reply")))
+	msg, err = nc.Request("skyring.timer.create", body("after-2"), 10*time.Second)
+	require.NoError(t, err)
+	require.Contains(t, string(msg.Data), `"status":201`)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.timer("no-reply") == nil {
+		require.True(t, time.Now().Before(deadline), "the fire-and-forget create never ran")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
