@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -31,18 +30,28 @@ const routeUser = "skyring"
 // clients, event subscribers, receivers of the nats transport. It may use
 // any subject but the internal ones (_SKYRING.>), may not forge events
 // (<prefix>.events.>, <prefix>.node.>), and may not listen on the API's
-// request subjects (<prefix>.timer.>), so it can neither read other
-// clients' requests nor answer them in the nodes' stead.
+// request subjects (<prefix>.timer.>) or on the callback inboxes
+// (_SKYRING_CB.>), so it can neither read other clients' requests nor
+// answer them in the nodes' stead. It has no allow_responses: with it, a
+// client could publish anywhere once by sending itself a message whose
+// reply subject is the target (nats-server does not check a publisher's
+// reply subject), so that grant is a hole in any deny list.
 const APIUser = "skyring-api"
+
+// CallbackUser is the node's second connection, the one the nats transport
+// delivers fired timers on: it may publish on no subject of Skyring's or
+// the server's (the transport refuses them too) and may subscribe only to
+// its own inbox, _SKYRING_CB.<prefix>.<nodeID>.>. API users may publish
+// there (a receiver answers a request callback) but not subscribe.
+const CallbackUser = "skyring-callback"
+
+// callbackInboxes is the root of the callback connections' inboxes.
+const callbackInboxes = "_SKYRING_CB"
 
 // ErrAuth is returned (wrapped) by Start when the node's credentials are
 // refused: a wrong Options.Secret on a route is only logged by the server,
 // but external servers refusing the node's credentials fail the start.
 var ErrAuth = errors.New("bus: NATS authorization refused")
-
-// responseExpiry bounds how long an API client may answer a request it
-// received on an internal reply subject: beyond any delivery timeout.
-const responseExpiry = 10 * time.Minute
 
 // internalSubjects is what only nodes may publish or subscribe to.
 const internalSubjects = "_SKYRING.>"
@@ -51,16 +60,29 @@ const internalSubjects = "_SKYRING.>"
 func apiPermissions(prefix string) *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
-			Deny: []string{internalSubjects, prefix + ".events.>", prefix + ".node.>", "$SYS.>"},
+			Deny: []string{internalSubjects, prefix + ".events.>", prefix + ".node.>", "$SYS.>", "$JS.>"},
 		},
 		Subscribe: &server.SubjectPermission{
-			Deny: []string{internalSubjects, prefix + ".timer.>", "$SYS.>"},
+			Deny: []string{internalSubjects, callbackInboxes + ".>", prefix + ".timer.>", "$SYS.>", "$JS.>"},
 		},
-		// A receiver of the nats transport's "request" answers on the
-		// node's inbox, which is internal: it may, once, to a request it
-		// received, and to nothing else there.
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: responseExpiry},
 	}
+}
+
+// callbackPermissions are CallbackUser's permissions (see CallbackUser).
+func callbackPermissions(prefix, nodeID string) *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Deny: []string{internalSubjects, callbackInboxes + ".>", "_INBOX.>", prefix + ".>", "$SYS.>", "$JS.>"},
+		},
+		Subscribe: &server.SubjectPermission{
+			Allow: []string{callbackInbox(prefix, nodeID) + ".>"},
+		},
+	}
+}
+
+// callbackInbox is the inbox prefix of a node's callback connection.
+func callbackInbox(prefix, nodeID string) string {
+	return callbackInboxes + "." + prefix + "." + nodeID
 }
 
 // clientAuth is the embedded server's client authentication: NodeUser with
@@ -71,13 +93,15 @@ type clientAuth struct {
 	tokens   [][]byte
 	api      *server.User
 	node     *server.User
+	callback *server.User
 }
 
-func newClientAuth(nodePass string, tokens []string, prefix string) *clientAuth {
+func newClientAuth(nodePass string, tokens []string, prefix, nodeID string) *clientAuth {
 	a := &clientAuth{
 		nodePass: []byte(nodePass),
 		api:      &server.User{Username: APIUser, Permissions: apiPermissions(prefix)},
 		node:     &server.User{Username: NodeUser},
+		callback: &server.User{Username: CallbackUser, Permissions: callbackPermissions(prefix, nodeID)},
 	}
 	for _, t := range tokens {
 		if t != "" {
@@ -93,11 +117,15 @@ func (a *clientAuth) Check(c server.ClientAuthentication) bool {
 		return false // no leafnode, websocket or MQTT listeners are configured
 	}
 	o := c.GetOpts()
-	if o.Username == NodeUser {
+	if o.Username == NodeUser || o.Username == CallbackUser {
 		if len(a.nodePass) == 0 || subtle.ConstantTimeCompare([]byte(o.Password), a.nodePass) != 1 {
 			return false
 		}
-		c.RegisterUser(a.node)
+		if o.Username == NodeUser {
+			c.RegisterUser(a.node)
+		} else {
+			c.RegisterUser(a.callback)
+		}
 		return true
 	}
 	if len(a.tokens) > 0 && !a.validToken(o.Token) && !a.validToken(o.Password) {

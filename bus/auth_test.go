@@ -127,25 +127,83 @@ func TestAPIClientCannotReachInternalSubjects(t *testing.T) {
 	require.Contains(t, string(msg.Data), `"status":404`)
 }
 
-// A receiver of the nats transport's request answers on the node's
-// internal inbox: allowed once per request it received, and nowhere else.
-func TestAPIClientAnswersRequestOnce(t *testing.T) {
+// The nats transport's connection (CallbackConn) has its own inbox, where
+// a receiver may answer a request callback (and no client may listen);
+// receivers cannot answer on the node's own inbox; and the callback
+// connection cannot publish on Skyring's subjects.
+func TestCallbackConnection(t *testing.T) {
 	t.Parallel()
-	h := newFakeHandler(nodeID("resp"))
+	h := newFakeHandler(nodeID("cb"))
 	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: time.Hour}, h)
 	nc, errs := apiClient(t, b.Server())
-	_, err := nc.Subscribe("jobs.ask", func(m *nats.Msg) {
-		require.True(t, strings.HasPrefix(m.Reply, "_SKYRING.skyring.inbox."+h.id+"."), m.Reply)
-		_ = m.Respond([]byte("first"))
-		_ = m.Respond([]byte("second")) // over the one answer allowed
-		_ = nc.Publish(m.Reply+"x", []byte("forged"))
-	})
+	_, err := nc.Subscribe("jobs.ask", func(m *nats.Msg) { _ = m.Respond([]byte("answer")) })
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
-	msg, err := b.Conn().Request("jobs.ask", nil, 5*time.Second)
+
+	cb := b.CallbackConn()
+	require.NotNil(t, cb)
+	msg, err := cb.Request("jobs.ask", nil, 10*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, "first", string(msg.Data))
-	waitViolation(t, errs, "Publish to")
+	require.Equal(t, "answer", string(msg.Data))
+
+	// A request from the node's own connection cannot be answered by an
+	// API client: its inbox is internal.
+	inbox := b.Conn().NewRespInbox()
+	require.True(t, strings.HasPrefix(inbox, "_SKYRING.skyring.inbox."+h.id+"."), inbox)
+	require.NoError(t, b.Conn().PublishRequest("jobs.ask", inbox, nil))
+	waitViolation(t, errs, `Publish to "`+inbox+`"`)
+
+	// No client may listen on the callback inboxes.
+	_, err = nc.Subscribe("_SKYRING_CB.>", func(*nats.Msg) {})
+	require.NoError(t, err)
+	waitViolation(t, errs, `Subscription to "_SKYRING_CB.>"`)
+
+	// The callback connection reaches nothing of Skyring's: a watcher
+	// with node rights sees none of its publishes there, only the
+	// barrier it sends after them.
+	watcher := connectNode(t, b)
+	seen := make(chan string, 16)
+	for _, subj := range []string{"_SKYRING.>", "skyring.>", "barrier.cb"} {
+		_, err := watcher.Subscribe(subj, func(m *nats.Msg) { seen <- m.Subject + " " + string(m.Data) })
+		require.NoError(t, err)
+	}
+	require.NoError(t, watcher.Flush())
+	for _, subj := range []string{"_SKYRING.skyring.members", "_SKYRING.skyring.relay." + h.id, "skyring.timer.create", "skyring.events.success"} {
+		require.NoError(t, cb.Publish(subj, []byte("cb-forged")))
+	}
+	require.NoError(t, cb.Publish("barrier.cb", []byte("end")))
+	for got := range seen {
+		require.NotContains(t, got, "cb-forged")
+		if got == "barrier.cb end" {
+			break
+		}
+	}
+}
+
+// The reflection attack a review found: a client sends itself a message
+// whose reply subject is an internal one, then answers it. With
+// allow_responses that answer was let through (nats-server does not check
+// a publisher's reply subject): a forged member, event, relay. API users
+// have no such grant, so the server refuses the answer.
+func TestReflectedAnswerRefused(t *testing.T) {
+	t.Parallel()
+	h := newFakeHandler(nodeID("refl"))
+	b := startBus(t, bus.Options{NodeID: h.id, HeartbeatInterval: time.Hour}, h)
+	nc, errs := apiClient(t, b.Server())
+	echo := make(chan *nats.Msg, 8)
+	_, err := nc.Subscribe("attacker.echo", func(m *nats.Msg) { echo <- m })
+	require.NoError(t, err)
+	hb, err := json.Marshal(map[string]any{"kind": "heartbeat", "id": "evil", "http": "203.0.113.9:80", "started": 1})
+	require.NoError(t, err)
+	for _, target := range []string{"_SKYRING.skyring.members", "_SKYRING.skyring.relay." + h.id, "skyring.events.success", "$SYS.REQ.SERVER.PING"} {
+		require.NoError(t, nc.PublishRequest("attacker.echo", target, nil))
+		m := <-echo
+		require.Equal(t, target, m.Reply)
+		require.NoError(t, m.Respond(hb))
+		waitViolation(t, errs, `Publish to "`+target+`"`)
+	}
+	_, known := h.member("evil")
+	require.False(t, known, "the reflected heartbeat reached the node")
 }
 
 // With API tokens, a client of the embedded server needs one (as a token

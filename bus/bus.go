@@ -33,6 +33,9 @@ const (
 	// DefaultMaxPayload is the max payload of the embedded server: room for
 	// handoff batches (larger batches are split anyway).
 	DefaultMaxPayload = 8 << 20
+	// DefaultMaxConnections bounds the embedded server's client
+	// connections.
+	DefaultMaxConnections = 4096
 )
 
 // APIQueueGroup is the queue group of the public NATS API subscriptions.
@@ -87,6 +90,9 @@ type Options struct {
 	ClusterName string
 	// MaxPayload is the embedded server's max payload; default 8 MiB.
 	MaxPayload int32
+	// MaxConnections bounds the embedded server's client connections
+	// (--nats:max-connections); default 4096.
+	MaxConnections int
 
 	// Secret is the cluster secret (--channel:secret). With the embedded
 	// server it authenticates the routes between the nodes' servers (a
@@ -157,6 +163,7 @@ func (o Options) withDefaults() Options {
 	o.ClusterHost = cmp.Or(o.ClusterHost, DefaultClusterHost)
 	o.ClusterName = cmp.Or(o.ClusterName, DefaultClusterName)
 	o.MaxPayload = cmp.Or(o.MaxPayload, DefaultMaxPayload)
+	o.MaxConnections = cmp.Or(o.MaxConnections, DefaultMaxConnections)
 	o.HeartbeatInterval = cmp.Or(o.HeartbeatInterval, DefaultHeartbeatInterval)
 	o.MaxBodySize = cmp.Or(o.MaxBodySize, skyring.DefaultMaxBodyBytes)
 	o.MaxConcurrent = cmp.Or(o.MaxConcurrent, DefaultMaxConcurrent)
@@ -213,7 +220,7 @@ func (o Options) validate() error {
 		o.ConnectTimeout < 0 || o.DrainTimeout < 0 {
 		return errors.New("bus: durations must not be negative")
 	}
-	if o.MaxConcurrent < 0 || o.MaxBodySize < 0 || o.MaxPayload < 0 {
+	if o.MaxConcurrent < 0 || o.MaxBodySize < 0 || o.MaxPayload < 0 || o.MaxConnections < 0 {
 		return errors.New("bus: limits must not be negative")
 	}
 	return nil
@@ -297,7 +304,8 @@ type Bus struct {
 	started int64 // Unix ms
 
 	nc       atomic.Pointer[nats.Conn]
-	nodePass string // NodeUser's password on the embedded server
+	cbc      atomic.Pointer[nats.Conn] // CallbackConn
+	nodePass string                    // NodeUser's password on the embedded server
 
 	ctx    context.Context // handlers' context, cancelled by Close
 	cancel context.CancelCauseFunc
@@ -398,6 +406,9 @@ func (b *Bus) start(ctx context.Context) error {
 		}
 	}
 	b.nc.Store(nc)
+	if err := b.connectCallbacks(ctx); err != nil {
+		return err
+	}
 
 	if err := b.checkNodeID(ctx, nc); err != nil {
 		return err
@@ -414,6 +425,38 @@ func (b *Bus) start(ctx context.Context) error {
 	b.hbStop = make(chan struct{})
 	b.hbDone = make(chan struct{})
 	go b.heartbeatLoop(b.hbStop, b.hbDone)
+	return nil
+}
+
+// connectCallbacks opens the connection the nats transport delivers on
+// (CallbackConn): in process, as CallbackUser, with the embedded server;
+// with the node's own credentials to external servers. Its inbox is
+// _SKYRING_CB.<prefix>.<nodeID>, where receivers may answer but no client
+// may listen.
+func (b *Bus) connectCallbacks(ctx context.Context) error {
+	opts := b.natsOptions(ctx)
+	opts = append(opts,
+		nats.Name("skyring-"+b.opts.NodeID+"-callbacks"),
+		nats.CustomInboxPrefix(callbackInbox(b.opts.Prefix, b.opts.NodeID)),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("callback connection reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+	)
+	var nc *nats.Conn
+	var err error
+	if b.srv != nil {
+		nc, err = nats.Connect("", append(opts, nats.InProcessServer(b.srv), nats.UserInfo(CallbackUser, b.nodePass))...)
+	} else {
+		auth, aerr := b.opts.externalAuth()
+		if aerr != nil {
+			return aerr
+		}
+		nc, err = nats.Connect(strings.Join(b.opts.Servers, ","), append(opts, auth...)...)
+	}
+	if err != nil {
+		return fmt.Errorf("bus: the callback connection: %w", err)
+	}
+	b.cbc.Store(nc)
 	return nil
 }
 
@@ -439,6 +482,9 @@ func (b *Bus) checkNodeID(ctx context.Context, nc *nats.Conn) error {
 // abortStart undoes a failed start. b.mu is held.
 func (b *Bus) abortStart() {
 	b.cancel(skyring.ErrClosed)
+	if nc := b.cbc.Load(); nc != nil {
+		nc.Close()
+	}
 	if nc := b.nc.Load(); nc != nil {
 		nc.Close()
 	}
@@ -531,6 +577,12 @@ func (b *Bus) close() error {
 
 	if err := nc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		b.log.Debug("flushing before close", "err", err)
+	}
+	if cbc := b.cbc.Load(); cbc != nil {
+		if err := cbc.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.log.Debug("flushing the callback connection before close", "err", err)
+		}
+		cbc.Close()
 	}
 	nc.Close()
 	if b.srv != nil {
@@ -626,6 +678,13 @@ func (b *Bus) ClientURL() string {
 
 // Conn returns the bus's NATS connection; nil before Start.
 func (b *Bus) Conn() *nats.Conn { return b.nc.Load() }
+
+// CallbackConn returns the connection the nats transport delivers fired
+// timers on (see CallbackUser); nil before Start. With the embedded
+// server it may not publish on Skyring's or the server's subjects, so a
+// callback cannot reach them even if the transport's own checks missed
+// one.
+func (b *Bus) CallbackConn() *nats.Conn { return b.cbc.Load() }
 
 // Server returns the embedded server; nil with external servers or before
 // Start. For tests and diagnostics.

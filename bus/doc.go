@@ -36,6 +36,7 @@
 //	_SKYRING.<prefix>.relay.<nodeID>  node-to-node commands (Relay), request-reply, binary
 //	_SKYRING.<prefix>.members         membership: JSON Member plus "kind"
 //	_SKYRING.<prefix>.inbox.<nodeID>.…  replies to the node's requests (its inbox prefix)
+//	_SKYRING_CB.<prefix>.<nodeID>.…     replies to the nats transport's request callbacks
 //
 // # Who may use which subject
 //
@@ -43,10 +44,17 @@
 // own connection logs in as NodeUser (password: Options.Secret, or a random
 // one that never leaves the process), and every other client is APIUser,
 // refused by the server on _SKYRING.>, on publishing <prefix>.events.> and
-// <prefix>.node.>, and on subscribing to <prefix>.timer.> (APIUser may
-// answer, once, a request it received on an internal reply subject: the
-// nats transport's request callbacks). With Options.APITokens, APIUser
-// clients need a token. Routes between embedded servers need
+// <prefix>.node.>, and on subscribing to <prefix>.timer.> and
+// _SKYRING_CB.>. APIUser has no allow_responses grant: nats-server does not
+// check a publisher's reply subject, so with it a client could answer a
+// message it sent itself with an internal reply subject. The nats
+// transport delivers on a second connection (CallbackConn, CallbackUser),
+// which may publish on nothing of Skyring's or the server's and whose
+// inbox, _SKYRING_CB.<prefix>.<nodeID>, is where receivers answer request
+// callbacks. With Options.APITokens, APIUser clients need a token. API
+// requests whose reply subject is reserved are dropped. The server runs
+// without a system account, with at most 10,000 subscriptions per
+// connection and Options.MaxConnections connections. Routes between embedded servers need
 // Options.Secret, and are mutual TLS with Options.ClusterTLS. With external
 // Servers, the servers' own configuration does the same (README, "Securing
 // the bus"); the node authenticates with Options.CredsFile, NkeyFile or a

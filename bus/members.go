@@ -110,6 +110,12 @@ func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 		defer w.Stop()
 		watch = w.C
 	}
+	// A sync at most once a heartbeat interval: a client toggling a
+	// wildcard subscription (">") changes the interest too, and must not
+	// make every node answer a sync 20 times a second. A rise seen within
+	// the interval is owed and sent when it ends.
+	var lastSync time.Time
+	owed := false
 	for {
 		select {
 		case <-stop:
@@ -118,10 +124,12 @@ func (b *Bus) heartbeatLoop(stop <-chan struct{}, done chan<- struct{}) {
 			b.publishMember(kindHeartbeat)
 		case <-watch:
 			if n := acc.Interest(b.membersSubject); n != interest {
-				if n > interest {
-					b.publishMember(kindSync)
-				}
+				owed = owed || n > interest
 				interest = n
+			}
+			if owed && time.Since(lastSync) >= b.opts.HeartbeatInterval {
+				b.publishMember(kindSync)
+				lastSync, owed = time.Now(), false
 			}
 		}
 	}

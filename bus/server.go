@@ -28,6 +28,10 @@ func (e *portError) Error() string {
 func (e *portError) Unwrap() error        { return e.err }
 func (e *portError) Is(target error) bool { return target == ErrPortInUse }
 
+// maxSubsPerConn bounds the subscriptions of one client connection of the
+// embedded server (a node's own connection holds about a dozen).
+const maxSubsPerConn = 10_000
+
 // startServer runs the embedded nats-server and waits until it listens.
 func (b *Bus) startServer(ctx context.Context) (*server.Server, error) {
 	o, err := b.serverOptions()
@@ -88,7 +92,13 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		MaxPayload: b.opts.MaxPayload,
 		// Only nodes may use the internal subjects; every other client is
 		// APIUser (and needs an API token when there are any).
-		CustomClientAuthentication: newClientAuth(b.nodePass, b.opts.APITokens, b.opts.Prefix),
+		CustomClientAuthentication: newClientAuth(b.nodePass, b.opts.APITokens, b.opts.Prefix, b.opts.NodeID),
+		// No system account: its request subjects ($SYS.REQ.…) would tell
+		// any client the server's connections, subscriptions and peers.
+		NoSystemAccount: true,
+		// Bounds on what clients can make the server hold.
+		MaxSubs: maxSubsPerConn,
+		MaxConn: b.opts.MaxConnections,
 	}
 	o.Cluster = server.ClusterOpts{
 		Name: b.opts.ClusterName,

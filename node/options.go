@@ -118,7 +118,10 @@ type Options struct {
 	// -key); nats.go's own options. See bus.Options.CredsFile for the
 	// permissions the node's user needs.
 	NATSCredsFile, NATSNkeyFile string
-	NATSTLS                     bus.TLSFiles
+	// NATSMaxConnections bounds the embedded server's client connections
+	// (--nats:max-connections); default bus.DefaultMaxConnections.
+	NATSMaxConnections int
+	NATSTLS            bus.TLSFiles
 	// HeartbeatInterval is how often the node announces itself. Default 1s.
 	HeartbeatInterval time.Duration
 	// MemberTimeout drops a member not heard from for this long. Default 5s.

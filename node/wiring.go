@@ -108,6 +108,7 @@ func (n *Node) busOptions() bus.Options {
 		NkeyFile:          n.opts.NATSNkeyFile,
 		TLS:               n.opts.NATSTLS,
 		APITokens:         n.embeddedTokens(),
+		MaxConnections:    n.opts.NATSMaxConnections,
 		HeartbeatInterval: n.opts.HeartbeatInterval,
 		MaxTimeout:        n.opts.MaxTimeout,
 		MaxBodySize:       int(n.opts.MaxBodyBytes),
@@ -140,10 +141,12 @@ var errNoBus = fmt.Errorf("node: NATS connection: %w", transports.ErrNotReady)
 type lazyNATS struct{ n *Node }
 
 func (l lazyNATS) conn() (natstransport.HeaderConn, transports.NATSConn, error) {
-	if l.n.bus == nil || l.n.bus.Conn() == nil {
+	if l.n.bus == nil || l.n.bus.CallbackConn() == nil {
 		return nil, nil, errNoBus
 	}
-	c := natstransport.FromConn(l.n.bus.Conn())
+	// The callback connection: restricted by the embedded server to
+	// subjects outside Skyring's and the server's.
+	c := natstransport.FromConn(l.n.bus.CallbackConn())
 	hc, _ := c.(natstransport.HeaderConn)
 	return hc, c, nil
 }

@@ -179,12 +179,12 @@ func newNkeyUser(t *testing.T, name string) nkeyUser {
 func TestExternalNATSWithNkeys(t *testing.T) {
 	t.Parallel()
 	nodeKey, apiKey := newNkeyUser(t, "node"), newNkeyUser(t, "api")
+	// The README's permissions for API users: no allow_responses (with it,
+	// a client can publish anywhere once by answering a message it sent
+	// itself with an internal reply subject).
 	apiPerms := &server.Permissions{
-		// allow ">" is needed: a configured user with allow_responses and
-		// no publish allow may publish nothing but responses.
-		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"_SKYRING.>", "skyring.events.>", "skyring.node.>"}},
-		Subscribe: &server.SubjectPermission{Deny: []string{"_SKYRING.>", "skyring.timer.>"}},
-		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+		Publish:   &server.SubjectPermission{Deny: []string{"_SKYRING.>", "skyring.events.>", "skyring.node.>", "$SYS.>", "$JS.>"}},
+		Subscribe: &server.SubjectPermission{Deny: []string{"_SKYRING.>", "_SKYRING_CB.>", "skyring.timer.>", "$SYS.>", "$JS.>"}},
 	}
 	run := func(name string, routes ...*url.URL) *server.Server {
 		o := natstest.DefaultTestOptions

@@ -123,6 +123,7 @@ const (
 	flagNATSPort           = "nats:port"
 	flagNATSPrefix         = "nats:prefix"
 	flagNATSCreds          = "nats:creds"
+	flagNATSMaxConns       = "nats:max-connections"
 	flagNATSNkey           = "nats:nkey"
 	flagNATSTLSCA          = "nats:tls-ca"
 	flagNATSTLSCert        = "nats:tls-cert"
@@ -191,6 +192,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.StringFlag{Name: flagChannelTLSCert, EnvVars: env(flagChannelTLSCert), Usage: "PEM certificate: routes between the embedded NATS servers use mutual TLS (with --channel:tls-key and --channel:tls-ca)"},
 			&cli.StringFlag{Name: flagChannelTLSKey, EnvVars: env(flagChannelTLSKey), Usage: "PEM private key of --channel:tls-cert"},
 			&cli.StringFlag{Name: flagChannelTLSCA, EnvVars: env(flagChannelTLSCA), Usage: "PEM CA that verifies the other nodes' route certificates"},
+			&cli.IntFlag{Name: flagNATSMaxConns, Value: bus.DefaultMaxConnections, EnvVars: env(flagNATSMaxConns), Usage: "most client connections the embedded NATS server takes"},
 			&cli.StringFlag{Name: flagNATSCreds, EnvVars: env(flagNATSCreds), Usage: "external NATS: the node's JWT credentials (.creds) file"},
 			&cli.StringFlag{Name: flagNATSNkey, EnvVars: env(flagNATSNkey), Usage: "external NATS: the node's nkey seed file"},
 			&cli.StringFlag{Name: flagNATSTLSCA, EnvVars: env(flagNATSTLSCA), Usage: "external NATS: PEM CA that verifies the servers"},
@@ -627,6 +629,10 @@ func securityOptions(c *cli.Context, o *node.Options) error {
 		return fmt.Errorf("--%s must be at least 16 characters, without surrounding spaces (e.g. openssl rand -hex 24)", flagChannelSecret)
 	}
 	o.ClusterTLS = bus.TLSFiles{CertFile: c.String(flagChannelTLSCert), KeyFile: c.String(flagChannelTLSKey), CAFile: c.String(flagChannelTLSCA)}
+	o.NATSMaxConnections = c.Int(flagNATSMaxConns)
+	if o.NATSMaxConnections < 1 {
+		return fmt.Errorf("--%s must be at least 1", flagNATSMaxConns)
+	}
 	o.NATSCredsFile = c.String(flagNATSCreds)
 	o.NATSNkeyFile = c.String(flagNATSNkey)
 	o.NATSTLS = bus.TLSFiles{CertFile: c.String(flagNATSTLSCert), KeyFile: c.String(flagNATSTLSKey), CAFile: c.String(flagNATSTLSCA)}
