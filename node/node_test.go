@@ -404,10 +404,16 @@ func TestClockStepBackNeverEarly(t *testing.T) {
 	b := setup(t, nil)
 	var mu sync.Mutex
 	ranAt := map[string]time.Time{}
+	// ran gets each id once the transport read the clock: the recorder
+	// counts an execution when it starts, before this runs, and the clock
+	// must not be stepped back in between (the transport would read the
+	// stepped-back time for a delivery decided at 13:00).
+	ran := make(chan string, 8)
 	b.rec.SetFunc(func(_ context.Context, tm *skyring.Timer) error {
 		mu.Lock()
-		defer mu.Unlock()
 		ranAt[tm.ID] = b.clock.Now()
+		mu.Unlock()
+		ran <- tm.ID
 		return nil
 	})
 	ctx := context.Background()
@@ -419,6 +425,12 @@ func TestClockStepBackNeverEarly(t *testing.T) {
 
 	b.clock.Set(t0.Add(time.Hour)) // step forward
 	require.Equal(t, "at-step", b.rec.Wait(t, 1)[0].ID)
+	select {
+	case id := <-ran:
+		require.Equal(t, "at-step", id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transport never ran at-step")
+	}
 	b.settle(t)
 	b.clock.Set(t0) // step back
 	after := b.timer(t, "after", 30*time.Minute, "")
@@ -431,7 +443,14 @@ func TestClockStepBackNeverEarly(t *testing.T) {
 	require.Equal(t, 1, b.rec.Count())
 
 	b.advanceTo(t, before.DueTime())
-	b.rec.Wait(t, 3)
+	for range 2 { // after and before, each once its transport read the clock
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the transport did not run after and before")
+		}
+	}
+	require.Equal(t, 3, b.rec.Count())
 	mu.Lock()
 	defer mu.Unlock()
 	for _, tm := range []*skyring.Timer{atStep, after, before} {
