@@ -278,3 +278,48 @@ func TestComposeNATSConfig(t *testing.T) {
 	require.Contains(t, string(v.Body), addr)
 	require.NotContains(t, p.Output(), "compose-node-password")
 }
+
+// TestNATSRequestCallbackAnswered: with the real binary, a receiver of a
+// nats "request" callback (an API client of the embedded server, with no
+// special rights) answers on the node's callback inbox and the timer is
+// delivered; a receiver that does not answer fails it.
+func TestNATSRequestCallbackAnswered(t *testing.T) {
+	t.Parallel()
+	p := startNode(t, "--delivery:attempts", "1", "--delivery:timeout", "2s")
+	nc, err := nats.Connect(p.NATSURL)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	replies := make(chan string, 4)
+	_, err = nc.Subscribe("jobs.ask", func(m *nats.Msg) {
+		replies <- m.Reply
+		_ = m.Respond([]byte("done"))
+	})
+	require.NoError(t, err)
+	_, err = nc.Subscribe("jobs.silent", func(*nats.Msg) {}) // never answers
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+
+	for _, c := range []struct{ id, subject, state string }{
+		{"req-answered", "jobs.ask", "delivered"},
+		{"req-silent", "jobs.silent", "failed"},
+	} {
+		b := map[string]any{"timeout": 1, "data": "hi", "callback": map[string]any{"transport": "nats", "method": "request", "uri": c.subject}}
+		r := p.do(t, http.MethodPost, "/timer", b, "x-timer-id", c.id)
+		require.Equal(t, http.StatusCreated, r.Status, r.String())
+		deadline := time.Now().Add(deliverWait)
+		for {
+			info, g := p.tryTimer(t, c.id)
+			if g.Status == http.StatusOK && info.State == c.state {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "%s: state %q, want %q", c.id, info.State, c.state)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	select {
+	case reply := <-replies:
+		require.True(t, strings.HasPrefix(reply, "_SKYRING_CB.skyring."+p.Node+"."), "the request's reply subject %s", reply)
+	default:
+		t.Fatal("the receiver never got the request")
+	}
+}
