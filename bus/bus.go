@@ -36,6 +36,9 @@ const (
 	// DefaultMaxConnections bounds the embedded server's client
 	// connections.
 	DefaultMaxConnections = 4096
+	// JetStreamMaxBatch is the embedded server's max_batch_size (JetStream
+	// atomic batch publish) when it runs JetStream.
+	JetStreamMaxBatch = 10_000
 )
 
 // APIQueueGroup is the queue group of the public NATS API subscriptions.
@@ -93,6 +96,15 @@ type Options struct {
 	// MaxConnections bounds the embedded server's client connections
 	// (--nats:max-connections); default 4096.
 	MaxConnections int
+	// JetStream, when set, runs JetStream in the embedded server, storing
+	// under JetStreamDir (required then). The embedded servers of routed
+	// nodes form one JetStream cluster (their ServerNames are the node
+	// ids), so a stream can be replicated on three nodes with no other
+	// process. The server then keeps its system account, which JetStream's
+	// clustering needs; API users may still publish on neither $SYS.> nor
+	// $JS.>. Atomic batches may hold JetStreamMaxBatch messages.
+	JetStream    bool
+	JetStreamDir string
 
 	// Secret is the cluster secret (--channel:secret). With the embedded
 	// server it authenticates the routes between the nodes' servers (a
@@ -215,6 +227,9 @@ func (o Options) validate() error {
 		if _, err := o.ClusterTLS.clusterTLS(); err != nil {
 			return err
 		}
+	}
+	if o.JetStream && (len(o.Servers) > 0 || o.JetStreamDir == "") {
+		return errors.New("bus: JetStream runs in the embedded server and needs a JetStreamDir")
 	}
 	if o.HeartbeatInterval < 0 || o.RequestTimeout < 0 ||
 		o.ConnectTimeout < 0 || o.DrainTimeout < 0 {

@@ -95,10 +95,17 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		CustomClientAuthentication: newClientAuth(b.nodePass, b.opts.APITokens, b.opts.Prefix, b.opts.NodeID),
 		// No system account: its request subjects ($SYS.REQ.…) would tell
 		// any client the server's connections, subscriptions and peers.
-		NoSystemAccount: true,
+		// JetStream's clustering needs it; API users may not publish on
+		// $SYS.> either way.
+		NoSystemAccount: !b.opts.JetStream,
 		// Bounds on what clients can make the server hold.
 		MaxSubs: maxSubsPerConn,
 		MaxConn: b.opts.MaxConnections,
+	}
+	if b.opts.JetStream {
+		o.JetStream = true
+		o.StoreDir = b.opts.JetStreamDir
+		o.JetStreamLimits.MaxBatchSize = JetStreamMaxBatch
 	}
 	o.Cluster = server.ClusterOpts{
 		Name: b.opts.ClusterName,
