@@ -238,6 +238,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: open: stream %s: %w", name, err)
 	}
+	if err := waitLeader(cctx, stream); err != nil {
+		return nil, fmt.Errorf("jsstore: open: stream %s: %w", name, err)
+	}
 	return &Store{
 		js:        js,
 		nc:        opts.Conn,
@@ -251,6 +254,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		window:    make(chan struct{}, opts.Window),
 		maxBatch:  opts.MaxBatch,
 	}, nil
+}
+
+// waitLeader waits until the stream has a leader, bounded by ctx. A newly
+// created replicated stream elects one a moment after the create returns,
+// and a write before that finds no responder: Open returns a store whose
+// first write can succeed.
+func waitLeader(ctx context.Context, stream jetstream.Stream) error {
+	for {
+		info, err := stream.Info(ctx)
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("no leader elected")
+			}
+			return fmt.Errorf("waiting for a leader: %w (%w)", context.Cause(ctx), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // StreamName returns the name of the store's stream.
