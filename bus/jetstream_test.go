@@ -3,11 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +25,7 @@ func TestEmbeddedJetStreamCluster(t *testing.T) {
 	ports := make([]int, 3)
 	var seeds []string
 	for i := range ports {
-		ports[i] = slotPort(t)
+		ports[i] = bustest.SlotPort(t)
 		seeds = append(seeds, fmt.Sprintf("127.0.0.1:%d", ports[i]))
 	}
 	var buses []*bus.Bus
@@ -100,31 +95,4 @@ func TestEmbeddedJetStreamCluster(t *testing.T) {
 	waitViolation(t, errs, `Publish to "$JS.API.INFO"`)
 	require.NoError(t, nc.Publish("$SYS.REQ.SERVER.PING", nil))
 	waitViolation(t, errs, `Publish to "$SYS.REQ.SERVER.PING"`)
-}
-
-// slotPort returns a free port below the kernel's ephemeral range, to be
-// listened on a moment later: a port the kernel hands out for a listen on
-// port 0 (another test's free port) is never one of these, so it cannot be
-// taken in between.
-func slotPort(t testing.TB) int {
-	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
-				low = v
-			}
-		}
-	}
-	for range 200 {
-		port := 10000 + rand.IntN(low-10000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		require.NoError(t, l.Close())
-		return port
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
 }

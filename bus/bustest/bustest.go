@@ -10,7 +10,12 @@ package bustest
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/url"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +125,34 @@ func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
 func shutdown(s *server.Server) {
 	s.Shutdown()
 	s.WaitForShutdown()
+}
+
+// SlotPort returns a free port on 127.0.0.1 below the kernel's ephemeral
+// range, for a server to listen on a moment later (a cluster port that
+// every node lists as a seed before any of them starts): a port the kernel
+// hands out for a listen on port 0 (another test's free port) is never one
+// of these, so it cannot be taken in between.
+func SlotPort(t testing.TB) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
+		}
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("bustest: closing the probe listener: %v", err)
+		}
+		return port
+	}
+	t.Fatal("bustest: no free port below the ephemeral range")
+	return 0
 }
