@@ -87,8 +87,9 @@ func nodeSide(err error) bool {
 type outcome struct {
 	ev    bus.TimerEvent
 	t     *skyring.Timer
-	token uint64
-	due   int64 // when the attempt was due (unix ns), for the lateness metric
+	token   uint64
+	due     int64  // when the attempt was due (unix ns), for the lateness metric
+	version uint64 // shared store: the record's version after the attempt's claim
 }
 
 // failed turns a failed attempt of t into its outcome: a retry, or the
