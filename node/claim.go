@@ -60,10 +60,33 @@ func (d *delivery) claim(t *skyring.Timer, version uint64) (uint64, bool) {
 		d.index.rearmBusy(t.ID, d.clock.Now().UnixNano())
 		d.log.Debug("attempt claimed or changed elsewhere; read again", "timer_id", t.ID)
 	default:
+		// The claim may have landed: remember it, so that the next read,
+		// finding this very claim, goes on with it rather than waiting
+		// for its own lease (ownClaim).
+		d.unconfirmed.Store(t.ID, claimMark{moves: t.Moves, next: t.Next})
 		d.index.rearmBusy(t.ID, d.clock.Now().Add(claimRetry).UnixNano())
 		d.log.Warn("claiming a fired timer failed; trying again", "timer_id", t.ID, "err", err, "in", claimRetry)
 	}
 	return 0, false
+}
+
+// claimMark is what a claim whose write was not confirmed wrote: the owner
+// changes and the lease end.
+type claimMark struct {
+	moves uint32
+	next  int64
+}
+
+// ownClaim reports whether t, just read, is this node's own claim whose
+// write was not confirmed (it landed after all): the attempt goes on under
+// it. It forgets the claim either way.
+func (d *delivery) ownClaim(t *skyring.Timer) bool {
+	v, ok := d.unconfirmed.LoadAndDelete(t.ID)
+	if !ok {
+		return false
+	}
+	m := v.(claimMark)
+	return t.State == skyring.StatePending && t.Moves == m.moves && t.Next == m.next
 }
 
 // claimWriteWorkers bounds the conditional outcome writes in flight at once
