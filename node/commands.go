@@ -8,6 +8,7 @@ import (
 
 	"github.com/skyring/skyring"
 	"github.com/skyring/skyring/bus"
+	"github.com/skyring/skyring/storage"
 )
 
 // Create stores and arms a new timer, on this node or, if another ring
@@ -56,11 +57,22 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 		return skyring.TooManyTimersError(max)
 	}
 	if err := n.index.reserve(ctx, t.ID); err != nil {
-		return err
+		if !errors.Is(err, skyring.ErrTimerExists) || !n.sharedMode() || !n.phantom(ctx, t.ID) {
+			return err
+		}
+		// A create whose write was not confirmed and did not land: this
+		// one takes its place.
 	}
 	n.startCount(t) // a timeout counts from now, by this node's clock
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
-		n.index.release(t.ID)
+		if n.sharedMode() && errors.Is(err, storage.ErrWrite) {
+			// It may have landed: armed all the same. When it fires, its
+			// record is read: not there, nothing happens; a retry of the
+			// create meanwhile finds out (phantom).
+			n.index.arm(t.ID, t.Due)
+		} else {
+			n.index.release(t.ID)
+		}
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("create", err))
 	}
 	n.index.arm(t.ID, t.Due)
@@ -69,6 +81,17 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 		Created: ms(t.Created), Due: ms(t.Due), Payload: t.Data,
 	})
 	return nil
+}
+
+// phantom reports, in shared-store mode, whether the armed timer id is one
+// whose create was not confirmed and did not land: nothing is stored under
+// it. It takes such an id out of the wheel, reserved for the caller.
+func (n *Node) phantom(ctx context.Context, id string) bool {
+	if _, err := n.store.Get(ctx, id); !errors.Is(err, skyring.ErrTimerNotFound) {
+		return false
+	}
+	_, err := n.index.claim(id)
+	return err == nil
 }
 
 // Update replaces a pending timer's body; its timeout counts again from
@@ -95,7 +118,11 @@ func (n *Node) updateLocal(ctx context.Context, t *skyring.Timer) error {
 	}
 	n.startCount(t) // a timeout counts from now, by this node's clock
 	if err := n.store.Put(context.WithoutCancel(ctx), t); err != nil {
-		n.index.arm(t.ID, old.Due()) // keep the old one
+		due := old.Due() // keep the old one
+		if n.sharedMode() && errors.Is(err, storage.ErrWrite) {
+			due = min(due, t.Due) // or the new one, if it landed: the fire reads which
+		}
+		n.index.arm(t.ID, due)
 		return fmt.Errorf("node: storing timer %s: %w", t.ID, n.storageFault("update", err))
 	}
 	n.index.arm(t.ID, t.Due)

@@ -145,6 +145,7 @@ func (x *index) arm(id string, due int64) {
 	id = strings.Clone(id)
 	x.mu.Lock()
 	x.timers[id] = x.driver.Add(due, id)
+	x.wake() // a create waiting for the reservation
 	x.mu.Unlock()
 }
 
@@ -160,7 +161,8 @@ func (x *index) rearmBusy(id string, due int64) {
 }
 
 // reserve takes id for a create. It fails with ErrTimerExists when the index
-// holds id (armed or reserved); while id is busy it waits, bounded by ctx.
+// holds id armed or moving; while id is busy or reserved by
+// another command it waits, bounded by ctx.
 func (x *index) reserve(ctx context.Context, id string) error {
 	for {
 		x.mu.Lock()
@@ -172,12 +174,17 @@ func (x *index) reserve(ctx context.Context, id string) error {
 			x.mu.Unlock()
 			return nil
 		}
-		if e != busy {
+		if e != busy && e != nil {
 			x.mu.Unlock()
 			return skyring.ErrTimerExists
 		}
+		// Busy: the previous generation's delivery reads or writes its
+		// record. Reserved (nil): a command on the id is being written;
+		// whether the id exists depends on whether that write succeeds (a
+		// create retried while its first try is still being written must
+		// not hear 409 for a write that then fails).
 		if !x.waitWake(ctx) {
-			return fmt.Errorf("node: waiting for the previous delivery of %s: %w", id, skyring.ErrOwnerTimeout)
+			return fmt.Errorf("node: waiting for the command or delivery under way on %s: %w", id, skyring.ErrOwnerTimeout)
 		}
 	}
 }
@@ -374,6 +381,7 @@ func (x *index) release(ids ...string) {
 	for _, id := range ids {
 		delete(x.timers, id)
 	}
+	x.wake() // creates waiting for these reservations
 }
 
 // holds reports whether the index has id: armed, reserved, busy or a dead

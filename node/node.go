@@ -192,7 +192,9 @@ func (n *Node) startSharedNode(ctx context.Context) error {
 	n.settleView(ctx)
 	loaded, err := n.rebalance.loadPartitions(ctx)
 	if err != nil {
-		return err
+		// What did load is armed; the rest loads on the rebalancer's
+		// passes (every half second) once the stream answers.
+		n.log.Warn("loading owned partitions failed; the rebalancer tries again", "err", err)
 	}
 	return n.run(ctx, loaded)
 }

@@ -587,6 +587,16 @@ const scanBatch = 512
 // before it asks the server again (the message may have been deleted).
 const scanIdle = time.Second
 
+// scanStall is how many consecutive waits of scanIdle without a message a
+// scan tolerates while the server says messages are pending.
+const scanStall = 5
+
+// ErrScanStalled: a scan's consumer said messages were pending but
+// delivered none for a while (the stream changed leader under it, say).
+// Nothing is wrong with the data; scanning again works once the stream is
+// settled.
+var ErrScanStalled = errors.New("jsstore: scan stalled")
+
 // scan reads every message matching filter with an ordered consumer, from
 // the first until none is pending, and calls fn with each timer. within is
 // the prefix of the subjects filter matches (filter is within+">" or
@@ -614,6 +624,7 @@ func (s *Store) scan(ctx context.Context, filter, within string, fn func(*skyrin
 	// come (they may already sit in the consumer's buffer, where the
 	// server no longer counts them as pending).
 	expect := 0
+	idle := 0 // consecutive waits of scanIdle without a message
 	for pending > 0 || expect > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -622,7 +633,13 @@ func (s *Store) scan(ctx context.Context, filter, within string, fn func(*skyrin
 		switch {
 		case errors.Is(err, nats.ErrTimeout):
 			// The pending messages may have been deleted before they
-			// came: ask the server what is left.
+			// came: ask the server what is left. A consumer that goes on
+			// saying messages are pending and delivers none (its stream
+			// changed leader under it) fails the scan after scanStall,
+			// for the caller to try again, rather than hang.
+			if idle++; idle >= scanStall {
+				return fmt.Errorf("%w: %d messages pending, none delivered for %s", ErrScanStalled, pending, time.Duration(idle)*scanIdle)
+			}
 			info, err := cons.Info(ctx)
 			if err != nil {
 				return err
@@ -632,6 +649,7 @@ func (s *Store) scan(ctx context.Context, filter, within string, fn func(*skyrin
 		case err != nil:
 			return err
 		}
+		idle = 0
 		meta, err := m.Metadata()
 		if err != nil {
 			return err
