@@ -97,9 +97,6 @@ func TestJetStreamLoseNodeAndDisk(t *testing.T) {
 		Spread:  10 * time.Second,
 		Delay:   [2]time.Duration{20 * time.Second, 30 * time.Second},
 		Workers: 64,
-		// The load may take the whole lead on a slow machine: a late
-		// timer is late, not lost.
-		Slack: 30 * time.Second,
 		Faults: []faultStep{
 			{Name: "every create answered", Do: awaitLoad},
 			{Name: "count what each node holds", Do: func(r *faultRun) {
@@ -109,6 +106,10 @@ func TestJetStreamLoseNodeAndDisk(t *testing.T) {
 				require.Positive(r.t, held["n2"], "the victim holds timers")
 			}},
 			{Name: "kill -9 n2 and delete its data directory", Do: func(r *faultRun) {
+				// With embedded NATS, the node's JetStream replica lives
+				// under its data directory: it goes too.
+				_, err := os.Stat(filepath.Join(r.node(2).Dir, "jetstream"))
+				require.NoError(r.t, err, "n2's JetStream store directory")
 				kill9Wipe(2)(r)
 				killed = time.Now()
 			}},
@@ -527,20 +528,24 @@ func BenchmarkJetStreamTakeover(b *testing.B) {
 		b.StartTimer()
 		victim.Kill()
 		killed := time.Now()
+		// The survivors may count a partition twice for a moment while it
+		// moves between them (bounded load can move more than the dead
+		// node's share): the sum must settle at the total.
 		var last map[string]int
+		most := 0
 		for {
 			sum, last = clusterTimerSum(b, survivors)
+			most = max(most, sum)
 			if sum == total {
 				break
 			}
-			require.Lessf(b, sum, total+1, "survivors hold more than the total: %v", last)
 			require.Lessf(b, time.Since(killed), 5*time.Minute, "survivors hold %d of %d: %v", sum, total, last)
 			time.Sleep(20 * time.Millisecond) // a poll
 		}
 		d := time.Since(killed)
 		b.StopTimer()
 		takeover = d.Seconds()
-		b.Logf("survivors hold all %d %v after the kill (member timeout %v): %v", total, d.Round(time.Millisecond), mt, last)
+		b.Logf("survivors hold all %d %v after the kill (member timeout %v): %v; the most they counted on the way %d", total, d.Round(time.Millisecond), mt, last, most)
 		for _, n := range nodes {
 			n.Kill()
 		}
