@@ -105,6 +105,16 @@ type Options struct {
 	// $JS.>. Atomic batches may hold JetStreamMaxBatch messages.
 	JetStream    bool
 	JetStreamDir string
+	// JetStreamSyncAlways makes the embedded server fsync every write
+	// before it acknowledges it (sync_interval: always). Without it,
+	// JetStream syncs every two minutes and a replicated stream relies on
+	// its copies; a single server (R1) needs it to be durable.
+	JetStreamSyncAlways bool
+	// ServerName names the embedded server ("skyring-<NodeID>" if empty).
+	// A JetStream cluster knows its peers by server name: a node that
+	// comes back on a new data directory (a new NodeID) must keep its
+	// server's name, or the cluster counts one more peer, for good.
+	ServerName string
 
 	// Secret is the cluster secret (--channel:secret). With the embedded
 	// server it authenticates the routes between the nodes' servers (a
@@ -294,7 +304,8 @@ type Handler interface {
 }
 
 const (
-	stateNew = iota
+	stateNew       = iota
+	stateConnected // Connect ran: connected, nothing subscribed
 	stateStarted
 	stateClosed
 )
@@ -367,12 +378,35 @@ func relaySubject(prefix, nodeID string) string {
 	return "_SKYRING." + prefix + ".relay." + nodeID
 }
 
-// Start starts the embedded server (if no external Servers are set),
-// connects, subscribes to this node's relay subject, the membership subject
-// and the public API (in a queue group), announces the node and starts
-// heartbeating. It returns once every subscription is registered with the
-// server. ctx bounds the start only. A failed Start undoes what it did; the
-// Bus can then only be closed.
+// Connect starts the embedded server (if no external Servers are set) and
+// connects, without subscribing to anything or announcing the node: a node
+// whose storage lives on NATS (JetStream) opens it on Conn before Start
+// lets other nodes reach it. Start connects first if Connect was not
+// called. A failed Connect undoes what it did; the Bus can then only be
+// closed.
+func (b *Bus) Connect(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case stateConnected, stateStarted:
+		return nil
+	case stateClosed:
+		return fmt.Errorf("bus: connect: %w", skyring.ErrClosed)
+	}
+	if err := b.connect(ctx); err != nil {
+		b.abortStart()
+		b.state = stateClosed
+		return err
+	}
+	b.state = stateConnected
+	return nil
+}
+
+// Start connects (unless Connect did), subscribes to this node's relay
+// subject, the membership subject and the public API (in a queue group),
+// announces the node and starts heartbeating. It returns once every
+// subscription is registered with the server. ctx bounds the start only. A
+// failed Start undoes what it did; the Bus can then only be closed.
 func (b *Bus) Start(ctx context.Context, h Handler) error {
 	if h == nil {
 		return errors.New("bus: Start needs a Handler")
@@ -387,7 +421,14 @@ func (b *Bus) Start(ctx context.Context, h Handler) error {
 	}
 	b.h = h
 	b.started = b.opts.Now().UnixMilli()
-	if err := b.start(ctx); err != nil {
+	err := error(nil)
+	if b.state != stateConnected {
+		err = b.connect(ctx)
+	}
+	if err == nil {
+		err = b.start(ctx)
+	}
+	if err != nil {
 		b.abortStart()
 		b.state = stateClosed
 		return err
@@ -396,7 +437,9 @@ func (b *Bus) Start(ctx context.Context, h Handler) error {
 	return nil
 }
 
-func (b *Bus) start(ctx context.Context) error {
+// connect starts the embedded server (or dials the external ones) and
+// opens the node's and the callbacks' connections. b.mu is held.
+func (b *Bus) connect(ctx context.Context) error {
 	var nc *nats.Conn
 	var err error
 	if len(b.opts.Servers) == 0 {
@@ -424,10 +467,12 @@ func (b *Bus) start(ctx context.Context) error {
 	if err := b.connectCallbacks(ctx); err != nil {
 		return err
 	}
+	return b.checkNodeID(ctx, nc)
+}
 
-	if err := b.checkNodeID(ctx, nc); err != nil {
-		return err
-	}
+// start subscribes and announces the node. b.mu is held.
+func (b *Bus) start(ctx context.Context) error {
+	nc := b.nc.Load()
 	if err := b.subscribe(nc); err != nil {
 		return err
 	}
@@ -567,6 +612,9 @@ func (b *Bus) Close() error {
 func (b *Bus) close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.state == stateConnected {
+		b.abortStart() // closes the connections and the embedded server
+	}
 	if b.state != stateStarted {
 		b.state = stateClosed
 		b.cancel(skyring.ErrClosed)

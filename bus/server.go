@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func waitReady(ctx context.Context, srv *server.Server, fatal <-chan error, time
 
 func (b *Bus) serverOptions() (*server.Options, error) {
 	o := &server.Options{
-		ServerName: "skyring-" + b.opts.NodeID,
+		ServerName: cmp.Or(b.opts.ServerName, "skyring-"+b.opts.NodeID),
 		Host:       b.opts.NATSHost,
 		Port:       b.opts.NATSPort,
 		NoSigs:     true,
@@ -106,6 +107,7 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		o.JetStream = true
 		o.StoreDir = b.opts.JetStreamDir
 		o.JetStreamLimits.MaxBatchSize = JetStreamMaxBatch
+		o.SyncAlways = b.opts.JetStreamSyncAlways
 	}
 	o.Cluster = server.ClusterOpts{
 		Name: b.opts.ClusterName,
@@ -128,6 +130,11 @@ func (b *Bus) serverOptions() (*server.Options, error) {
 		return nil, err
 	}
 	o.Routes = routes
+	if b.opts.JetStream && len(routes) == 0 {
+		// A lone JetStream server: a cluster listener without routes
+		// would make it a JetStream cluster that cannot form.
+		o.Cluster = server.ClusterOpts{}
+	}
 	return o, nil
 }
 
@@ -266,4 +273,18 @@ func (l *serverLogger) fatalError(format string, v []any) error {
 		return &portError{what: what, port: port, err: cause}
 	}
 	return fmt.Errorf("bus: %s port %d: %w", what, port, cause)
+}
+
+// RouteCount is how many other servers the embedded server routes to: the
+// seeds other than this node's own cluster address (0 with external
+// servers or a bad seed, which Start reports).
+func (o Options) RouteCount() int {
+	if len(o.Servers) > 0 {
+		return 0
+	}
+	urls, err := (&Bus{opts: o}).routeURLs()
+	if err != nil {
+		return 0
+	}
+	return len(urls)
 }

@@ -186,6 +186,16 @@ func (d *delivery) deliver(id, slot string) string {
 		d.log.Error("reading a fired timer failed; it stays stored", "timer_id", id, "err", err)
 		return slot
 	}
+	if t.State != skyring.StatePending {
+		// Finished since it was armed here: by another node that owned it
+		// for a moment (shared store), or the arm was stale. Nothing to do.
+		if t.State == skyring.StateFailed {
+			d.index.addFailed(id)
+		} else {
+			d.index.releaseBusy(id)
+		}
+		return slot
+	}
 	executed := d.clock.Now().UnixNano()
 	due := t.FireAt()
 	if at := due; executed < at {

@@ -49,6 +49,10 @@ func (n *Node) storageFault(op string, err error) error {
 	if err == nil || errors.Is(err, skyring.ErrClosed) || errors.Is(err, context.Canceled) {
 		return err
 	}
+	if n.sharedMode() {
+		n.log.Warn("shared store write failed", "op", op, "err", err)
+		return sharedFault(op, err)
+	}
 	n.failed.once.Do(func() {
 		n.failed.err = fmt.Errorf("%w: %s: %w", ErrStorageFailed, op, err)
 		n.gate.state.CompareAndSwap(stateRunning, stateClosing)

@@ -195,7 +195,7 @@ func (n *Node) scanMatching(ctx context.Context, after string, f skyring.Filter,
 		}
 		count++
 		scanned = t.ID
-		if !n.expired(t) && f.Match(t) {
+		if !n.expired(t) && f.Match(t) && n.answersFor(t.ID) {
 			if err := fn(t); err != nil {
 				return err
 			}
@@ -214,6 +214,13 @@ func (n *Node) scanMatching(ctx context.Context, after string, f skyring.Filter,
 		return scanned, false, fmt.Errorf("node: listing stored timers: %w", err)
 	}
 	return scanned, false, nil
+}
+
+// answersFor reports whether this node answers for id in a listing or a
+// bulk cancel: every id it stores, or, with a shared store that every node
+// reads whole, the ids it owns (every id has one owner in a settled ring).
+func (n *Node) answersFor(id string) bool {
+	return !n.sharedMode() || n.members.owner(id) == n.id
 }
 
 // justBefore returns a string that sorts before p and after every valid

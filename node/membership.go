@@ -34,8 +34,13 @@ type membership struct {
 	rebalance func()             // asks for a rebalance (never blocks)
 
 	leaving atomic.Pointer[leaveRing] // set once the node leaves the ring
-	changed atomic.Int64              // Unix ns of the last ring change seen here
-	loop    sync.WaitGroup
+	// partitioned: ownership goes by partition (ring.Placement of the
+	// members) rather than by the hashring of ids: the shared-store mode,
+	// where a new owner loads whole partitions from the store.
+	partitioned bool
+	placed      atomic.Pointer[placed] // the placement of the view's latest version
+	changed     atomic.Int64           // Unix ns of the last ring change seen here
+	loop        sync.WaitGroup
 }
 
 // ringChanged notes a change of the ring and asks for a rebalance.
@@ -49,6 +54,35 @@ func (m *membership) ringChanged() {
 func (m *membership) changedWithin(d time.Duration) bool {
 	return time.Since(time.Unix(0, m.changed.Load())) < d
 }
+
+// placed is the placement of the members of one version of the view (or
+// of its leave ring).
+type placed struct {
+	version uint64
+	leaving bool
+	p       *ring.Placement
+}
+
+// placement returns the placement owner answers by in partitioned mode:
+// the view's members, without this node once it leaves.
+func (m *membership) placement() *ring.Placement {
+	v := m.view.Version()
+	leaving := m.leaving.Load() != nil
+	if pl := m.placed.Load(); pl != nil && pl.version == v && pl.leaving == leaving {
+		return pl.p
+	}
+	members := m.view.Ring().Members()
+	if leaving {
+		members = slices.DeleteFunc(members, func(id string) bool { return id == m.self })
+	}
+	pl := &placed{version: v, leaving: leaving, p: ring.NewPlacement(members, ring.DefaultPartitions, ring.DefaultLoad)}
+	m.placed.Store(pl)
+	return pl.p
+}
+
+// ownsPartition reports whether this node owns partition p (partitioned
+// mode only).
+func (m *membership) ownsPartition(p int) bool { return m.placement().Owner(p) == m.self }
 
 // leaveRing is the ring without this node, used once it leaves; rebuilt
 // when the view changes.
@@ -134,6 +168,13 @@ func (m *membership) left(id string) {
 // owner is the ring member that owns id. A node that is leaving owns
 // nothing: it asks the ring without itself.
 func (m *membership) owner(id string) string {
+	if m.partitioned {
+		p := m.placement()
+		if owner := p.Owner(p.PartitionOf(id)); owner != "" {
+			return owner
+		}
+		return m.self
+	}
 	r := m.view.Ring()
 	if lr := m.leaving.Load(); lr != nil {
 		if v := m.view.Version(); lr.version != v {

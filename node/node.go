@@ -39,6 +39,8 @@ type Node struct {
 	incarnation uint64 // starts on this storage, this one included (storage.go)
 	started     time.Time
 	store       storage.Store
+	meta        storage.Store // node-level values (identity, incarnation): store, or a local one in shared mode
+	shared      *sharedStore  // the shared store's own API in shared mode (shared.go), else nil
 	storePath   string
 	transports  *transports.Registry
 	bus         *bus.Bus
@@ -140,6 +142,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	n.started = time.Now()
+	if IsJetStreamBackend(n.opts.StorageBackend) && n.opts.Store == nil {
+		return n.startSharedNode(ctx)
+	}
 	if err := n.openStorage(ctx); err != nil {
 		return err
 	}
@@ -163,10 +168,43 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.bus.Start(ctx, busHandler{n}); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	return n.run(ctx, recovered)
+}
+
+// startSharedNode is Start in shared-store mode (shared.go): the bus
+// connects and the shared store opens first; the node joins the ring, waits
+// for its view to settle, and loads the partitions it owns before its wheel
+// runs.
+func (n *Node) startSharedNode(ctx context.Context) error {
+	if err := n.startShared(ctx); err != nil {
+		return err
+	}
+	if err := n.build(); err != nil {
+		return err
+	}
+	if err := n.http.Listen(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := n.bus.Start(ctx, busHandler{n}); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.members.start(n.ctx)
+	n.settleView(ctx)
+	loaded, err := n.rebalance.loadPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	return n.run(ctx, loaded)
+}
+
+// run starts what runs once the bus is up (steps 6 to 8 of Start).
+func (n *Node) run(ctx context.Context, recovered int) error {
 	natsURL := n.bus.ClientURL()
 	n.natsURL.Store(&natsURL)
 	n.gate.handoffs.Store(true)
-	n.members.start(n.ctx)
+	if !n.sharedMode() {
+		n.members.start(n.ctx)
+	}
 	n.rebalance.start(n.ctx, n.members.owner, n.members.ringChecksum)
 	n.sweeper.start(n.ctx)
 	n.delivery.start(n.ctx.Done(), n.opts.DeliveryWorkers)
@@ -184,12 +222,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // build makes the node's parts; nothing of theirs runs yet.
 func (n *Node) build() error {
 	var err error
-	if err = n.buildTransports(); err != nil {
-		return err
-	}
-	n.metrics.knownTransports(n.transports.Names())
-	if n.bus, err = bus.New(n.busOptions()); err != nil {
-		return fmt.Errorf("node: %w", err)
+	if n.bus == nil { // shared mode built them already (startShared)
+		if err = n.buildTransports(); err != nil {
+			return err
+		}
+		n.metrics.knownTransports(n.transports.Names())
+		if n.bus, err = bus.New(n.busOptions()); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
 	}
 	n.delivery = newDelivery(n)
 	if n.index, err = newIndex(n.clock, n.delivery.enqueue); err != nil {
@@ -198,6 +238,10 @@ func (n *Node) build() error {
 	n.delivery.index = n.index
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
+	if n.shared != nil {
+		n.members.partitioned = true
+		n.rebalance.parts = newPartitions(n.shared.js, n.members.ownsPartition)
+	}
 	n.sweeper = newSweeper(n)
 	n.http = skyhttp.NewServer(httpAPI{n}, skyhttp.Options{
 		Addr:         n.opts.HTTPAddr,
@@ -298,6 +342,11 @@ func (n *Node) close() error {
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing storage: %w", err))
+		}
+	}
+	if n.meta != nil && n.meta != n.store {
+		if err := n.meta.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the node's local database: %w", err))
 		}
 	}
 	n.gate.state.Store(stateClosed)

@@ -68,6 +68,11 @@ type rebalancer struct {
 	fault   func(op string, err error) error // a storage write failed (Node.storageFault)
 	timeout time.Duration                    // Options.HandoffTimeout: one hand-off message
 	metrics *metrics                         // nil: not instrumented
+	// parts, in shared-store mode, loads the partitions this node gains
+	// (partitions.go); nil otherwise. In that mode a hand-off moves no
+	// data: the owner reads the timers from the store they share, and the
+	// sender deletes nothing.
+	parts *partitions
 
 	trigger chan struct{}
 	loop    sync.WaitGroup
@@ -178,6 +183,9 @@ func (r *rebalancer) handOff(ctx context.Context) (moved, left int) { return r.p
 // It stops early when ctx ends. It returns how many moved and how many it
 // still holds for another owner.
 func (r *rebalancer) pass(ctx context.Context, full bool) (moved, left int) {
+	if r.parts != nil {
+		r.syncPartitions(ctx)
+	}
 	byOwner := map[string][]string{}
 	var limbo []claimed
 	r.mu.Lock()
@@ -405,7 +413,9 @@ func (r *rebalancer) settleAcked(owner string, piece []*skyring.Timer, acked []s
 	if len(sent) == 0 {
 		return 0
 	}
-	if err := r.store.Delete(context.Background(), sent...); err != nil {
+	if r.parts != nil {
+		// Shared store: the owner holds the same record; nothing to delete.
+	} else if err := r.store.Delete(context.Background(), sent...); err != nil {
 		r.log.Error("deleting handed-off timers failed; they may fire twice after a restart", "count", len(sent), "err", err)
 		r.fault("remove handed-off", err)
 	}
@@ -448,6 +458,9 @@ func (r *rebalancer) unsettled(owner string, timers []*skyring.Timer, byID map[s
 // and tries again.
 func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Timer, resend bool) ([]string, error) {
 	ctx = context.WithoutCancel(ctx)
+	if r.parts != nil {
+		return r.takeShared(timers), nil
+	}
 	results := r.index.offer(timers)
 	acked := make([]string, 0, len(timers))
 	var fresh []*skyring.Timer
@@ -493,6 +506,30 @@ func (r *rebalancer) take(ctx context.Context, from string, timers []*skyring.Ti
 	r.metrics.tookHandoff(len(fresh))
 	r.log.Debug("took hand-off", "from", from, "stored", len(fresh), "acked", len(acked), "offered", len(timers))
 	return acked, nil
+}
+
+// takeShared is take in shared-store mode: the timers are stored already
+// (the sender read them from the store this node shares). Those this node
+// does not hold are armed (or filed as dead letters) as they were read;
+// those it holds are acknowledged as they are (the store is the one copy:
+// a fired timer's record is read again when it fires). Ids with a command
+// or hand-off under way here are not acknowledged.
+func (r *rebalancer) takeShared(timers []*skyring.Timer) []string {
+	results := r.index.offer(timers)
+	acked := make([]string, 0, len(timers))
+	fresh := 0
+	for i, t := range timers {
+		switch results[i] {
+		case takeFresh:
+			r.index.place(t)
+			fresh++
+			acked = append(acked, t.ID)
+		case takeKnown:
+			acked = append(acked, t.ID)
+		}
+	}
+	r.metrics.tookHandoff(fresh)
+	return acked
 }
 
 // takeKnown settles a handed-off timer whose id this node holds: the same

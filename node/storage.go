@@ -31,7 +31,7 @@ func (n *Node) fence(t *skyring.Timer) uint64 {
 // bumpIncarnation counts this start in storage: a delivery repeated after
 // a crash carries a higher fence than the one under way at the crash.
 func (n *Node) bumpIncarnation(ctx context.Context) error {
-	v, err := n.store.Meta(ctx, metaIncarnation)
+	v, err := n.meta.Meta(ctx, metaIncarnation)
 	if err != nil {
 		return fmt.Errorf("node: reading the incarnation: %w", err)
 	}
@@ -40,7 +40,7 @@ func (n *Node) bumpIncarnation(ctx context.Context) error {
 		inc = binary.BigEndian.Uint64(v)
 	}
 	inc++
-	if err := n.store.SetMeta(ctx, metaIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+	if err := n.meta.SetMeta(ctx, metaIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
 		return fmt.Errorf("node: storing the incarnation: %w", n.storageFault("incarnation", err))
 	}
 	n.incarnation = inc
@@ -57,6 +57,7 @@ func (n *Node) openStorage(ctx context.Context) error {
 		n.store = wrap(n.store)
 	}
 	n.store = n.metrics.timeStore(n.store)
+	n.meta = n.store
 	return nil
 }
 
@@ -90,7 +91,7 @@ func (n *Node) openStore(ctx context.Context) error {
 }
 
 func (n *Node) loadIdentity(ctx context.Context) error {
-	stored, err := n.store.Meta(ctx, metaNodeID)
+	stored, err := n.meta.Meta(ctx, metaNodeID)
 	if err != nil {
 		return fmt.Errorf("node: reading the node id: %w", err)
 	}
@@ -106,7 +107,7 @@ func (n *Node) loadIdentity(ctx context.Context) error {
 		return err
 	}
 	if string(stored) != n.id {
-		if err := n.store.SetMeta(ctx, metaNodeID, []byte(n.id)); err != nil {
+		if err := n.meta.SetMeta(ctx, metaNodeID, []byte(n.id)); err != nil {
 			return fmt.Errorf("node: storing the node id: %w", err)
 		}
 	}

@@ -35,6 +35,7 @@ type sweeper struct {
 	retention time.Duration
 	interval  time.Duration // Options.SweepInterval; 0: every()
 	fault     func(op string, err error) error
+	mine      func(id string) bool // the ids this node sweeps (Node.answersFor)
 
 	loop sync.WaitGroup
 }
@@ -43,6 +44,7 @@ func newSweeper(n *Node) *sweeper {
 	return &sweeper{
 		store: n.store, index: n.index, clock: n.clock, log: n.log,
 		retention: n.opts.TimerRetention, interval: n.opts.SweepInterval, fault: n.storageFault,
+		mine: n.answersFor,
 	}
 }
 
@@ -94,7 +96,7 @@ func (s *sweeper) sweep(ctx context.Context) (int, error) {
 		last := ""
 		err := s.store.List(ctx, after, func(t *skyring.Timer) error {
 			last = t.ID
-			if finishedBefore(t, cutoff) {
+			if finishedBefore(t, cutoff) && s.mine(t.ID) {
 				ids = append(ids, t.ID)
 				if len(ids) == sweepBatch {
 					return errSweepBatch

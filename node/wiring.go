@@ -26,7 +26,9 @@ func DefaultTransports() *transports.Catalog {
 }
 
 // DefaultStorage returns a registry of the built-in storage backends:
-// "leveldb" (aliases leveldown, goleveldb) and "memory" (memdown, mem).
+// "leveldb" (aliases leveldown, goleveldb), "memory" (memdown, mem) and
+// "jetstream" (js; a stream every node shares, opened by the node on its
+// NATS connection: see shared.go).
 func DefaultStorage() *storage.Registry { return defaultStorage() }
 
 func defaultStorage() *storage.Registry {
@@ -34,7 +36,21 @@ func defaultStorage() *storage.Registry {
 	if err := builtin.Register(r); err != nil {
 		panic(err) // impossible: a fresh registry
 	}
+	if err := r.Register(JetStreamBackend, openJetStreamByName, "js"); err != nil {
+		panic(err)
+	}
+	if err := r.DeclareOptions(JetStreamBackend, jetStreamOptionKeys...); err != nil {
+		panic(err)
+	}
 	return r
+}
+
+// openJetStreamByName is the registry's opener of the jetstream backend:
+// the node opens that store itself, on its NATS connection, once the bus
+// has connected (Node.startShared); the registry only names it and its
+// options.
+func openJetStreamByName(storage.Options) (storage.Store, error) {
+	return nil, fmt.Errorf("node: the %s backend is opened by the node on its NATS connection", JetStreamBackend)
 }
 
 // buildTransports enables the configured transports and the custom ones.

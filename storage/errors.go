@@ -34,6 +34,11 @@ var (
 	// Errors that mean nothing was attempted do not match it: a done
 	// context, skyring.ErrClosed, an invalid argument.
 	ErrWrite = errors.New("storage: write failed")
+	// ErrConflict: a conditional write (Versioned.PutIf, Versioned.DeleteIf)
+	// found the record changed since the version it expected: another
+	// writer got there first. Nothing was written. The caller reads the
+	// record again (Versioned.GetVersion) and decides anew.
+	ErrConflict = errors.New("storage: conflict")
 )
 
 // LockedError reports that a backend could not take the lock on its data

@@ -204,7 +204,7 @@ func (a *App) runCommand(storageExtra map[string][]string) *cli.Command {
 			&cli.IntFlag{Name: flagTimerMaxPending, EnvVars: env(flagTimerMaxPending), DefaultText: "0: unlimited", Usage: "most timers this node holds pending; a create beyond it gets 503 (hand-offs from other nodes are let through)"},
 			&cli.StringSliceFlag{Name: flagNATSCallbackAllow, EnvVars: env(flagNATSCallbackAllow), Usage: "a subject pattern (NATS wildcards * and >) nats callbacks may target; repeatable; when set, a nats callback matching none gets 400 (default: any subject but the node's own and the server's)"},
 			&cli.DurationFlag{Name: flagTimerRetention, Value: node.DefaultTimerRetention, EnvVars: env(flagTimerRetention), Usage: "how long GET answers for a delivered or cancelled timer (0: not at all; failed timers stay until retried or dropped)"},
-			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), or a custom one"},
+			&cli.StringFlag{Name: flagStorageBackend, Value: node.DefaultStorageBackend, EnvVars: env(flagStorageBackend), Usage: "storage backend: leveldb (leveldown), memory (memdown), jetstream (a replicated stream the nodes share; --storage:replicas 1|3), or a custom one"},
 			&cli.StringFlag{Name: flagStoragePath, EnvVars: env(flagStoragePath), DefaultText: "$XDG_DATA_HOME/skyring/<channel:host>-<channel:port>", Usage: "data directory"},
 			&cli.BoolFlag{Name: flagStorageNoSync, EnvVars: env(flagStorageNoSync), Usage: "acknowledge writes before they are fsynced (faster; a power loss may lose acknowledged timers)"},
 			&cli.StringSliceFlag{Name: flagTransport, Aliases: []string{"t"}, EnvVars: append(env(flagTransport), "transport"), Usage: "enable a compiled-in transport by name; repeatable (default http and nats)"},
@@ -388,7 +388,9 @@ func (a *App) options(c *cli.Context, storageExtra map[string][]string) (node.Op
 	if hosts := c.String(flagNATSHosts); hosts != "" {
 		o.NATSHosts = splitList([]string{hosts})
 	}
-	if len(o.Seeds) == 0 && o.ChannelPort > 0 && len(o.NATSHosts) == 0 {
+	if len(o.Seeds) == 0 && o.ChannelPort > 0 && len(o.NATSHosts) == 0 && !node.IsJetStreamBackend(o.StorageBackend) {
+		// (A JetStream node without --seeds runs alone: its embedded
+		// server cannot be part of a JetStream cluster that never forms.)
 		// The original's defaults: seeds on the default channel port of
 		// this host and the next one (3455 and 3456).
 		o.Seeds = []string{

@@ -60,6 +60,18 @@
 // as good as any. Whether the node fail-stops on it is for the wiring step
 // to decide.
 //
+// # Conditional writes
+//
+// The store is a storage.Versioned, for nodes that share the stream: a
+// record's version is the stream sequence of its message, and PutIf and
+// DeleteIf are single pipelined publishes with JetStream's
+// Nats-Expected-Last-Subject-Sequence header, which the stream leader
+// checks against the subject's last message (a refusal is
+// storage.ErrConflict). A tombstone is no record (version 0), though it
+// is the subject's last message until it expires: a write expecting 0
+// reads the subject first and expects the tombstone's sequence (see
+// PutIf).
+//
 // # Reads
 //
 // Get reads from the stream leader (the stream does not allow direct gets,
@@ -395,32 +407,33 @@ func (s *Store) write(ctx context.Context, msgs []*nats.Msg) error {
 	case 0:
 		return nil
 	case 1:
-		return s.publish(ctx, msgs[0])
+		_, err := s.publish(ctx, msgs[0])
+		return err
 	default:
 		return s.publishBatch(ctx, msgs)
 	}
 }
 
 // publish sends one message with an asynchronous publish (bounded by
-// Options.Window) and waits for its PubAck.
-func (s *Store) publish(ctx context.Context, m *nats.Msg) error {
+// Options.Window) and waits for its PubAck, which it returns.
+func (s *Store) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
 	select {
 	case s.window <- struct{}{}:
 		defer func() { <-s.window }()
 	case <-ctx.Done():
-		return ctx.Err() // nothing sent
+		return nil, ctx.Err() // nothing sent
 	}
 	f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(s.name))
 	if err != nil {
-		return writeErr(err)
+		return nil, writeErr(err)
 	}
 	select {
-	case <-f.Ok():
-		return nil
+	case ack := <-f.Ok():
+		return ack, nil
 	case err := <-f.Err():
-		return writeErr(err)
+		return nil, writeErr(err)
 	case <-ctx.Done():
-		return writeErr(ctx.Err())
+		return nil, writeErr(ctx.Err())
 	}
 }
 
@@ -500,26 +513,34 @@ func (s *Store) Get(ctx context.Context, id string) (*skyring.Timer, error) {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	t, _, err := s.get(ctx, "get", id)
+	return t, err
+}
+
+// get is Get, and returns the record's version too: the stream sequence of
+// the message under the timer's subject, 0 if there is none or it is a
+// tombstone.
+func (s *Store) get(ctx context.Context, op, id string) (*skyring.Timer, uint64, error) {
 	m, err := s.last(ctx, s.l.timer(id))
 	if err != nil {
-		return nil, fmt.Errorf("jsstore: get %q: %w", id, err)
+		return nil, 0, fmt.Errorf("jsstore: %s %q: %w", op, id, err)
 	}
 	if m == nil || isTombstone(m.Header) {
 		moved, err := s.last(ctx, s.l.corrupt(id))
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("jsstore: get %q: %w", id, err)
+			return nil, 0, fmt.Errorf("jsstore: %s %q: %w", op, id, err)
 		case moved != nil && !isTombstone(moved.Header):
-			return nil, fmt.Errorf("jsstore: get %q: the record did not decode and was moved aside: %w",
-				id, skyring.ErrCorrupt)
+			return nil, 0, fmt.Errorf("jsstore: %s %q: the record did not decode and was moved aside: %w",
+				op, id, skyring.ErrCorrupt)
 		}
-		return nil, fmt.Errorf("jsstore: get %q: %w", id, skyring.ErrTimerNotFound)
+		return nil, 0, fmt.Errorf("jsstore: %s %q: %w", op, id, skyring.ErrTimerNotFound)
 	}
 	t := new(skyring.Timer)
 	if err := t.UnmarshalBinary(m.Data); err != nil {
-		return nil, fmt.Errorf("jsstore: get %q: %w", id, err)
+		return nil, m.Sequence, fmt.Errorf("jsstore: %s %q: %w", op, id, err)
 	}
-	return t, nil
+	return t, m.Sequence, nil
 }
 
 // Iterate calls fn once for each stored timer, in no set order, and stops
@@ -805,7 +826,7 @@ func (s *Store) SetMeta(ctx context.Context, key string, value []byte) error {
 	}
 	defer s.mu.RUnlock()
 	m := &nats.Msg{Subject: s.l.meta(key), Data: slices.Clone(value), Header: nats.Header{}}
-	if err := s.publish(ctx, m); err != nil {
+	if _, err := s.publish(ctx, m); err != nil {
 		return fmt.Errorf("jsstore: set meta %q: %w", key, err)
 	}
 	return nil
