@@ -470,6 +470,29 @@ func TestJetStreamNATSServerLoss(t *testing.T) {
 	}
 	if t.Failed() {
 		missingOwners(t, s, path, acked, nodes)
+		logMissingCreates(t, s, path, l)
+	}
+}
+
+// logMissingCreates logs, for the acknowledged timers of l that never
+// arrived at path, what their creates got (the last answer: 409 is an
+// earlier try that stored it), when, and through which node.
+func logMissingCreates(t testing.TB, s *sink, path string, l *load) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, a := range s.Arrivals(path) {
+		seen[a.ID()] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	shown := 0
+	for _, r := range l.results {
+		if !r.Done || r.Err != nil || seen[r.ID] || shown >= 20 {
+			continue
+		}
+		shown++
+		t.Logf("missing %s: create through %s answered %d at %s (due %s)", r.ID, r.Via, r.Status,
+			r.Answered.Format("15:04:05.000"), time.UnixMilli(r.Due).Format("15:04:05.000"))
 	}
 }
 
