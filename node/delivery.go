@@ -48,6 +48,9 @@ type delivery struct {
 	dests      *limiter                         // per-destination slots, parked ids, breakers (isolate.go)
 	openRetry  time.Duration                    // a timer met an open breaker: armed again after this
 	metrics    *metrics                         // nil: not instrumented
+	// claims, in shared-store mode, claims every attempt in the store
+	// before its callback runs (claim.go); nil otherwise.
+	claims storage.Versioned
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -178,8 +181,25 @@ func (d *delivery) run(id string) {
 // whose slot it holds when it returns, for the caller to release, or ""
 // (none, or id was parked).
 func (d *delivery) deliver(id, slot string) string {
-	t, err := d.store.Get(context.Background(), id)
+	var version uint64
+	var t *skyring.Timer
+	var err error
+	if d.claims != nil {
+		t, version, err = d.claims.GetVersion(context.Background(), id)
+	} else {
+		t, err = d.store.Get(context.Background(), id)
+	}
+	if d.claims != nil && errors.Is(err, skyring.ErrTimerNotFound) {
+		d.index.releaseBusy(id) // gone: finished and removed by another node
+		return slot
+	}
 	if err != nil {
+		if d.claims != nil {
+			// The shared store is unavailable for now: try again soon.
+			d.index.rearmBusy(id, d.clock.Now().Add(claimRetry).UnixNano())
+			d.log.Warn("reading a fired timer failed; trying again", "timer_id", id, "err", err, "in", claimRetry)
+			return slot
+		}
 		// Not delivered and not removed: a storage that cannot be read now
 		// may be readable at restart.
 		d.index.releaseBusy(id)
@@ -203,6 +223,11 @@ func (d *delivery) deliver(id, slot string) string {
 		// timer out. Arm it again: it fires when the clock reads its due
 		// (or next attempt) time.
 		d.index.rearmBusy(id, at)
+		if d.claims != nil && t.Next == at {
+			// Claimed by a node that holds it until at (claim.go), or a
+			// retry written by another node: not this node's clock.
+			return slot
+		}
 		d.log.Warn("clock behind a fired timer's due time: re-armed", "timer_id", t.ID, "due", time.Unix(0, at), "now", time.Unix(0, executed))
 		return slot
 	}
@@ -222,6 +247,14 @@ func (d *delivery) deliver(id, slot string) string {
 		d.index.rearmBusy(id, d.clock.Now().Add(wait).UnixNano())
 		d.log.Debug("destination's breaker open: delivery put off", "timer_id", t.ID, "destination", slot, "wait", wait)
 		return slot
+	}
+	if d.claims != nil {
+		v, ok := d.claim(t, version)
+		if !ok {
+			done(skyring.ErrClosed) // not attempted: not held against the destination
+			return slot
+		}
+		version = v
 	}
 	// The record is read: a create of the same id may go ahead now, as a
 	// new generation; this attempt carries its own copy, and its outcome
@@ -258,7 +291,7 @@ func (d *delivery) deliver(id, slot string) string {
 		ev.Type, ev.Message, ev.Attempt = bus.EventSuccess, "delivered", t.Attempts
 		o = outcome{ev: ev, t: t}
 	}
-	o.token, o.due = token, due
+	o.token, o.due, o.version = token, due, version
 	// The outcome event goes out once the outcome is on disk, so a
 	// consumer that has seen success or fail knows that no crash can
 	// deliver the timer again.
@@ -310,13 +343,17 @@ func (d *delivery) write(batch []outcome) {
 			puts = append(puts, o.t)
 		}
 	}
-	if err := d.store.Put(context.Background(), puts...); err != nil {
-		d.writeFailed(cur, "store delivery outcomes", err)
-		return
-	}
-	if err := d.store.Delete(context.Background(), dels...); err != nil {
-		d.writeFailed(cur, "remove delivered", err)
-		return
+	if d.claims != nil {
+		cur = d.writeClaimed(cur)
+	} else {
+		if err := d.store.Put(context.Background(), puts...); err != nil {
+			d.writeFailed(cur, "store delivery outcomes", err)
+			return
+		}
+		if err := d.store.Delete(context.Background(), dels...); err != nil {
+			d.writeFailed(cur, "remove delivered", err)
+			return
+		}
 	}
 	now := d.clock.Now().UnixNano()
 	for _, o := range cur {

@@ -236,6 +236,9 @@ func (n *Node) build() error {
 		return err
 	}
 	n.delivery.index = n.index
+	if n.shared != nil {
+		n.delivery.claims = n.shared.js
+	}
 	n.rebalance = newRebalancer(n)
 	n.members = newMembership(n, n.rebalance.request)
 	if n.shared != nil {

@@ -85,10 +85,11 @@ func nodeSide(err error) bool {
 // event (none for an attempt the node did not make), token the attempt's
 // (index.beginAttempt).
 type outcome struct {
-	ev    bus.TimerEvent
-	t     *skyring.Timer
-	token uint64
-	due   int64 // when the attempt was due (unix ns), for the lateness metric
+	ev      bus.TimerEvent
+	t       *skyring.Timer
+	token   uint64
+	due     int64  // when the attempt was due (unix ns), for the lateness metric
+	version uint64 // shared store: the record's version after the attempt's claim
 }
 
 // failed turns a failed attempt of t into its outcome: a retry, or the

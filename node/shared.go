@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skyring/skyring"
@@ -173,6 +173,17 @@ func jetStreamServerName(port int) string {
 	return "skyring-" + host + "-" + strconv.Itoa(port)
 }
 
+// jetStreamMaxBatch is the largest atomic batch the store may send: the
+// embedded servers' limit, or an external cluster's default (the node's
+// own multi-timer writes in shared mode are sweeps of at most
+// sharedSweepBatch).
+func (n *Node) jetStreamMaxBatch() int {
+	if len(n.opts.NATSHosts) > 0 {
+		return jsstore.DefaultMaxBatch
+	}
+	return bus.JetStreamMaxBatch
+}
+
 // storePrefix is the subject prefix of the shared stream: under _SKYRING,
 // where API users may neither publish nor subscribe.
 func (n *Node) storePrefix() string { return "_SKYRING." + n.opts.Prefix + ".store" }
@@ -187,7 +198,7 @@ func (n *Node) openJetStream(ctx context.Context, replicas int) (*jsstore.Store,
 			Conn:      n.bus.Conn(),
 			Prefix:    n.storePrefix(),
 			Replicas:  replicas,
-			MaxBatch:  bus.JetStreamMaxBatch,
+			MaxBatch:  n.jetStreamMaxBatch(),
 			Logger:    n.log.With("component", "storage"),
 			OnCorrupt: func(string, error) { n.corrupt.Add(1) },
 		})

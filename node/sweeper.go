@@ -36,6 +36,11 @@ type sweeper struct {
 	interval  time.Duration // Options.SweepInterval; 0: every()
 	fault     func(op string, err error) error
 	mine      func(id string) bool // the ids this node sweeps (Node.answersFor)
+	// shared: the store is the stream every node shares (shared.go): one
+	// scan of it (Iterate), not a listing in id order (List), which on
+	// that store reads each record with a request of its own; and removals
+	// in pieces of at most sharedSweepBatch (a JetStream atomic batch).
+	shared bool
 
 	loop sync.WaitGroup
 }
@@ -44,7 +49,7 @@ func newSweeper(n *Node) *sweeper {
 	return &sweeper{
 		store: n.store, index: n.index, clock: n.clock, log: n.log,
 		retention: n.opts.TimerRetention, interval: n.opts.SweepInterval, fault: n.storageFault,
-		mine: n.answersFor,
+		mine: n.answersFor, shared: n.sharedMode(),
 	}
 }
 
@@ -89,6 +94,9 @@ var errSweepBatch = errors.New("node: sweep batch full")
 // sweep removes every finished timer past its retention and returns how
 // many it removed.
 func (s *sweeper) sweep(ctx context.Context) (int, error) {
+	if s.shared {
+		return s.sweepShared(ctx)
+	}
 	removed := 0
 	for after := ""; ; {
 		cutoff := s.clock.Now().UnixNano() - int64(s.retention)
@@ -114,6 +122,38 @@ func (s *sweeper) sweep(ctx context.Context) (int, error) {
 		}
 		after = last
 	}
+}
+
+// sharedSweepBatch is the most timers one removal deletes in shared-store
+// mode: an external JetStream's default max_batch_size.
+const sharedSweepBatch = 1000
+
+// sweepShared is sweep on the shared store: one scan of the stream for the
+// finished timers of the partitions this node owns, then removals in
+// pieces.
+func (s *sweeper) sweepShared(ctx context.Context) (int, error) {
+	cutoff := s.clock.Now().UnixNano() - int64(s.retention)
+	var ids []string
+	err := s.store.Iterate(ctx, func(t *skyring.Timer) error {
+		if finishedBefore(t, cutoff) && s.mine(t.ID) {
+			ids = append(ids, t.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for len(ids) > 0 {
+		k := min(len(ids), sharedSweepBatch)
+		n, err := s.remove(ctx, ids[:k], cutoff)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+		ids = ids[k:]
+	}
+	return removed, nil
 }
 
 // remove deletes those of ids that are still finished before cutoff. Each

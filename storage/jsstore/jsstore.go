@@ -2,9 +2,9 @@
 // stream that JetStream replicates (R3 on a cluster, R1 on a single
 // server), so that they outlive the disk of the node that owns them.
 //
-// It is groundwork for issue 12 and not yet selectable with
-// --storage:backend: the caller (later, the node) opens it with a
-// connection it already has (Options.Conn), not a URL.
+// It is the store of the node's jetstream backend (--storage:backend
+// jetstream), which opens it on the node's own NATS connection; the caller
+// opens it with a connection it already has (Options.Conn), not a URL.
 //
 // # Layout
 //
