@@ -16,7 +16,8 @@ import (
 // claims the attempt: it writes the timer's record back with its owner
 // changes (Moves) raised by one, on the condition that the record is still
 // the version it read when the timer fired. Of two claims of one version
-// exactly one wins; the loser drops the timer (the winner holds it). The
+// exactly one wins; the loser reads the record again, finds the winner's
+// lease and arms the timer for its end. The
 // outcome of the attempt is written on the condition of the claim's version
 // the same way, so that a node that lost the timer meanwhile (it was taken
 // over) never overwrites what the new owner wrote.
@@ -53,15 +54,39 @@ func (d *delivery) claim(t *skyring.Timer, version uint64) (uint64, bool) {
 	case err == nil:
 		return v, true
 	case errors.Is(err, storage.ErrConflict):
-		// Another node claimed or changed it since it was read: it holds
-		// the timer now.
-		d.index.releaseBusy(t.ID)
-		d.log.Debug("attempt claimed elsewhere; dropped here", "timer_id", t.ID)
+		// Another node claimed or changed it since it was read: fire it
+		// again at once, which reads it afresh and finds its lease (armed
+		// for its end), its outcome (nothing to do) or a new generation.
+		d.index.rearmBusy(t.ID, d.clock.Now().UnixNano())
+		d.log.Debug("attempt claimed or changed elsewhere; read again", "timer_id", t.ID)
 	default:
+		// The claim may have landed: remember it, so that the next read,
+		// finding this very claim, goes on with it rather than waiting
+		// for its own lease (ownClaim).
+		d.unconfirmed.Store(t.ID, claimMark{moves: t.Moves, next: t.Next})
 		d.index.rearmBusy(t.ID, d.clock.Now().Add(claimRetry).UnixNano())
 		d.log.Warn("claiming a fired timer failed; trying again", "timer_id", t.ID, "err", err, "in", claimRetry)
 	}
 	return 0, false
+}
+
+// claimMark is what a claim whose write was not confirmed wrote: the owner
+// changes and the lease end.
+type claimMark struct {
+	moves uint32
+	next  int64
+}
+
+// ownClaim reports whether t, just read, is this node's own claim whose
+// write was not confirmed (it landed after all): the attempt goes on under
+// it. It forgets the claim either way.
+func (d *delivery) ownClaim(t *skyring.Timer) bool {
+	v, ok := d.unconfirmed.LoadAndDelete(t.ID)
+	if !ok {
+		return false
+	}
+	m := v.(claimMark)
+	return t.State == skyring.StatePending && t.Moves == m.moves && t.Next == m.next
 }
 
 // claimWriteWorkers bounds the conditional outcome writes in flight at once
@@ -71,10 +96,11 @@ const claimWriteWorkers = 64
 // writeClaimed writes the outcomes of cur (shared-store mode), each on the
 // condition of its claim's version, and returns those written. An outcome
 // whose record changed since the claim (taken over by another node, or a
-// new generation created there) is dropped here: the other node holds the
-// timer. One the store did not confirm is armed again shortly: when it
-// fires, its record says whether the write landed (finished: nothing to
-// do) or not (delivered again: at least once, across a store fault).
+// new generation created there) is not written: the timer fires again at
+// once and its record is read afresh. One the store did not confirm is
+// armed again shortly: when it fires, its record says whether the write
+// landed (finished: nothing to do) or not (delivered again: at least once,
+// across a store fault).
 func (d *delivery) writeClaimed(cur []outcome) []outcome {
 	errs := make([]error, len(cur))
 	var wg sync.WaitGroup
@@ -97,8 +123,11 @@ func (d *delivery) writeClaimed(cur []outcome) []outcome {
 		case err == nil:
 			written = append(written, o)
 		case errors.Is(err, storage.ErrConflict):
-			d.index.releaseBusy(o.t.ID)
-			d.log.Warn("a delivery outcome was not written: the timer changed owner or was created again meanwhile", "timer_id", o.t.ID)
+			// Taken over (the lease ran out) or created again meanwhile:
+			// read it again at once (finished there: nothing to do; a new
+			// generation: armed for its time).
+			d.index.rearmBusy(o.t.ID, d.clock.Now().UnixNano())
+			d.log.Warn("a delivery outcome was not written: the timer changed meanwhile (taken over, or created again); reading it again", "timer_id", o.t.ID)
 		default:
 			d.index.rearmBusy(o.t.ID, d.clock.Now().Add(claimRetry).UnixNano())
 			d.log.Warn("writing a delivery outcome failed; the timer is read again shortly", "timer_id", o.t.ID, "err", err)

@@ -50,7 +50,8 @@ type delivery struct {
 	metrics    *metrics                         // nil: not instrumented
 	// claims, in shared-store mode, claims every attempt in the store
 	// before its callback runs (claim.go); nil otherwise.
-	claims storage.Versioned
+	claims      storage.Versioned
+	unconfirmed sync.Map // id -> claimMark: claims whose write was not confirmed (claim.go)
 
 	queue   chan string
 	workers sync.WaitGroup
@@ -218,6 +219,13 @@ func (d *delivery) deliver(id, slot string) string {
 	}
 	executed := d.clock.Now().UnixNano()
 	due := t.FireAt()
+	claimed := d.claims != nil && d.ownClaim(t)
+	if claimed {
+		due = t.Due // the lease is this node's own: the attempt goes on
+		if t.Attempts > 0 {
+			due = executed // (a retry: its time is not kept under the lease)
+		}
+	}
 	if at := due; executed < at {
 		// Never early: the clock stepped back after the wheel handed the
 		// timer out. Arm it again: it fires when the clock reads its due
@@ -248,7 +256,7 @@ func (d *delivery) deliver(id, slot string) string {
 		d.log.Debug("destination's breaker open: delivery put off", "timer_id", t.ID, "destination", slot, "wait", wait)
 		return slot
 	}
-	if d.claims != nil {
+	if d.claims != nil && !claimed {
 		v, ok := d.claim(t, version)
 		if !ok {
 			done(skyring.ErrClosed) // not attempted: not held against the destination
