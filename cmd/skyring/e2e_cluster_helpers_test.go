@@ -85,7 +85,7 @@ type cnode struct {
 // cluster is a set of skyring processes started from one binary with the
 // same membership settings.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	args  []string // given to every node (seeds or --nats:hosts, membership)
 	env   []string // environment of every node
@@ -97,7 +97,7 @@ type cluster struct {
 // free channel (route) port and every node lists all of them as seeds, so
 // any one of them can go or come without cutting the others off. Nothing is
 // started.
-func newEmbeddedCluster(t *testing.T, bin string, slots int) *cluster {
+func newEmbeddedCluster(t testing.TB, bin string, slots int) *cluster {
 	t.Helper()
 	// Every embedded cluster authenticates its routes, from the
 	// environment as an operator keeps it out of ps.
@@ -142,7 +142,7 @@ func slotPort(t testing.TB) int {
 const e2eClusterSecret = "e2e-cluster-secret-0123456789"
 
 // newExternalCluster prepares nodes that use the given NATS servers.
-func newExternalCluster(t *testing.T, bin string, natsURLs []string) *cluster {
+func newExternalCluster(t testing.TB, bin string, natsURLs []string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: bin}
 	c.args = append([]string{"--nats:hosts", strings.Join(natsURLs, ",")}, fastMembership...)
@@ -154,6 +154,34 @@ func newExternalCluster(t *testing.T, bin string, natsURLs []string) *cluster {
 // ready.
 func (c *cluster) start(extra ...string) *cnode {
 	c.t.Helper()
+	n, wait := c.launch(extra...)
+	wait()
+	return n
+}
+
+// startTogether starts the next len(extras) nodes at once (node k with
+// extras[k] after the cluster's args) and waits until each is ready: nodes
+// that cannot be ready alone, such as the servers of an R3 JetStream
+// cluster (a node's store waits for a quorum), start this way.
+func (c *cluster) startTogether(extras ...[]string) []*cnode {
+	c.t.Helper()
+	var out []*cnode
+	var waits []func()
+	for _, extra := range extras {
+		n, wait := c.launch(extra...)
+		out = append(out, n)
+		waits = append(waits, wait)
+	}
+	for _, wait := range waits {
+		wait()
+	}
+	return out
+}
+
+// launch is start that returns at once, with the func that waits until the
+// node is ready (on the test goroutine).
+func (c *cluster) launch(extra ...string) (*cnode, func()) {
+	c.t.Helper()
 	i := len(c.nodes)
 	args := append([]string{"--channel:host", "127.0.0.1"}, c.args...)
 	args = append(args, extra...)
@@ -164,8 +192,7 @@ func (c *cluster) start(extra ...string) *cnode {
 	n := &cnode{proc: newProc(c.t, nodeConfig{Args: args, Env: c.env}), Name: fmt.Sprintf("n%d", i)}
 	c.nodes = append(c.nodes, n)
 	n.started = time.Now()
-	n.startBin(c.bin)
-	return n
+	return n, n.launch(c.bin)
 }
 
 // startN starts n nodes and waits until they all list each other.
@@ -302,7 +329,9 @@ type createResult struct {
 	Via    string
 	Status int   // 0 when the request failed
 	Err    error // transport error or a non-201 answer
-	Done   bool  // the request was made
+	// Answered is when the (last) answer came.
+	Answered time.Time
+	Done     bool // the request was made
 	// Unsettled: with retry504, still 504 when the timer came too close
 	// to its due time to send it again: it may or may not be stored.
 	Unsettled bool
@@ -456,7 +485,7 @@ func runLoad(t testing.TB, ents *entries, tag string, total, workers int, mk fun
 					r, err = n.try(http.MethodPost, "/timer", b, "x-timer-id", id)
 					exists = err == nil && r.Status == http.StatusConflict
 				}
-				res := createResult{ID: id, Due: due, Via: n.Name, Status: r.Status, Done: true}
+				res := createResult{ID: id, Due: due, Via: n.Name, Status: r.Status, Done: true, Answered: time.Now()}
 				switch {
 				case err != nil:
 					res.Err = err

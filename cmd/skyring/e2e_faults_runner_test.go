@@ -101,6 +101,14 @@ type faultScenario struct {
 	Nodes    int              // nodes started (and converged) before the load
 	Slots    int              // channel-port slots; default Nodes (more for nodes a fault starts)
 	NodeArgs map[int][]string // extra `skyring run` args of node i (n<i>)
+	// Args are extra `skyring run` args of every node, before NodeArgs
+	// (those a fault starts too): e.g. the storage backend, to run the
+	// scenarios on another one (see withBackend).
+	Args []string
+	// Together starts the first Nodes nodes at once and then waits for
+	// each: nodes that cannot be ready alone (an R3 JetStream store waits
+	// for a quorum of servers) need it.
+	Together bool
 	Race     bool             // run the race-built binary; default heavyBin (see there)
 	Timers   int              // timers created
 	Spread   time.Duration    // the creates are paced evenly over this long
@@ -208,9 +216,18 @@ func runFaults(t *testing.T, sc faultScenario) (*faultRun, faultReport) {
 		offsets: map[string]time.Duration{},
 	}
 	r.c = newEmbeddedCluster(t, bin, sc.Slots)
+	r.c.args = append(r.c.args, sc.Args...)
 	var nodes []*cnode
-	for i := range sc.Nodes {
-		nodes = append(nodes, r.startNode(sc.NodeArgs[i]...))
+	if sc.Together {
+		var extras [][]string
+		for i := range sc.Nodes {
+			extras = append(extras, sc.NodeArgs[i])
+		}
+		nodes = r.startNodesTogether(extras...)
+	} else {
+		for i := range sc.Nodes {
+			nodes = append(nodes, r.startNode(sc.NodeArgs[i]...))
+		}
 	}
 	d := r.c.waitConverged(nodes, convergeWait)
 	t.Logf("%d nodes converged %v after the last one was ready", sc.Nodes, d.Round(time.Millisecond))
@@ -282,6 +299,26 @@ func (r *faultRun) startNode(extra ...string) *cnode {
 		r.mu.Unlock()
 	}
 	return n
+}
+
+// startNodesTogether starts the next nodes at once (cluster.startTogether),
+// node k with extras[k].
+func (r *faultRun) startNodesTogether(extras ...[]string) []*cnode {
+	r.t.Helper()
+	ns := r.c.startTogether(extras...)
+	r.mu.Lock()
+	r.nodes = append(r.nodes, ns...)
+	r.mu.Unlock()
+	for k, n := range ns {
+		if v, ok := flagValue(extras[k], "debug:clock-offset"); ok {
+			d, err := time.ParseDuration(v)
+			require.NoError(r.t, err)
+			r.mu.Lock()
+			r.offsets[n.Name] = d
+			r.mu.Unlock()
+		}
+	}
+	return ns
 }
 
 // node returns n<i>.

@@ -37,7 +37,11 @@ func smallLoad(sc faultScenario) faultScenario {
 // restarted on its data directory once the others dropped it.
 func TestFaultKill9(t *testing.T) {
 	skipShortFault(t)
-	runFaults(t, smallLoad(faultScenario{
+	runFaults(t, scenarioKill9())
+}
+
+func scenarioKill9() faultScenario {
+	return smallLoad(faultScenario{
 		Nodes: 3,
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "kill -9 n2", Do: kill9(2)},
@@ -45,21 +49,25 @@ func TestFaultKill9(t *testing.T) {
 			{Name: "restart n2", Do: restart(2)},
 			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
 		},
-	}))
+	})
 }
 
 // SIGTERM of one of three nodes (it hands its timers to the others and
 // exits 0), restarted a moment later (the others hand them back).
 func TestFaultSIGTERM(t *testing.T) {
 	skipShortFault(t)
-	runFaults(t, smallLoad(faultScenario{
+	runFaults(t, scenarioSIGTERM())
+}
+
+func scenarioSIGTERM() faultScenario {
+	return smallLoad(faultScenario{
 		Nodes: 3,
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "SIGTERM n2", Do: sigterm(2)},
 			{At: 3 * time.Second, Name: "restart n2", Do: restart(2)},
 			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
 		},
-	}))
+	})
 }
 
 // SIGSTOP of one of three nodes for longer than --member:timeout (the
@@ -68,13 +76,17 @@ func TestFaultSIGTERM(t *testing.T) {
 // meanwhile, late.
 func TestFaultSIGSTOPPastMemberTimeout(t *testing.T) {
 	skipShortFault(t)
-	runFaults(t, smallLoad(faultScenario{
+	runFaults(t, scenarioSIGSTOPPastMemberTimeout())
+}
+
+func scenarioSIGSTOPPastMemberTimeout() faultScenario {
+	return smallLoad(faultScenario{
 		Nodes: 3,
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "SIGSTOP n2 for 4.5s (member timeout 3s), then SIGCONT", Do: pause(2, 4500*time.Millisecond)},
 			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
 		},
-	}))
+	})
 }
 
 // SIGSTOP of one of three nodes for longer than the relay timeout (5s)
@@ -113,13 +125,17 @@ func TestFaultSIGSTOPPastRelayTimeoutThenKill(t *testing.T) {
 // drop it (they see its new start time: a restart).
 func TestFaultKill9RestartWithinMemberTimeout(t *testing.T) {
 	skipShortFault(t)
-	runFaults(t, smallLoad(faultScenario{
+	runFaults(t, scenarioKill9RestartWithinMemberTimeout())
+}
+
+func scenarioKill9RestartWithinMemberTimeout() faultScenario {
+	return smallLoad(faultScenario{
 		Nodes: 3,
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "kill -9 n2 and restart it at once", Do: killRestart(2)},
 			{Name: "three members", Do: awaitMembers(0, 1, 2)},
 		},
-	}))
+	})
 }
 
 // SIGTERM of one of three nodes, restarted at once: it hands its timers

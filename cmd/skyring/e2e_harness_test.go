@@ -220,6 +220,16 @@ func (p *proc) start() { p.startBin(skyringBin) }
 // startBin starts a new life of p from bin and waits until it is ready.
 func (p *proc) startBin(bin string) {
 	p.t.Helper()
+	p.launch(bin)()
+}
+
+// launch starts a new life of p from bin and returns at once; the func it
+// returns waits until that life is ready (or fails the test), and must be
+// called on the test goroutine. Nodes that cannot be ready alone (an R3
+// JetStream store waits for a quorum of servers) are launched together and
+// then waited for.
+func (p *proc) launch(bin string) (wait func()) {
+	p.t.Helper()
 	p.mu.Lock()
 	if p.cmd != nil && !p.isExited() {
 		p.mu.Unlock()
@@ -254,8 +264,17 @@ func (p *proc) startBin(bin string) {
 		p.mu.Unlock()
 		close(exited)
 	}()
+	launched := time.Now()
+	return func() {
+		p.t.Helper()
+		p.awaitReady(readyc, exited, launched)
+	}
+}
 
-	deadline := time.NewTimer(readyTimeout)
+// awaitReady waits for the ready line of the life launched at launched.
+func (p *proc) awaitReady(readyc chan map[string]string, exited chan struct{}, launched time.Time) {
+	p.t.Helper()
+	deadline := time.NewTimer(time.Until(launched.Add(readyTimeout)))
 	defer deadline.Stop()
 	select {
 	case attrs := <-readyc:
