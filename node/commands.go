@@ -57,8 +57,15 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 		return skyring.TooManyTimersError(max)
 	}
 	if err := n.index.reserve(ctx, t.ID); err != nil {
-		if !errors.Is(err, skyring.ErrTimerExists) || !n.sharedMode() || !n.phantom(ctx, t.ID) {
+		if !errors.Is(err, skyring.ErrTimerExists) || !n.sharedMode() {
 			return err
+		}
+		took, err := n.phantom(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if !took {
+			return skyring.ErrTimerExists
 		}
 		// A create whose write was not confirmed and did not land: this
 		// one takes its place.
@@ -85,13 +92,20 @@ func (n *Node) createLocal(ctx context.Context, t *skyring.Timer) error {
 
 // phantom reports, in shared-store mode, whether the armed timer id is one
 // whose create was not confirmed and did not land: nothing is stored under
-// it. It takes such an id out of the wheel, reserved for the caller.
-func (n *Node) phantom(ctx context.Context, id string) bool {
-	if _, err := n.store.Get(ctx, id); !errors.Is(err, skyring.ErrTimerNotFound) {
-		return false
+// it. It takes such an id out of the wheel, reserved for the caller. When
+// the store cannot say (it is unavailable), it fails with the storage
+// fault: a 409 there would tell the client that a create stored what may
+// never have landed.
+func (n *Node) phantom(ctx context.Context, id string) (bool, error) {
+	_, err := n.store.Get(ctx, id)
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, skyring.ErrTimerNotFound):
+		return false, fmt.Errorf("node: reading timer %s to see whether its create landed: %w", id, n.storageFault("create", err))
 	}
-	_, err := n.index.claim(id)
-	return err == nil
+	_, err = n.index.claim(id)
+	return err == nil, nil
 }
 
 // Update replaces a pending timer's body; its timeout counts again from

@@ -176,12 +176,8 @@ func (m *membership) owner(id string) string {
 		return m.self
 	}
 	r := m.view.Ring()
-	if lr := m.leaving.Load(); lr != nil {
-		if v := m.view.Version(); lr.version != v {
-			lr = &leaveRing{version: v, ring: ringWithout(r, m.self, m.vnodes)}
-			m.leaving.Store(lr)
-		}
-		r = lr.ring
+	if lr := m.leaveRing(); lr != nil {
+		r = lr
 	}
 	owner, ok := r.Owner(id)
 	if !ok {
@@ -193,11 +189,24 @@ func (m *membership) owner(id string) string {
 // ringChecksum is the checksum of the ring owner() answers by: the view's,
 // or, once the node leaves, the view's without this node.
 func (m *membership) ringChecksum() uint64 {
-	if lr := m.leaving.Load(); lr != nil {
-		m.owner("") // rebuilds the leave ring if the view changed
-		return m.leaving.Load().ring.Checksum()
+	if lr := m.leaveRing(); lr != nil {
+		return lr.Checksum()
 	}
 	return m.view.Ring().Checksum()
+}
+
+// leaveRing returns the ring without this node, rebuilt if the view
+// changed since, or nil while the node has not left.
+func (m *membership) leaveRing() *ring.Ring {
+	lr := m.leaving.Load()
+	if lr == nil {
+		return nil
+	}
+	if v := m.view.Version(); lr.version != v {
+		lr = &leaveRing{version: v, ring: ringWithout(m.view.Ring(), m.self, m.vnodes)}
+		m.leaving.Store(lr)
+	}
+	return lr.ring
 }
 
 // agrees reports whether a hand-off chosen by the ring with checksum sum
