@@ -27,14 +27,18 @@ start() { # config
 stop() { for p in "${pids[@]}"; do kill -TERM $p; done; for p in "${pids[@]}"; do wait $p; done; rm -rf "${dirs[@]}"; }
 urls() { if [ "$1" = r3 ]; then echo "--url http://127.0.0.1:7301 --url http://127.0.0.1:7302 --url http://127.0.0.1:7303"; else echo "--url http://127.0.0.1:7301"; fi; }
 measure() { # config
+  # Memory first, on a fresh node (or nodes): RSS grown by earlier runs would
+  # hide what the pending timers take.
   start "$1" || { stop; return; }
   local u; u=$(urls "$1")
-  "$bin" bench $u --mode create -c 64 -d 8s --cleanup 2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); print('$1 create', round(d['create_per_sec']), 'p99_ms', d['latency_ms']['p99'], 'errors', d['create_errors'])" >> "$out"
-  "$bin" bench $u --mode instant -n 10000 --lead 6s 2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); l=d['lateness_ms']; print('$1 instant p50_ms', l['p50'], 'p99_ms', l['p99'], 'missing', d['missing'], 'dup', d['duplicates'], 'early', d['early'])" >> "$out"
   local before; before=$(rss)
   "$bin" bench $u --mode create -n 100000 -c 64 --timeout 1h 2>/dev/null | tail -1 >/dev/null
   sleep 2; local after; after=$(rss)
   echo "$1 memory_bytes_per_pending $(( (after - before) * 1024 / 100000 )) (rss_kb $before -> $after)" >> "$out"
+  stop
+  start "$1" || { stop; return; }
+  "$bin" bench $u --mode create -c 64 -d 8s --cleanup 2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); print('$1 create', round(d['create_per_sec']), 'p99_ms', d['latency_ms']['p99'], 'errors', d['create_errors'])" >> "$out"
+  "$bin" bench $u --mode instant -n 10000 --lead 6s 2>/dev/null | tail -1 | python3 -c "import json,sys; d=json.load(sys.stdin); l=d['lateness_ms']; print('$1 instant p50_ms', l['p50'], 'p99_ms', l['p99'], 'missing', d['missing'], 'dup', d['duplicates'], 'early', d['early'])" >> "$out"
   stop
 }
 for r in $(seq "$rounds"); do
