@@ -101,7 +101,14 @@ func scenarioSIGSTOPPastMemberTimeout() faultScenario {
 // as a new timer and delivered it again (8 to 19 duplicates a run).
 func TestFaultSIGSTOPPastRelayTimeoutThenKill(t *testing.T) {
 	skipShortFault(t)
-	_, rep := runFaults(t, faultScenario{
+	_, rep := runFaults(t, scenarioSIGSTOPPastRelayTimeoutThenKill())
+	if rep.Retried == 0 {
+		t.Errorf("no create was sent again after a 504: the scenario proved nothing")
+	}
+}
+
+func scenarioSIGSTOPPastRelayTimeoutThenKill() faultScenario {
+	return faultScenario{
 		Nodes:  3,
 		Timers: 300,
 		Spread: 2500 * time.Millisecond,
@@ -115,9 +122,6 @@ func TestFaultSIGSTOPPastRelayTimeoutThenKill(t *testing.T) {
 			{Name: "restart n2", Do: restart(2)},
 			{Name: "three members again", Do: awaitMembers(0, 1, 2)},
 		},
-	})
-	if rep.Retried == 0 {
-		t.Errorf("no create was sent again after a 504: the scenario proved nothing")
 	}
 }
 
@@ -143,13 +147,17 @@ func scenarioKill9RestartWithinMemberTimeout() faultScenario {
 // timeout.
 func TestFaultSIGTERMRestartWithinMemberTimeout(t *testing.T) {
 	skipShortFault(t)
-	runFaults(t, smallLoad(faultScenario{
+	runFaults(t, scenarioSIGTERMRestartWithinMemberTimeout())
+}
+
+func scenarioSIGTERMRestartWithinMemberTimeout() faultScenario {
+	return smallLoad(faultScenario{
 		Nodes: 3,
 		Faults: []faultStep{
 			{At: 1500 * time.Millisecond, Name: "SIGTERM n2 and restart it at once", Do: stopRestart(2)},
 			{Name: "three members", Do: awaitMembers(0, 1, 2)},
 		},
-	}))
+	})
 }
 
 // Two of four nodes get SIGTERM at the same moment. Both must exit 0
@@ -259,8 +267,12 @@ func TestFaultSlowDiskHandoffReceiver(t *testing.T) {
 // delivered once.
 func TestFaultDroppedRelayReplies(t *testing.T) {
 	skipShortFault(t)
+	runFaults(t, scenarioDroppedRelayReplies())
+}
+
+func scenarioDroppedRelayReplies() faultScenario {
 	drop := []string{"--debug:drop-relay-replies", "0.2"}
-	runFaults(t, faultScenario{
+	return faultScenario{
 		Nodes:    3,
 		NodeArgs: map[int][]string{0: drop, 1: drop, 2: drop},
 		Timers:   300,
@@ -269,7 +281,7 @@ func TestFaultDroppedRelayReplies(t *testing.T) {
 		// create is sent again only while its timer is 2s from due.
 		Delay:   [2]time.Duration{9 * time.Second, 12 * time.Second},
 		Workers: 64,
-	})
+	}
 }
 
 // Clock skew: one of three nodes reads 30s ahead (or behind) of the
@@ -285,17 +297,23 @@ func TestFaultClockSkew(t *testing.T) {
 		offset string
 	}{{"ahead", "30s"}, {"behind", "-30s"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			runFaults(t, faultScenario{
-				Nodes:    3,
-				NodeArgs: map[int][]string{1: {"--debug:clock-offset", tc.offset}},
-				Timers:   300,
-				Spread:   2 * time.Second,
-				Delay:    [2]time.Duration{2 * time.Second, 5 * time.Second},
-				// Were timers fired 30s late (accepted by a node behind
-				// the owner), they would arrive before the check: late,
-				// not lost.
-				Slack: 40 * time.Second,
-			})
+			runFaults(t, scenarioClockSkew(tc.offset))
 		})
+	}
+}
+
+// scenarioClockSkew: node 1 reads offset (e.g. "30s", "-30s") off the
+// others' clocks.
+func scenarioClockSkew(offset string) faultScenario {
+	return faultScenario{
+		Nodes:    3,
+		NodeArgs: map[int][]string{1: {"--debug:clock-offset", offset}},
+		Timers:   300,
+		Spread:   2 * time.Second,
+		Delay:    [2]time.Duration{2 * time.Second, 5 * time.Second},
+		// Were timers fired 30s late (accepted by a node behind
+		// the owner), they would arrive before the check: late,
+		// not lost.
+		Slack: 40 * time.Second,
 	}
 }

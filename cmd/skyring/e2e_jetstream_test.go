@@ -203,6 +203,51 @@ func TestFaultJetStreamSIGTERM(t *testing.T) {
 	runFaults(t, onJetStreamR3(scenarioSIGTERM()))
 }
 
+// skipUnlessFull skips the rest of the fault matrix on jetstream unless
+// SKYRING_E2E_FULL is set: each of those scenarios runs on the default
+// backend in every run, and the four above cover the jetstream backend's
+// own paths (takeover, a stale owner, a restart, a hand-over) in CI's
+// time budget.
+func skipUnlessFull(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SKYRING_E2E_FULL") == "" {
+		t.Skip("the rest of the fault matrix on jetstream: set SKYRING_E2E_FULL=1")
+	}
+}
+
+// SIGSTOP of one of three nodes past the relay timeout, SIGCONT, then
+// kill -9 a moment later and a restart once the others dropped it.
+func TestFaultJetStreamSIGSTOPPastRelayTimeoutThenKill(t *testing.T) {
+	skipShortFault(t)
+	skipUnlessFull(t)
+	runFaults(t, onJetStreamR3(scenarioSIGSTOPPastRelayTimeoutThenKill()))
+}
+
+// SIGTERM of one of three nodes, restarted at once (within the member
+// timeout).
+func TestFaultJetStreamSIGTERMRestartWithinMemberTimeout(t *testing.T) {
+	skipShortFault(t)
+	skipUnlessFull(t)
+	runFaults(t, onJetStreamR3(scenarioSIGTERMRestartWithinMemberTimeout()))
+}
+
+// Every node drops a fifth of its replies to relayed commands: the create
+// answers 504 and is sent again with the same id.
+func TestFaultJetStreamDroppedRelayReplies(t *testing.T) {
+	skipShortFault(t)
+	skipUnlessFull(t)
+	runFaults(t, onJetStreamR3(scenarioDroppedRelayReplies()))
+}
+
+// One of three nodes reads 30s ahead of the others: no relative timer
+// arrives before its timeout has passed by the clock of the node that
+// accepted it.
+func TestFaultJetStreamClockSkew(t *testing.T) {
+	skipShortFault(t)
+	skipUnlessFull(t)
+	runFaults(t, onJetStreamR3(scenarioClockSkew("30s")))
+}
+
 // ---------------------------------------------------------------------------
 // External nats-server processes
 
