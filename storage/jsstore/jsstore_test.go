@@ -472,7 +472,7 @@ func TestUnknownOutcomeIsErrWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := runJetStream(t)
-	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{Timeout: 200 * time.Millisecond})
+	s := newStore(t, connect(t, srv.ClientURL()), jsstore.Options{Timeout: 2 * time.Second})
 	require.NoError(t, s.Put(ctx, storagetest.Timer("before", 1)))
 	srv.Shutdown()
 	srv.WaitForShutdown()
