@@ -102,7 +102,7 @@ func (n *Node) phantom(ctx context.Context, id string) (bool, error) {
 	case err == nil:
 		return false, nil
 	case !errors.Is(err, skyring.ErrTimerNotFound):
-		return false, fmt.Errorf("node: reading timer %s to see whether its create landed: %w", id, n.storageFault("create", err))
+		return false, fmt.Errorf("node: reading timer %s to see whether its create landed: %w", id, sharedFault("create", err))
 	}
 	_, err = n.index.claim(id)
 	return err == nil, nil
